@@ -1,0 +1,3 @@
+from napari_zsdenoise.cli import main
+
+raise SystemExit(main())

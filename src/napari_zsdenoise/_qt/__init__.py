@@ -1,0 +1,1 @@
+"""Qt/napari user interface; everything else in the package works without it."""

@@ -1,0 +1,256 @@
+"""The napari dock widget: pick a layer and a method, watch the result converge."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+
+from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
+from napari_zsdenoise.methods import get_method_spec, method_names
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _iterate(run: DenoiseRun):
+    """Worker body: forward the events that carry a preview, then hand back the run."""
+    for event in run:
+        if event.preview is not None:
+            yield event
+    return run
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class DenoiseWidget(Container):
+    """Dock widget running any registered method on an image layer in a worker thread.
+
+    One preview layer is updated in place while the method runs. *Stop* ends the run and
+    keeps the current estimate as a new layer; *Cancel* ends it and keeps nothing.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        from napari_zsdenoise.devices import available_devices
+
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._run: DenoiseRun | None = None
+        self._worker: Any = None
+        self._cancelled = False
+        self._preview_layer: Any = None
+        self._source: Any = None
+        self._started = 0.0
+
+        self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
+        self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
+        self.iterations_spin = SpinBox(label="iterations", min=1, max=1_000_000)
+        self.mask_ratio_spin = FloatSpinBox(label="mask ratio", min=0.05, max=0.99, step=0.05)
+        self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
+        self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
+        self.run_button = PushButton(text="Run")
+        self.stop_button = PushButton(text="Stop (keep result)", enabled=False)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress_bar = ProgressBar(label="progress", min=0, max=1000, value=0)
+        self.status_label = Label(value="")
+        self.extend(
+            [
+                self.layer_combo,
+                self.method_combo,
+                self.iterations_spin,
+                self.mask_ratio_spin,
+                self.device_combo,
+                self.seed_spin,
+                self.current_plane_check,
+                Container(widgets=[self.run_button, self.stop_button, self.cancel_button], layout="horizontal", labels=False),
+                self.progress_bar,
+                self.status_label,
+            ]
+        )
+        self.method_combo.changed.connect(self._load_preset)
+        self.run_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        self.cancel_button.changed.connect(self.cancel)
+        self._viewer.layers.events.inserted.connect(self._refresh_layers)
+        self._viewer.layers.events.removed.connect(self._refresh_layers)
+        self._load_preset(self.method_combo.value)
+
+        # Stop a running worker when the widget goes away (closed dock or viewer);
+        # the closure must not hold `self`, which Qt may already have deleted.
+        state = self._shutdown_state = {"run": None, "worker": None}
+
+        def _on_destroyed(*_: Any) -> None:
+            if state["run"] is not None:
+                state["run"].stop()
+            if state["worker"] is not None:
+                state["worker"].quit()
+
+        self.native.destroyed.connect(_on_destroyed)
+
+    # --- choices -------------------------------------------------------------------
+    def _image_layer_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        import napari
+
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, napari.layers.Image)]
+
+    def _refresh_layers(self, *_: Any) -> None:
+        self.layer_combo.reset_choices()
+
+    def _load_preset(self, name: str) -> None:
+        config = get_method_spec(name).default_config
+        self.iterations_spin.value = config.iterations
+        if hasattr(config, "mask_ratio"):
+            self.mask_ratio_spin.value = config.mask_ratio
+            self.mask_ratio_spin.enabled = True
+        else:
+            self.mask_ratio_spin.enabled = False
+
+    # --- running -------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None
+
+    def _plane_of_current_view(self, layer: Any) -> tuple[int, ...]:
+        leading = layer.data.ndim - 2
+        step = self._viewer.dims.current_step
+        world = step[len(step) - layer.data.ndim : len(step) - 2] if leading else ()
+        return tuple(int(np.clip(i, 0, n - 1)) for i, n in zip(world, layer.data.shape[:leading]))
+
+    def start(self) -> None:
+        """Start denoising the selected layer with the chosen settings."""
+        if self.is_running:
+            return
+        layer = self.layer_combo.value
+        if layer is None:
+            self.status_label.value = "Add or select an image layer first."
+            return
+        if getattr(layer, "multiscale", False) or getattr(layer, "rgb", False):
+            self.status_label.value = "Multiscale and RGB layers are not supported; use a single-scale grayscale layer."
+            return
+        spec = get_method_spec(self.method_combo.value)
+        overrides: dict[str, Any] = {"iterations": int(self.iterations_spin.value)}
+        if hasattr(spec.default_config, "mask_ratio"):
+            overrides["mask_ratio"] = float(self.mask_ratio_spin.value)
+        plane = self._plane_of_current_view(layer) if self.current_plane_check.value and layer.data.ndim > 2 else None
+        try:
+            run = DenoiseRun(
+                layer.data,
+                spec.name,
+                device=self.device_combo.value,
+                seed=int(self.seed_spin.value),
+                plane=plane,
+                preview_every=0,
+                preview_interval=0.25,
+                **overrides,
+            )
+        except (ValueError, TypeError) as exc:
+            self.status_label.value = f"Cannot run: {exc}"
+            return
+        from napari.qt.threading import thread_worker
+
+        self._run, self._source, self._cancelled = run, layer, False
+        self._single_plane = plane is not None
+        self._preview_layer = None
+        self._started = time.perf_counter()
+        worker = thread_worker(_iterate, start_thread=False)(run)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._shutdown_state.update(run=run, worker=worker)
+        self._set_running(True)
+        self.progress_bar.value = 0
+        self.status_label.value = f"Starting {spec.name} on {run.device}…"
+        worker.start()
+
+    def stop(self) -> None:
+        """End the run after the current iteration and keep the current estimate."""
+        if self._run is not None:
+            self.status_label.value = "Stopping…"
+            self._run.stop()
+
+    def cancel(self) -> None:
+        """End the run and discard everything it computed."""
+        if self._run is not None:
+            self._cancelled = True
+            self.status_label.value = "Cancelling…"
+            self._run.stop()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.stop_button.enabled = running
+        self.cancel_button.enabled = running
+
+    # --- worker callbacks (main thread) ----------------------------------------------
+    def _layer_geometry(self) -> dict[str, Any]:
+        source = self._source
+        dims = 2 if self._single_plane else source.ndim
+        return {"scale": tuple(source.scale)[-dims:], "translate": tuple(source.translate)[-dims:]}
+
+    def _on_event(self, event: ProgressEvent) -> None:
+        if self._cancelled:
+            return
+        if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
+            initial = event.preview if self._single_plane or not event.plane_index else np.array(self._source.data, dtype=np.float32)
+            self._preview_layer = self._viewer.add_image(
+                initial,
+                name=f"{self._source.name} [preview]",
+                contrast_limits=tuple(self._source.contrast_limits),
+                colormap=self._source.colormap,
+                **self._layer_geometry(),
+            )
+        if self._single_plane or not event.plane_index:
+            self._preview_layer.data = event.preview
+        else:
+            self._preview_layer.data[event.plane_index] = event.preview
+            self._preview_layer.refresh()
+        self.progress_bar.value = int(round(1000 * event.fraction_done))
+        plane = f"plane {event.plane + 1}/{event.n_planes} · " if event.n_planes > 1 else ""
+        self.status_label.value = (
+            f"{plane}{event.iteration}/{event.total} it · loss {event.loss:.3g} · "
+            f"{_format_seconds(event.elapsed)} elapsed · ETA {_format_seconds(event.eta_seconds)}"
+        )
+
+    def _remove_preview(self) -> None:
+        if self._preview_layer is not None and self._preview_layer in self._viewer.layers:
+            self._viewer.layers.remove(self._preview_layer)
+        self._preview_layer = None
+
+    def _on_returned(self, run: DenoiseRun) -> None:
+        self._remove_preview()
+        if self._cancelled or run.result is None:
+            self.status_label.value = "Cancelled; nothing was kept."
+            return
+        source = self._source
+        metadata = {**run.metadata, "source_layer": source.name}
+        name = f"{source.name}_{run.spec.name}"
+        self._viewer.add_image(
+            run.result,
+            name=name,
+            contrast_limits=tuple(source.contrast_limits),
+            colormap=source.colormap,
+            metadata={"napari_zsdenoise": metadata},
+            **self._layer_geometry(),
+        )
+        self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
+        state = "stopped early, kept" if run.stopped_early else "done"
+        self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
+
+    def _on_errored(self, exc: Exception) -> None:
+        self._remove_preview()
+        self.status_label.value = f"Failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._run = None
+        self._shutdown_state.update(run=None, worker=None)
+        self._set_running(False)

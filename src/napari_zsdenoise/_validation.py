@@ -1,0 +1,55 @@
+"""Input checks that run before any torch work, so errors name the real problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def check_image_array(image: Any, *, min_size: int = 1) -> tuple[int, ...]:
+    """Validate the shape and dtype of an image-like array and return its shape.
+
+    The last two axes are taken as Y, X; any leading axes are planes (z, t, ...).
+
+    Raises
+    ------
+    TypeError
+        If ``image`` has no shape/dtype, or its dtype is complex, boolean or not numeric.
+    ValueError
+        If it has fewer than 2 dimensions, no pixels, or planes smaller than ``min_size``.
+    """
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        try:
+            image = np.asarray(image)
+        except Exception as exc:  # noqa: BLE001 - anything unconvertible is a type problem
+            raise TypeError(f"expected an array-like image, got {type(image).__name__}") from exc
+    dtype = np.dtype(image.dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"complex images are not supported (dtype {dtype}); pass the magnitude or real part")
+    if dtype == np.bool_:
+        raise TypeError("boolean images (masks) cannot be denoised; convert to a numeric intensity image")
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise TypeError(f"image dtype {dtype} is not a real numeric type")
+    shape = tuple(int(s) for s in image.shape)
+    if len(shape) < 2:
+        raise ValueError(f"image must have at least 2 dimensions (…, Y, X); got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"image is empty (shape {shape})")
+    height, width = shape[-2:]
+    if height < min_size or width < min_size:
+        raise ValueError(
+            f"image planes are {height}x{width} pixels; this method needs at least {min_size}x{min_size}"
+        )
+    return shape
+
+
+def check_finite(plane: np.ndarray, *, where: str = "image") -> None:
+    """Raise ValueError if ``plane`` holds NaN or infinite values."""
+    if np.issubdtype(plane.dtype, np.floating):
+        bad = ~np.isfinite(plane)
+        count = int(bad.sum())
+        if count:
+            raise ValueError(
+                f"{where} contains {count} NaN or infinite value(s); replace them (e.g. with np.nan_to_num) first"
+            )

@@ -1,0 +1,134 @@
+"""Benchmark on folders of noisy/clean pairs, scored as the denoising papers do.
+
+Protocol: images scaled to [0, 1] by their integer type's maximum (8-bit: /255), the
+denoised output clipped to [0, 1], PSNR and SSIM with ``data_range=1``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_zsdenoise.io import READABLE_SUFFIXES, read_image
+
+
+@dataclass(frozen=True)
+class PairScore:
+    name: str
+    psnr: float
+    ssim: float
+    noisy_psnr: float
+    noisy_ssim: float
+    seconds: float
+
+
+def to_unit_range(image: np.ndarray) -> np.ndarray:
+    """Scale integer images by their dtype's maximum; leave float images as they are."""
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.float64) / np.iinfo(image.dtype).max
+    return image.astype(np.float64)
+
+
+def centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None:
+        return image
+    height, width = image.shape[-2:]
+    if size > min(height, width):
+        raise ValueError(f"crop {size} is larger than the image ({height}x{width})")
+    top, left = (height - size) // 2, (width - size) // 2
+    return image[..., top : top + size, left : left + size]
+
+
+def score(estimate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of ``estimate`` clipped to [0, 1] against ``reference``."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    estimate = np.clip(estimate, 0.0, 1.0)
+    return (
+        float(peak_signal_noise_ratio(reference, estimate, data_range=1.0)),
+        float(structural_similarity(reference, estimate, data_range=1.0)),
+    )
+
+
+def find_pairs(pairs_dir: str | Path, pattern: str = "*") -> list[tuple[Path, Path]]:
+    """Matching ``raw/NAME`` and ``gt/NAME`` files, sorted by name."""
+    root = Path(pairs_dir)
+    raw_dir, gt_dir = root / "raw", root / "gt"
+    if not raw_dir.is_dir() or not gt_dir.is_dir():
+        raise FileNotFoundError(f"{root} must contain raw/ and gt/ folders")
+    pairs = []
+    for raw in sorted(raw_dir.iterdir()):
+        if raw.suffix.lower() in READABLE_SUFFIXES and fnmatch.fnmatch(raw.name, pattern):
+            clean = gt_dir / raw.name
+            if clean.is_file():
+                pairs.append((raw, clean))
+    if not pairs:
+        raise FileNotFoundError(f"no raw/gt pairs matching {pattern!r} in {root}")
+    return pairs
+
+
+def run_benchmark(
+    pairs_dir: str | Path,
+    method: str,
+    *,
+    pattern: str = "*",
+    limit: int | None = None,
+    crop: int | None = None,
+    denoise_kwargs: dict[str, Any] | None = None,
+    on_score: Callable[[PairScore], None] | None = None,
+) -> dict[str, Any]:
+    """Denoise every pair's noisy image and score it; returns a JSON-ready summary."""
+    from napari_zsdenoise.engine import DenoiseRun
+
+    pairs = find_pairs(pairs_dir, pattern)[:limit]
+    scores: list[PairScore] = []
+    metadata: dict[str, Any] = {}
+    for raw_path, gt_path in pairs:
+        noisy = centre_crop(to_unit_range(read_image(raw_path)), crop)
+        clean = centre_crop(to_unit_range(read_image(gt_path)), crop)
+        start = time.perf_counter()
+        run = DenoiseRun(noisy, method, preview_every=0, preview_interval=0, **(denoise_kwargs or {}))
+        for _ in run:
+            pass
+        seconds = time.perf_counter() - start
+        metadata = run.metadata
+        psnr, ssim = score(run.result, clean)
+        noisy_psnr, noisy_ssim = score(noisy, clean)
+        entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds)
+        scores.append(entry)
+        if on_score is not None:
+            on_score(entry)
+
+    def mean(key: str) -> float:
+        return float(np.mean([getattr(s, key) for s in scores]))
+
+    return {
+        "method": method,
+        "pairs_dir": str(pairs_dir),
+        "pattern": pattern,
+        "crop": crop,
+        "count": len(scores),
+        "device": metadata.get("device"),
+        "parameters": metadata.get("parameters"),
+        "weights": metadata.get("weights"),
+        "mean_psnr": mean("psnr"),
+        "mean_ssim": mean("ssim"),
+        "mean_noisy_psnr": mean("noisy_psnr"),
+        "mean_noisy_ssim": mean("noisy_ssim"),
+        "mean_seconds": mean("seconds"),
+        "images": [asdict(s) for s in scores],
+    }
+
+
+def iter_lines(summary: dict[str, Any]) -> Iterator[str]:
+    yield (
+        f"mean over {summary['count']} image(s): PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.3f} "
+        f"(noisy {summary['mean_noisy_psnr']:.2f} dB / {summary['mean_noisy_ssim']:.3f}), "
+        f"{summary['mean_seconds']:.1f} s per image on {summary['device']}"
+    )

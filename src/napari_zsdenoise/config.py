@@ -1,0 +1,79 @@
+"""Typed, validated settings for each denoising method (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}; got {value}")
+
+
+@dataclass(frozen=True)
+class MPIConfig:
+    """Settings of MPI iterative filling (Ma et al., NeurIPS 2024, Algorithm 1).
+
+    Attributes
+    ----------
+    iterations : int
+        Optimisation steps per image plane.
+    ema_beta : float
+        Weight of the running ensemble in the masked EMA (Eq. 8); closer to 1 averages
+        over more iterations.
+    mask_ratio : float
+        Fraction ``p`` of pixels hidden from the network at each step (and the only
+        pixels the loss and the ensemble use). 0.85 is the authors' fluorescence
+        setting; 0.3 their setting for pixel-independent synthetic noise.
+    learning_rate : float
+        Adam step size during filling (Adam's betas stay at torch's defaults, as in the
+        authors' code; they are unrelated to ``ema_beta``).
+    shuffle_factor : int
+        Pixel-shuffle factor ``d``: the plane is split into ``d*d`` sub-images that are
+        denoised as one batch. 1 (off) unless the noise is spatially correlated.
+    weights : str | Path | None
+        Checkpoint to start from; None starts from random initialisation.
+    width, scales : int
+        Hourglass feature channels per scale and number of scales.
+    """
+
+    iterations: int = 1000
+    ema_beta: float = 0.99
+    mask_ratio: float = 0.85
+    learning_rate: float = 2e-3
+    shuffle_factor: int = 1
+    weights: str | Path | None = None
+    width: int = 64
+    scales: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "shuffle_factor", "width", "scales"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int; got {value!r}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1; got {self.iterations}")
+        if not 1 <= self.shuffle_factor <= 8:
+            raise ValueError(f"shuffle_factor must be in [1, 8]; got {self.shuffle_factor}")
+        if self.width < 1 or not 1 <= self.scales <= 8:
+            raise ValueError("width must be >= 1 and scales in [1, 8]")
+        _check_range("ema_beta", self.ema_beta, 0.0, 1.0, high_open=True)
+        _check_range("mask_ratio", self.mask_ratio, 0.0, 1.0, low_open=True, high_open=True)
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        if self.weights is not None and not isinstance(self.weights, (str, Path)):
+            raise TypeError(f"weights must be a path or None; got {self.weights!r}")
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane height/width in pixels this configuration accepts."""
+        return (2**self.scales + 1) * self.shuffle_factor
+
+
+def config_field_names(config_type: type) -> list[str]:
+    """Names of the settings a config dataclass accepts."""
+    return [f.name for f in fields(config_type)]

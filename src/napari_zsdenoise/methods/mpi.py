@@ -1,0 +1,116 @@
+"""MPI iterative filling (Ma et al., "Masked Pre-training Enables Universal Zero-shot
+Denoiser", NeurIPS 2024, Algorithm 1 and Eq. 8).
+
+Each step hides a random fraction ``p`` of pixels, asks the hourglass network to fill
+the whole plane from the rest, trains it on the hidden pixels only, and folds its
+predictions *at the hidden pixels* into an exponential moving average that started at
+the noisy plane. The masked EMA is both the live preview and the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_zsdenoise.config import MPIConfig
+from napari_zsdenoise.networks.checkpoints import load_hourglass
+from napari_zsdenoise.networks.hourglass import SkipHourglass
+
+
+def masked_ema_update(ema: torch.Tensor, prediction: torch.Tensor, hidden: torch.Tensor, beta: float) -> torch.Tensor:
+    """Eq. 8: blend ``prediction`` into ``ema`` where ``hidden`` is True, keep ``ema`` elsewhere."""
+    return torch.where(hidden, beta * ema + (1.0 - beta) * prediction, ema)
+
+
+def split_subimages(plane: torch.Tensor, factor: int) -> torch.Tensor:
+    """(1, C, H, W) -> (factor**2, C, H/factor, W/factor): one sub-image per pixel phase."""
+    if factor == 1:
+        return plane
+    _, channels, height, width = plane.shape
+    phases = plane.reshape(channels, height // factor, factor, width // factor, factor)
+    return phases.permute(2, 4, 0, 1, 3).reshape(factor * factor, channels, height // factor, width // factor)
+
+
+def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
+    """Inverse of :func:`split_subimages`."""
+    if factor == 1:
+        return subimages
+    _, channels, height, width = subimages.shape
+    phases = subimages.reshape(factor, factor, channels, height, width)
+    return phases.permute(2, 3, 0, 4, 1).reshape(1, channels, height * factor, width * factor)
+
+
+class MPIMethod:
+    """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
+
+    def __init__(self, config: MPIConfig) -> None:
+        self.config = config
+        self.iterations_done = 0
+        self._weights_info: dict[str, Any] = {"source": "random initialisation"}
+
+    def _build_network(self, seed: int) -> SkipHourglass:
+        if self.config.weights is None:
+            # Initialise on the CPU from a private RNG so runs are reproducible and the
+            # caller's global torch RNG is left untouched.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
+        network, info = load_hourglass(self.config.weights)
+        if (network.image_channels, network.mask_channels) != (1, 1):
+            raise ValueError(
+                f"weights {self.config.weights} expect {network.image_channels} image channel(s); "
+                "grayscale planes need a 1-channel checkpoint"
+            )
+        self._weights_info = {"source": "checkpoint", **info}
+        return network
+
+    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
+        factor = self.config.shuffle_factor
+        height, width = image.shape
+        self._height, self._width = height, width
+        self._device = device
+        plane = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+        pad_bottom, pad_right = (-height) % factor, (-width) % factor
+        if pad_bottom or pad_right:
+            plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
+        self._noisy = split_subimages(plane, factor)
+        self._ema = self._noisy.clone()  # the ensemble starts at the noisy image (authors' code)
+        self.network = self._build_network(seed).to(device)
+        # BatchNorm stays in training mode throughout, as in the authors' filling code.
+        self.network.train()
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        self._generator = torch.Generator(device=device)
+        self._generator.manual_seed(seed)
+        self.iterations_done = 0
+
+    def draw_keep_mask(self) -> torch.Tensor:
+        """Bernoulli keep-mask: 1 where the network sees the pixel, 0 (prob. mask_ratio) where hidden."""
+        noise = torch.rand(self._noisy.shape, generator=self._generator, device=self._device)
+        return (noise >= self.config.mask_ratio).to(self._noisy.dtype)
+
+    def step(self) -> float:
+        keep = self.draw_keep_mask()
+        prediction = self.network(self._noisy * keep, keep)
+        hidden = keep == 0
+        with torch.no_grad():
+            # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
+            self._ema = masked_ema_update(self._ema, prediction.detach(), hidden, self.config.ema_beta)
+        loss = torch.mean(((prediction - self._noisy) * (1 - keep)) ** 2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iterations_done += 1
+        return float(loss.detach())
+
+    def preview(self) -> np.ndarray:
+        merged = merge_subimages(self._ema, self.config.shuffle_factor)
+        return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
+
+    def result(self) -> np.ndarray:
+        return self.preview()
+
+    def provenance(self) -> dict[str, Any]:
+        return {"weights": dict(self._weights_info), "iterations_done": self.iterations_done}

@@ -1,0 +1,53 @@
+"""Robust, exactly invertible intensity scaling between the user's units and [0, 1]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IntensityScaling:
+    """Affine map ``normalized = (raw - offset) / scale``.
+
+    ``offset`` and ``scale`` are in the input's intensity units.
+    """
+
+    offset: float
+    scale: float
+
+    @classmethod
+    def fit(
+        cls,
+        image: np.ndarray,
+        *,
+        low_percentile: float = 0.1,
+        high_percentile: float = 99.9,
+        headroom: float = 0.1,
+    ) -> IntensityScaling:
+        """Map the ``low``/``high`` percentiles to ``headroom`` and ``1 - headroom``.
+
+        The margin keeps real signal (bright structures above the high percentile,
+        noise below the background) inside the open interval a sigmoid can reach.
+        """
+        if not 0 <= low_percentile < high_percentile <= 100:
+            raise ValueError("need 0 <= low_percentile < high_percentile <= 100")
+        if not 0 <= headroom < 0.5:
+            raise ValueError("headroom must be in [0, 0.5)")
+        low, high = np.percentile(np.asarray(image, dtype=np.float64), [low_percentile, high_percentile])
+        span = float(high - low)
+        if not np.isfinite(span) or span <= 0:
+            # A flat image has nothing to stretch; keep unit gain so the inverse stays exact.
+            span = max(abs(float(high)), 1.0) * (1 - 2 * headroom)
+        scale = span / (1 - 2 * headroom)
+        offset = float(low) - headroom * scale
+        return cls(offset=offset, scale=scale)
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """Return a new float32 array in normalised units."""
+        return ((np.asarray(image, dtype=np.float64) - self.offset) / self.scale).astype(np.float32)
+
+    def denormalize(self, image: np.ndarray) -> np.ndarray:
+        """Return a new float32 array in the original intensity units."""
+        return (np.asarray(image, dtype=np.float64) * self.scale + self.offset).astype(np.float32)
