@@ -123,6 +123,11 @@ class DenoiseRun:
             raise TypeError(f"seed must be an int; got {seed!r}")
         if preview_every < 0 or preview_interval < 0:
             raise ValueError("preview_every and preview_interval must be >= 0")
+        if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+            try:
+                image = np.asarray(image)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
         self.shape = check_image_array(image, min_size=getattr(self.config, "min_size", 1))
         self.image = image
         self.seed = int(seed)
@@ -186,7 +191,10 @@ class DenoiseRun:
                 continue
             scaling = IntensityScaling.fit(raw)
             method = self.spec.build(self.config)
-            method.prepare(scaling.normalize(raw), device=self.device, seed=self.seed + position)
+            # Seeding by the plane's own index makes a single-plane run reproduce that
+            # plane of a whole-stack run exactly.
+            plane_seed = self.seed + (int(np.ravel_multi_index(index, self.shape[:-2])) if index else 0)
+            method.prepare(scaling.normalize(raw), device=self.device, seed=plane_seed)
             last_preview = time.perf_counter()
             iteration = 0
             for iteration in range(1, total + 1):

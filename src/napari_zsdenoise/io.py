@@ -51,6 +51,10 @@ def write_tiff_atomic(path: str | Path, data: np.ndarray, *, metadata: dict[str,
     try:
         description = json.dumps(metadata or {}, default=str)
         tifffile.imwrite(temporary, data, description=description, metadata=None)
+        # mkstemp creates the file private (0600); give it the permissions of any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 
 def sample_folder() -> Path:
     """Where the sample TIFFs are: inside the installed package, else the source tree's top level."""
-    packaged = Path(__file__).parent / "sample_data"
+    packaged = Path(__file__).parent / "_sample_files"
     if packaged.is_dir():
         return packaged
     source_tree = Path(__file__).resolve().parents[2] / "sample_data"

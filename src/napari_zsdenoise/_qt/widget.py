@@ -85,9 +85,10 @@ class DenoiseWidget(Container):
 
         # Stop a running worker when the widget goes away (closed dock or viewer);
         # the closure must not hold `self`, which Qt may already have deleted.
-        state = self._shutdown_state = {"run": None, "worker": None}
+        state = self._shutdown_state = {"run": None, "worker": None, "closed": False}
 
         def _on_destroyed(*_: Any) -> None:
+            state["closed"] = True
             if state["run"] is not None:
                 state["run"].stop()
             if state["worker"] is not None:
@@ -191,12 +192,20 @@ class DenoiseWidget(Container):
         self.cancel_button.enabled = running
 
     # --- worker callbacks (main thread) ----------------------------------------------
+    @property
+    def _closed(self) -> bool:
+        # After the dock or viewer closed, the Qt side of this widget is gone; late
+        # signals from the finishing worker must not touch it.
+        return self._shutdown_state["closed"]
+
     def _layer_geometry(self) -> dict[str, Any]:
         source = self._source
         dims = 2 if self._single_plane else source.ndim
         return {"scale": tuple(source.scale)[-dims:], "translate": tuple(source.translate)[-dims:]}
 
     def _on_event(self, event: ProgressEvent) -> None:
+        if self._closed:
+            return
         if self._cancelled:
             return
         if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
@@ -226,6 +235,8 @@ class DenoiseWidget(Container):
         self._preview_layer = None
 
     def _on_returned(self, run: DenoiseRun) -> None:
+        if self._closed:
+            return
         self._remove_preview()
         if self._cancelled or run.result is None:
             self.status_label.value = "Cancelled; nothing was kept."
@@ -246,10 +257,14 @@ class DenoiseWidget(Container):
         self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
 
     def _on_errored(self, exc: Exception) -> None:
+        if self._closed:
+            return
         self._remove_preview()
         self.status_label.value = f"Failed: {exc}"
 
     def _on_finished(self) -> None:
+        if self._closed:
+            return
         self._worker = None
         self._run = None
         self._shutdown_state.update(run=None, worker=None)

@@ -1,0 +1,31 @@
+"""Shared fixtures. Everything runs headless on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+FMD_TEST = SHARED_DATA / "fmd-test"
+OFFICIAL_WEIGHTS = REPO_ROOT.parent / "shared" / "reference" / "mpi-official-weights"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def small_noisy(rng: np.random.Generator) -> np.ndarray:
+    """A 48x40 uint16 camera-like frame (not square, not a power of two)."""
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    clean = fluorescence_phantom((48, 40), seed=3)
+    return np.clip(np.round(poisson_gaussian_noise(clean, peak_photons=40, seed=4)), 0, None).astype(np.uint16)
+
+
+# Small networks keep the unit tests quick; the quality test uses the real size.
+TINY = {"width": 8, "scales": 3}

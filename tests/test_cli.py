@@ -1,0 +1,100 @@
+"""The `zsdenoise` command line: denoise files and folders, bench pairs, list methods."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_zsdenoise.cli import main
+from napari_zsdenoise.io import read_tiff_metadata
+
+from conftest import FMD_TEST
+
+FAST = ["--iterations", "2", "--seed", "1"]
+
+
+def test_denoise_file_round_trip(tmp_path, small_noisy, capsys):
+    source, target = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(source, small_noisy)
+    assert main(["denoise", str(source), "-o", str(target), "--method", "mpi-fast", *FAST]) == 0
+    result = tifffile.imread(target)
+    assert result.shape == small_noisy.shape and result.dtype == np.float32
+    meta = read_tiff_metadata(target)
+    assert meta["method"] == "mpi-fast" and meta["seed"] == 1 and meta["source"] == str(source)
+    assert meta["parameters"]["iterations"] == 2
+    assert "2/2 it" in capsys.readouterr().err  # progress goes to stderr
+
+    # No overwrite without --overwrite, and the existing file is left untouched.
+    before = target.read_bytes()
+    assert main(["denoise", str(source), "-o", str(target), *FAST]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert main(["denoise", str(source), "-o", str(target), "--overwrite", "-q", *FAST]) == 0
+
+
+def test_denoise_folder_of_stacks(tmp_path, small_noisy):
+    folder, out = tmp_path / "raw", tmp_path / "denoised"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", np.stack([small_noisy, small_noisy]))
+    tifffile.imwrite(folder / "b.tiff", small_noisy)
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["denoise", str(folder), "-o", str(out), "-q", *FAST]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+    assert tifffile.imread(out / "a.tif").shape == (2, *small_noisy.shape)
+
+
+def test_denoise_one_plane(tmp_path, small_noisy):
+    source, target = tmp_path / "stack.tif", tmp_path / "plane.tif"
+    tifffile.imwrite(source, np.stack([small_noisy, small_noisy]))
+    assert main(["denoise", str(source), "-o", str(target), "--plane", "1", "-q", *FAST]) == 0
+    assert tifffile.imread(target).shape == small_noisy.shape
+
+
+def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
+    source = tmp_path / "nan.tif"
+    tifffile.imwrite(source, np.full((64, 64), np.nan, dtype=np.float32))
+    assert main(["denoise", str(source), "-o", str(tmp_path / "o.tif"), *FAST]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif")]) == 2
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_methods_lists_every_preset(capsys):
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("mpi-fast ") for line in lines)
+    assert any(line.startswith("mpi ") for line in lines)
+
+
+def test_bench_on_synthetic_pairs_writes_json(tmp_path, capsys):
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "gt").mkdir()
+    for i in range(2):
+        clean = fluorescence_phantom((72, 72), seed=i)
+        noisy = poisson_gaussian_noise(clean, peak_photons=30, offset=0, seed=10 + i) / 30
+        tifffile.imwrite(tmp_path / "raw" / f"img_{i}.tif", (np.clip(noisy, 0, 1) * 255).astype(np.uint8))
+        tifffile.imwrite(tmp_path / "gt" / f"img_{i}.tif", (clean * 255).astype(np.uint8))
+    report = tmp_path / "bench.json"
+    argv = ["bench", str(tmp_path), "--method", "mpi-fast", "--crop", "64", "--json", str(report), *FAST]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "img_0" in out and "img_1" in out and "mean over 2 image(s)" in out
+    summary = json.loads(report.read_text())
+    assert summary["count"] == 2 and summary["crop"] == 64
+    assert {"mean_psnr", "mean_ssim", "mean_noisy_psnr", "mean_seconds"} <= set(summary)
+    assert all(np.isfinite(e["psnr"]) for e in summary["images"])
+
+
+@pytest.mark.skipif(not FMD_TEST.is_dir(), reason="../shared/data/fmd-test is not present")
+def test_bench_reads_the_fmd_layout(tmp_path, capsys):
+    report = tmp_path / "fmd.json"
+    argv = ["bench", str(FMD_TEST), "--pattern", "*_1.png", "--limit", "1", "--crop", "64", "--json", str(report), *FAST]
+    assert main(argv) == 0
+    summary = json.loads(report.read_text())
+    assert summary["count"] == 1
+    assert 20 < summary["mean_noisy_psnr"] < 45  # 8-bit FMD pairs scaled to [0, 1]

@@ -1,0 +1,130 @@
+"""The engine: shapes, dtypes, planes, progress events, stopping, reproducibility."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_zsdenoise import DenoiseRun, ProgressEvent, denoise, method_names
+
+from conftest import TINY
+
+
+def _run(image, **kwargs):
+    return denoise(image, "mpi-fast", iterations=kwargs.pop("iterations", 3), **{**TINY, **kwargs})
+
+
+def test_presets_are_registered():
+    assert {"mpi", "mpi-fast"} <= set(method_names())
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float16, np.float32, np.float64])
+def test_any_real_dtype_gives_float32_in_input_units(small_noisy, dtype):
+    image = small_noisy.astype(dtype)
+    before = image.copy()
+    out = _run(image)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_array_equal(image, before)  # never modified
+    # Output stays in the input's intensity range (units), not in [0, 1].
+    assert np.percentile(out, 50) == pytest.approx(np.percentile(image.astype(np.float64), 50), rel=0.3)
+
+
+def test_array_likes_are_accepted(small_noisy):
+    out = _run(small_noisy.astype(float).tolist())
+    assert out.shape == small_noisy.shape
+
+
+def test_stacks_are_processed_plane_by_plane(small_noisy):
+    stack = np.stack([small_noisy, small_noisy[::-1]]).reshape(2, 1, *small_noisy.shape)
+    run = DenoiseRun(stack, "mpi-fast", iterations=2, preview_every=1, **TINY)
+    events = list(run)
+    assert run.result.shape == stack.shape
+    assert [(e.plane, e.plane_index, e.iteration) for e in events] == [
+        (0, (0, 0), 1), (0, (0, 0), 2), (1, (1, 0), 1), (1, (1, 0), 2)
+    ]
+    assert all(e.n_planes == 2 and e.preview.shape == small_noisy.shape for e in events)
+    assert events[-1].fraction_done == 1.0
+    assert [p["iterations_done"] for p in run.metadata["planes"]] == [2, 2]
+
+
+def test_a_single_plane_can_be_chosen(small_noisy):
+    stack = np.stack([small_noisy, small_noisy // 2, small_noisy // 3])
+    full = _run(stack, iterations=2)
+    only = _run(stack, iterations=2, plane=1)
+    assert only.shape == small_noisy.shape
+    np.testing.assert_array_equal(only, full[1])  # same plane, same seed, same result
+
+
+def test_same_seed_reproduces_and_another_seed_differs(small_noisy):
+    a = _run(small_noisy, seed=5)
+    b = _run(small_noisy, seed=5)
+    c = _run(small_noisy, seed=6)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_preview_cadence_by_iteration_count(small_noisy):
+    run = DenoiseRun(small_noisy, "mpi-fast", iterations=7, preview_every=3, preview_interval=0, **TINY)
+    with_preview = [e.iteration for e in run if e.preview is not None]
+    assert with_preview == [3, 6, 7]  # and always the last one
+
+
+def test_preview_cadence_by_time(small_noisy, monkeypatch):
+    import napari_zsdenoise.engine as engine
+
+    clock = iter(np.arange(0, 100, 0.1))  # each call advances 0.1 s
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: float(next(clock)))
+    run = DenoiseRun(small_noisy, "mpi-fast", iterations=6, preview_every=0, preview_interval=0.25, **TINY)
+    events = list(run)
+    assert all(isinstance(e, ProgressEvent) for e in events)
+    flags = [e.preview is not None for e in events]
+    assert flags[-1] and 1 <= sum(flags[:-1]) <= 3
+
+
+def test_preview_is_in_input_units(small_noisy):
+    run = DenoiseRun(small_noisy, "mpi-fast", iterations=1, preview_every=1, **TINY)
+    (event,) = list(run)
+    # After one step the ensemble is mostly still the noisy image (beta = 0.9).
+    assert abs(float(np.median(event.preview)) - float(np.median(small_noisy))) < 0.2 * float(np.ptp(small_noisy))
+
+
+def test_stop_from_another_thread_keeps_the_current_estimate(small_noisy):
+    stack = np.stack([small_noisy] * 3)
+    run = DenoiseRun(stack, "mpi-fast", iterations=1000, preview_every=1, **TINY)
+    seen = []
+    for event in run:
+        seen.append(event)
+        if len(seen) == 4:
+            threading.Thread(target=run.stop).start()
+    assert run.stopped_early and run.metadata["stopped_early"]
+    assert len(seen) < 20
+    planes = run.metadata["planes"]
+    assert len(planes) == 1 and planes[0]["iterations_done"] == len(seen)
+    # Planes never reached keep the input values.
+    np.testing.assert_array_equal(run.result[1:], stack[1:].astype(np.float32))
+    assert not np.array_equal(run.result[0], stack[0].astype(np.float32))
+
+
+def test_metadata_records_provenance(small_noisy):
+    run = DenoiseRun(small_noisy, "mpi-fast", iterations=2, seed=3, device="cpu", **TINY)
+    list(run)
+    meta = run.metadata
+    assert meta["method"] == "mpi-fast"
+    assert meta["seed"] == 3 and meta["device"] == "cpu"
+    assert meta["parameters"]["iterations"] == 2 and meta["parameters"]["ema_beta"] == 0.9
+    assert meta["parameters"]["weights"] is None
+    assert meta["weights"]["source"] == "random initialisation"
+    assert meta["seconds"] > 0 and meta["version"]
+    assert meta["input_dtype"] == "uint16" and meta["input_shape"] == list(small_noisy.shape)
+
+
+def test_global_torch_rng_is_left_alone(small_noisy):
+    import torch
+
+    torch.manual_seed(99)
+    expected = torch.rand(3)
+    torch.manual_seed(99)
+    _run(small_noisy)
+    torch.testing.assert_close(torch.rand(3), expected)

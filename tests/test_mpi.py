@@ -1,0 +1,113 @@
+"""MPI building blocks: masked EMA, masks, pixel shuffle, network, one plane end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_zsdenoise.config import MPIConfig
+from napari_zsdenoise.methods.mpi import MPIMethod, masked_ema_update, merge_subimages, split_subimages
+from napari_zsdenoise.networks.hourglass import SkipHourglass
+
+from conftest import TINY
+
+
+def test_masked_ema_update_matches_a_hand_computed_case():
+    ema = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    prediction = torch.tensor([[5.0, 6.0], [7.0, 8.0]])
+    hidden = torch.tensor([[True, False], [False, True]])
+    updated = masked_ema_update(ema, prediction, hidden, beta=0.9)
+    # hidden: 0.9*1 + 0.1*5 = 1.4 and 0.9*4 + 0.1*8 = 4.4; visible pixels keep the ensemble.
+    torch.testing.assert_close(updated, torch.tensor([[1.4, 2.0], [3.0, 4.4]]))
+    torch.testing.assert_close(ema, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))  # not in place
+
+
+def _prepared(image: np.ndarray, **settings) -> MPIMethod:
+    method = MPIMethod(MPIConfig(**{**TINY, **settings}))
+    method.prepare(image.astype(np.float32), device=torch.device("cpu"), seed=7)
+    return method
+
+
+@pytest.mark.parametrize("mask_ratio", [0.85, 0.3])
+def test_masks_hide_the_requested_fraction_independently_per_pixel(mask_ratio):
+    method = _prepared(np.zeros((128, 128)), mask_ratio=mask_ratio)
+    masks = torch.stack([method.draw_keep_mask() for _ in range(20)]).float()
+    hidden_fraction = 1 - masks.mean().item()
+    assert hidden_fraction == pytest.approx(mask_ratio, abs=0.005)  # 327,680 Bernoulli draws
+    assert set(torch.unique(masks).tolist()) <= {0.0, 1.0}
+    # Neighbouring pixels are uncorrelated (pixel-wise, not patch-wise masks).
+    flat = masks[:, 0, 0]
+    correlation = np.corrcoef(flat[..., :-1].flatten().numpy(), flat[..., 1:].flatten().numpy())[0, 1]
+    assert abs(correlation) < 0.02
+    # Successive masks differ.
+    assert not torch.equal(masks[0], masks[1])
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_pixel_shuffle_split_and_merge_are_inverse(factor):
+    plane = torch.arange(1 * 1 * 12 * 18, dtype=torch.float32).reshape(1, 1, 12, 18)
+    sub = split_subimages(plane, factor)
+    assert sub.shape == (factor**2, 1, 12 // factor, 18 // factor)
+    if factor == 2:
+        torch.testing.assert_close(sub[1, 0], plane[0, 0, 0::2, 1::2])  # phase (0, 1)
+    torch.testing.assert_close(merge_subimages(sub, factor), plane)
+
+
+@pytest.mark.parametrize("shape", [(33, 33), (45, 37), (64, 96)])
+def test_hourglass_takes_any_size_and_outputs_a_sigmoid(shape):
+    torch.manual_seed(0)
+    network = SkipHourglass(1, 1, width=8, scales=5)
+    x = torch.rand(2, 1, *shape)
+    out = network(x, torch.ones_like(x))
+    assert out.shape == x.shape
+    assert float(out.min()) > 0 and float(out.max()) < 1
+
+
+def test_default_hourglass_matches_the_paper_size():
+    network = SkipHourglass(3, 1)  # the authors' 3-channel network with one shared mask channel
+    assert sum(p.numel() for p in network.parameters()) == 746_115
+    reflection = [m for m in network.modules() if isinstance(m, torch.nn.ReflectionPad2d)]
+    assert reflection, "the hourglass pads by reflection"
+
+
+def test_ensemble_starts_at_the_noisy_image_and_only_changes_at_hidden_pixels():
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40))
+    method = _prepared(image, ema_beta=0.9)
+    np.testing.assert_allclose(method.preview(), image.astype(np.float32))
+    generator_state = method._generator.get_state()
+    keep = method.draw_keep_mask()
+    method._generator.set_state(generator_state)  # step() draws the same mask again
+    method.step()
+    changed = method.preview() != image.astype(np.float32)
+    hidden = (keep[0, 0] == 0).numpy()
+    assert not np.any(changed & ~hidden)
+    assert changed[hidden].mean() > 0.99
+
+
+def test_loss_is_computed_on_hidden_pixels_only():
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+    method = _prepared(image)
+    state = method._generator.get_state()
+    keep = method.draw_keep_mask()
+    method._generator.set_state(state)
+    network_state = {k: v.clone() for k, v in method.network.state_dict().items()}
+    loss = method.step()
+    method.network.load_state_dict(network_state)
+    with torch.no_grad():
+        prediction = method.network(method._noisy * keep, keep)
+    hidden = keep == 0
+    expected = ((prediction - method._noisy)[hidden] ** 2).sum() / prediction.numel()
+    assert loss == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_shuffle_factor_handles_sizes_that_are_not_multiples():
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (41, 39))
+    method = _prepared(image, shuffle_factor=2)
+    method.step()
+    assert method.result().shape == (41, 39)
+
+
+def test_random_initialisation_is_recorded():
+    method = _prepared(np.zeros((40, 40)))
+    assert method.provenance()["weights"]["source"] == "random initialisation"

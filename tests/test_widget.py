@@ -1,0 +1,143 @@
+"""The dock widget in a real (headless, Xvfb) napari viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from napari_zsdenoise._qt.widget import DenoiseWidget  # noqa: E402
+
+from conftest import TINY  # noqa: E402
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer_proxy, qtbot, monkeypatch, small_noisy):
+    # A small network keeps the GUI tests quick; everything else is the real engine.
+    import napari_zsdenoise._qt.widget as widget_module
+
+    real_run = widget_module.DenoiseRun
+    monkeypatch.setattr(widget_module, "DenoiseRun", lambda *a, **k: real_run(*a, **{**k, **TINY}))
+    viewer = make_napari_viewer_proxy()
+    layer = viewer.add_image(small_noisy, name="cells", scale=(0.2, 0.1), translate=(5.0, 7.0))
+    widget = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.layer_combo.value = layer
+    return viewer, widget, layer
+
+
+def _names(viewer):
+    return [layer.name for layer in viewer.layers]
+
+
+def test_widget_lists_methods_and_loads_presets(viewer_and_widget):
+    _, widget, _ = viewer_and_widget
+    assert {"mpi", "mpi-fast"} <= set(widget.method_combo.choices)
+    widget.method_combo.value = "mpi"
+    assert widget.iterations_spin.value == 1000
+    widget.method_combo.value = "mpi-fast"
+    assert widget.iterations_spin.value == 200
+    assert widget.mask_ratio_spin.value == pytest.approx(0.85)
+
+
+def test_run_to_completion_updates_one_preview_and_adds_the_result(viewer_and_widget, qtbot):
+    viewer, widget, layer = viewer_and_widget
+    widget.iterations_spin.value = 6
+    widget.seed_spin.value = 4
+    inserted = []
+    viewer.layers.events.inserted.connect(lambda e: inserted.append(e.value.name))
+    previews = []
+    widget.start()
+    widget._worker.yielded.connect(lambda event: previews.append(event.iteration))
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    assert previews, "the worker sent previews to the main thread"
+    # Exactly one preview layer was ever created (updated in place), then replaced by the result.
+    assert inserted == ["cells [preview]", "cells_mpi-fast"]
+    assert _names(viewer) == ["cells", "cells_mpi-fast"]
+    result = viewer.layers["cells_mpi-fast"]
+    assert result.data.shape == layer.data.shape and result.data.dtype == np.float32
+    np.testing.assert_allclose(result.scale, layer.scale)
+    np.testing.assert_allclose(result.translate, layer.translate)
+    meta = result.metadata["napari_zsdenoise"]
+    assert meta["method"] == "mpi-fast" and meta["seed"] == 4 and meta["source_layer"] == "cells"
+    assert meta["planes"][0]["iterations_done"] == 6 and not meta["stopped_early"]
+    assert meta["device"] == "cpu" and meta["version"] and "weights" in meta
+    assert widget.run_button.enabled and not widget.stop_button.enabled
+    assert widget.progress_bar.value == widget.progress_bar.max
+
+
+def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
+    viewer, widget, layer = viewer_and_widget
+    widget.iterations_spin.value = 100_000
+    widget.start()
+    worker = widget._worker
+    # Wait until the preview layer exists and has been updated at least once more.
+    qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    preview = viewer.layers["cells [preview]"]
+    first = np.array(preview.data, copy=True)
+    qtbot.waitUntil(lambda: not np.array_equal(preview.data, first), timeout=TIMEOUT_MS)
+    assert _names(viewer).count("cells [preview]") == 1
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.stop_button.clicked.emit()
+    assert _names(viewer) == ["cells", "cells_mpi-fast"]
+    meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
+    assert meta["stopped_early"] and 0 < meta["planes"][0]["iterations_done"] < 100_000
+    np.testing.assert_array_equal(layer.data, viewer_and_widget[1]._source.data)  # input untouched
+
+
+def test_cancel_keeps_nothing(viewer_and_widget, qtbot, small_noisy):
+    viewer, widget, layer = viewer_and_widget
+    widget.iterations_spin.value = 100_000
+    widget.start()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.cancel_button.clicked.emit()
+    assert _names(viewer) == ["cells"]
+    np.testing.assert_array_equal(layer.data, small_noisy)
+    assert "Cancelled" in widget.status_label.value
+
+
+def test_stack_with_only_the_displayed_plane(viewer_and_widget, qtbot, small_noisy):
+    viewer, widget, _ = viewer_and_widget
+    stack = viewer.add_image(np.stack([small_noisy, small_noisy // 2, small_noisy // 3]), name="stack", scale=(2.0, 0.2, 0.1))
+    widget.layer_combo.value = stack
+    viewer.dims.set_current_step(0, 2)
+    widget.current_plane_check.value = True
+    widget.iterations_spin.value = 3
+    widget.start()
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    result = viewer.layers["stack_mpi-fast"]
+    assert result.data.shape == small_noisy.shape
+    assert result.metadata["napari_zsdenoise"]["planes"][0]["index"] == [2]
+    np.testing.assert_allclose(result.scale, (0.2, 0.1))
+
+
+def test_invalid_layer_reports_instead_of_crashing(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    tiny = viewer.add_image(np.zeros((8, 8), dtype=np.float32), name="tiny")
+    widget = DenoiseWidget(viewer)
+    widget.layer_combo.value = tiny
+    widget.start()
+    assert not widget.is_running
+    assert "at least" in widget.status_label.value
+
+
+def test_closing_the_viewer_stops_a_running_worker(make_napari_viewer_proxy, qtbot, small_noisy):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(small_noisy, name="cells")
+    widget = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.iterations_spin.value = 100_000
+    widget.start()
+    run, worker = widget._run, widget._worker
+    qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        viewer.close()
+    assert run._stop.is_set()
