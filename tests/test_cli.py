@@ -48,9 +48,13 @@ def test_denoise_folder_of_stacks(tmp_path, small_noisy):
 
 def test_denoise_one_plane(tmp_path, small_noisy):
     source, target = tmp_path / "stack.tif", tmp_path / "plane.tif"
-    tifffile.imwrite(source, np.stack([small_noisy, small_noisy]))
-    assert main(["denoise", str(source), "-o", str(target), "--plane", "1", "-q", *FAST]) == 0
-    assert tifffile.imread(target).shape == small_noisy.shape
+    larger = np.tile(small_noisy, (2, 2))  # a shuffle factor of 2 needs planes of 66 pixels or more
+    tifffile.imwrite(source, np.stack([larger, larger]))
+    argv = ["denoise", str(source), "-o", str(target), "--plane", "1", "--shuffle-factor", "2", "--mask-ratio", "0.3", "-q", *FAST]
+    assert main(argv) == 0
+    assert tifffile.imread(target).shape == larger.shape
+    parameters = read_tiff_metadata(target)["parameters"]
+    assert parameters["shuffle_factor"] == 2 and parameters["mask_ratio"] == 0.3
 
 
 def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):

@@ -17,6 +17,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, help="iterations per plane (default: the preset's)")
     parser.add_argument("--mask-ratio", type=float, help="fraction of pixels hidden per step (MPI p)")
     parser.add_argument("--ema-beta", type=float, help="masked-EMA weight (MPI beta)")
+    parser.add_argument("--shuffle-factor", type=int, help="MPI pixel-shuffle factor d for spatially correlated noise (default 1)")
     parser.add_argument("--weights", help="checkpoint to start from, or 'none' for random initialisation")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -24,7 +25,12 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    for option, name in (("iterations", "iterations"), ("mask_ratio", "mask_ratio"), ("ema_beta", "ema_beta")):
+    for option, name in (
+        ("iterations", "iterations"),
+        ("mask_ratio", "mask_ratio"),
+        ("ema_beta", "ema_beta"),
+        ("shuffle_factor", "shuffle_factor"),
+    ):
         value = getattr(args, option)
         if value is not None:
             overrides[name] = value
