@@ -102,3 +102,9 @@ def test_bench_reads_the_fmd_layout(tmp_path, capsys):
     summary = json.loads(report.read_text())
     assert summary["count"] == 1
     assert 20 < summary["mean_noisy_psnr"] < 45  # 8-bit FMD pairs scaled to [0, 1]
+
+
+def test_speed_prints_milliseconds_per_iteration(capsys):
+    assert main(["speed", "--size", "40", "--iterations", "2", "--warmup", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "mpi-fast 40x40 on cpu:" in out and "ms per iteration" in out

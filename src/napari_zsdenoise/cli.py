@@ -125,6 +125,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_speed(args: argparse.Namespace) -> int:
+    from napari_zsdenoise.benchmark import time_iterations
+
+    for size in args.size:
+        figures = time_iterations(args.method, size, iterations=args.iterations, warmup=args.warmup, device=args.device)
+        print(
+            f"{figures['method']} {size}x{size} on {figures['device']}: {figures['ms_per_iteration']:.0f} ms per iteration "
+            f"(mean of {figures['iterations']} after {args.warmup} warm-up)",
+            flush=True,
+        )
+    return 0
+
+
 def _cmd_methods(_: argparse.Namespace) -> int:
     from napari_zsdenoise.methods import get_method_spec, method_names
 
@@ -154,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the figures to this JSON file")
     _add_method_options(bench)
     bench.set_defaults(func=_cmd_bench)
+
+    speed = commands.add_parser("speed", help="time one iteration of a method on square images")
+    speed.add_argument("--method", default="mpi-fast")
+    speed.add_argument("--size", type=int, nargs="+", default=[256, 512], help="image sides in pixels (default 256 512)")
+    speed.add_argument("--iterations", type=int, default=20, help="timed iterations (default 20)")
+    speed.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+    speed.add_argument("--device", default="auto")
+    speed.set_defaults(func=_cmd_speed)
 
     methods = commands.add_parser("methods", help="list the available methods and presets")
     methods.set_defaults(func=_cmd_methods)
