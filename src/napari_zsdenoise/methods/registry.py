@@ -87,19 +87,17 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
-register_method(
-    MethodSpec(
-        name="mpi-fast",
-        summary="MPI iterative filling, faster preset (EMA beta 0.9, 200 iterations, mask ratio 0.85)",
-        implementation="napari_zsdenoise.methods.mpi:MPIMethod",
-        default_config=MPIConfig(iterations=200, ema_beta=0.9),
+def _register_mpi_preset(name: str, label: str, *, ema_beta: float, iterations: int) -> None:
+    config = MPIConfig(iterations=iterations, ema_beta=ema_beta)
+    register_method(
+        MethodSpec(
+            name=name,
+            summary=f"MPI iterative filling, {label} (EMA beta {ema_beta}, {iterations} iterations, mask ratio {config.mask_ratio})",
+            implementation="napari_zsdenoise.methods.mpi:MPIMethod",
+            default_config=config,
+        )
     )
-)
-register_method(
-    MethodSpec(
-        name="mpi",
-        summary="MPI iterative filling, default preset (EMA beta 0.99, 1000 iterations, mask ratio 0.85)",
-        implementation="napari_zsdenoise.methods.mpi:MPIMethod",
-        default_config=MPIConfig(iterations=1000, ema_beta=0.99),
-    )
-)
+
+
+_register_mpi_preset("mpi-fast", "faster preset", ema_beta=0.9, iterations=200)
+_register_mpi_preset("mpi", "default preset", ema_beta=0.99, iterations=1000)
