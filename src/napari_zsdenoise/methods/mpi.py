@@ -59,12 +59,16 @@ class MPIMethod:
                 torch.manual_seed(seed)
                 return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
         network, info = load_hourglass(self.config.weights)
-        if (network.image_channels, network.mask_channels) != (1, 1):
-            raise ValueError(
-                f"weights {self.config.weights} expect {network.image_channels} image channel(s); "
-                "grayscale planes need a 1-channel checkpoint"
-            )
+        if network.mask_channels not in (1, network.image_channels):
+            raise ValueError(f"weights {self.config.weights} have an unsupported mask layout")
         self._weights_info = {"source": "checkpoint", **info}
+        if network.image_channels > 1:
+            # A colour checkpoint sees the grey plane in every channel, always with ONE
+            # mask (repeated for per-channel-mask networks): independent masks per
+            # channel would show each hidden pixel in another channel and leak the noise.
+            self._weights_info["grayscale_adaptation"] = (
+                f"plane replicated to {network.image_channels} channels, one shared mask, outputs averaged"
+            )
         return network
 
     def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
@@ -79,6 +83,9 @@ class MPIMethod:
         self._noisy = split_subimages(plane, factor)
         self._ema = self._noisy.clone()  # the ensemble starts at the noisy image (authors' code)
         self.network = self._build_network(seed).to(device)
+        channels = self.network.image_channels
+        self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
+        self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
@@ -93,12 +100,14 @@ class MPIMethod:
 
     def step(self) -> float:
         keep = self.draw_keep_mask()
-        prediction = self.network(self._noisy * keep, keep)
+        mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
+        output = self.network(self._network_input * keep, mask_input)
         hidden = keep == 0
         with torch.no_grad():
             # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
-            self._ema = masked_ema_update(self._ema, prediction.detach(), hidden, self.config.ema_beta)
-        loss = torch.mean(((prediction - self._noisy) * (1 - keep)) ** 2)
+            prediction = output.detach().mean(dim=1, keepdim=True)
+            self._ema = masked_ema_update(self._ema, prediction, hidden, self.config.ema_beta)
+        loss = torch.mean(((output - self._network_input) * (1 - keep)) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

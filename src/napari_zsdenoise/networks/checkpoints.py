@@ -40,7 +40,7 @@ def save_hourglass(network: SkipHourglass, path: str | Path, *, extra: dict[str,
 
 
 def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
-    """Rebuild a network saved by :func:`save_hourglass`.
+    """Rebuild a network saved by :func:`save_hourglass`, or from an official MPI ``.pth``.
 
     Returns the network (on the CPU) and a provenance dict (path, sha256, extra).
 
@@ -58,6 +58,11 @@ def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
         raise ValueError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+    from napari_zsdenoise.networks.official import is_official_checkpoint, load_official_mpi
+
+    if is_official_checkpoint(payload):
+        network, info = load_official_mpi(path, payload)
+        return network, {**info, "sha256": file_sha256(path)}
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a napari-zsdenoise MPI checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
     if payload.get("version") != CHECKPOINT_VERSION:
