@@ -39,6 +39,16 @@ def save_hourglass(network: SkipHourglass, path: str | Path, *, extra: dict[str,
     torch.save(payload, Path(path))
 
 
+def read_checkpoint_file(path: Path) -> Any:
+    """Unpickle ``path`` safely (tensors and plain containers only) on the CPU."""
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+
+
 def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     """Rebuild a network saved by :func:`save_hourglass`, or from an official MPI ``.pth``.
 
@@ -52,12 +62,7 @@ def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
         If the file is not a checkpoint of this format/version or does not fit the network.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+    payload = read_checkpoint_file(path)
     from napari_zsdenoise.networks.official import is_official_checkpoint, load_official_mpi
 
     if is_official_checkpoint(payload):

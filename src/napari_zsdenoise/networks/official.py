@@ -68,12 +68,9 @@ def load_official_mpi(path: str | Path, payload: Any = None) -> tuple[SkipHourgl
     """Load an official MPI ``.pth`` from ``path`` (or its already-loaded ``payload``)."""
     path = Path(path)
     if payload is None:
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-            raise ValueError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+        from napari_zsdenoise.networks.checkpoints import read_checkpoint_file
+
+        payload = read_checkpoint_file(path)
     if not is_official_checkpoint(payload):
         raise ValueError(f"{path} has no 'params' state dict; it is not an official MPI checkpoint")
     network = official_to_hourglass(payload["params"], source=str(path))
