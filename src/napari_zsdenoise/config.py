@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -73,7 +73,3 @@ class MPIConfig:
         """Smallest plane height/width in pixels this configuration accepts."""
         return (2**self.scales + 1) * self.shuffle_factor
 
-
-def config_field_names(config_type: type) -> list[str]:
-    """Names of the settings a config dataclass accepts."""
-    return [f.name for f in fields(config_type)]

@@ -103,11 +103,6 @@ class SkipHourglass(nn.Module):
         self.body = inner
         self.head = nn.Sequential(_conv(width, image_channels, 1), nn.Sigmoid())
 
-    @property
-    def min_size(self) -> int:
-        """Smallest height/width (pixels) the network accepts."""
-        return 2**self.scales + 1
-
     def forward(self, masked_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predict the full image from ``masked_image`` (B, C, H, W) and ``mask`` (B, 1 or C, H, W)."""
         return self.head(self.body(torch.cat([masked_image, mask], dim=1)))
