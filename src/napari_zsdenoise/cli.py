@@ -1,4 +1,4 @@
-"""Command-line interface: ``zsdenoise denoise | bench | methods``."""
+"""Command-line interface: ``zsdenoise denoise | bench | speed | pretrain | methods``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-ratio", type=float, help="fraction of pixels hidden per step (MPI p)")
     parser.add_argument("--ema-beta", type=float, help="masked-EMA weight (MPI beta)")
     parser.add_argument("--shuffle-factor", type=int, help="MPI pixel-shuffle factor d for spatially correlated noise (default 1)")
-    parser.add_argument("--weights", help="checkpoint to start from, or 'none' for random initialisation")
+    parser.add_argument("--weights", help="shipped (default: our pre-trained weights), none (random initialisation) or a checkpoint file")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
@@ -138,6 +138,45 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from napari_zsdenoise.pretraining.loop import PretrainConfig, Pretrainer
+
+    config = PretrainConfig(
+        mask_recipe=args.mask_recipe,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        folders=tuple(args.folder),
+        procedural_images=args.procedural_images,
+        procedural_fraction=args.procedural_fraction,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    command = ["zsdenoise", *(sys.argv[1:] if args.argv is None else args.argv)]
+    trainer = Pretrainer(config, args.out, name=args.name, device=args.device, resume=args.resume, command=command)
+    if trainer.iteration:
+        print(f"resuming at iteration {trainer.iteration} of {config.iterations}", file=sys.stderr)
+    corpus = trainer.corpus.description
+    print(
+        f"corpus: {corpus['folder_planes']} planes from {corpus['folder_files']} files, {corpus['procedural_images']} procedural images "
+        f"(fraction {corpus['procedural_fraction']:.2f}); training on {trainer.device}",
+        file=sys.stderr,
+    )
+    for event in trainer.run(report_every=args.report_every, time_limit=args.time_limit):
+        rate = event.elapsed / max(event.iteration, 1)
+        print(
+            f"it {event.iteration}/{event.total} loss {event.loss:.5f} lr {event.learning_rate:.2e} "
+            f"{event.elapsed:.0f} s ({rate:.2f} s/it){' [checkpoint]' if event.checkpointed else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if trainer.finished:
+        print(f"wrote {Path(args.out) / (trainer.name + '.pt')} and its model card", file=sys.stderr)
+    else:
+        print(f"stopped at iteration {trainer.iteration}; continue with the same command plus --resume", file=sys.stderr)
+    return 0
+
+
 def _cmd_methods(_: argparse.Namespace) -> int:
     from napari_zsdenoise.methods import get_method_spec, method_names
 
@@ -176,6 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--device", default="auto")
     speed.set_defaults(func=_cmd_speed)
 
+    pretrain = commands.add_parser("pretrain", help="masked pre-training of MPI weights (Ma et al. 2024)")
+    pretrain.add_argument("--out", required=True, help="output folder (state.pt, then <name>.pt and <name>.json)")
+    pretrain.add_argument("--folder", action="append", default=[], help="folder of clean images (repeatable)")
+    pretrain.add_argument("--mask-recipe", default="80-95", choices=["80-95", "30"], help="hidden fraction per sample (default 80-95)")
+    pretrain.add_argument("--iterations", type=int, default=80_000, help="optimiser steps = cosine schedule length (default 80000)")
+    pretrain.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
+    pretrain.add_argument("--crop", type=int, default=96, help="crop side in pixels (default 96)")
+    pretrain.add_argument("--procedural-images", type=int, default=256, help="procedural pool size (default 256; 0 = none)")
+    pretrain.add_argument("--procedural-fraction", type=float, default=0.5, help="share of crops from the procedural pool (default 0.5)")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--checkpoint-every", type=int, default=250, help="iterations between resumable checkpoints")
+    pretrain.add_argument("--report-every", type=int, default=10, help="iterations between progress lines")
+    pretrain.add_argument("--time-limit", type=float, help="checkpoint and stop after this many seconds (continue with --resume)")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
+    pretrain.add_argument("--name", help="file name stem of the result (default mpi-hourglass-<recipe>)")
+    pretrain.add_argument("--device", default="auto")
+    pretrain.set_defaults(func=_cmd_pretrain, argv=None)
+
     methods = commands.add_parser("methods", help="list the available methods and presets")
     methods.set_defaults(func=_cmd_methods)
     return parser
@@ -183,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is not None and hasattr(args, "argv"):
+        args.argv = list(argv)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
