@@ -28,4 +28,4 @@ def small_noisy(rng: np.random.Generator) -> np.ndarray:
 
 
 # Small networks keep the unit tests quick; the quality test uses the real size.
-TINY = {"width": 8, "scales": 3}
+TINY = {"width": 8, "scales": 3, "weights": None}

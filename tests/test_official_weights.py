@@ -55,7 +55,7 @@ def test_malformed_official_files_are_rejected(tmp_path):
 def test_grayscale_runs_through_a_colour_checkpoint_with_one_shared_mask(tmp_path, small_noisy):
     torch.manual_seed(0)
     path = _fake_official(tmp_path, SkipHourglass(3, 3, width=8, scales=3))
-    run = DenoiseRun(small_noisy, "mpi-fast", iterations=2, weights=str(path))
+    run = DenoiseRun(small_noisy, "mpi-fast", iterations=2, weights=str(path), width=8, scales=3)
     list(run)
     assert run.result.shape == small_noisy.shape
     assert "one shared mask" in run.metadata["weights"]["grayscale_adaptation"]

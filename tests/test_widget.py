@@ -141,3 +141,21 @@ def test_closing_the_viewer_stops_a_running_worker(make_napari_viewer_proxy, qtb
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         viewer.close()
     assert run._stop.is_set()
+
+
+def test_weights_choice_reaches_the_engine(viewer_and_widget, tmp_path):
+    from napari_zsdenoise._qt.widget import WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED
+
+    _, widget, _ = viewer_and_widget
+    assert widget.weights_combo.value == WEIGHTS_SHIPPED and widget.weights_file.native.isHidden()
+    assert widget.method_overrides()["weights"] == "shipped"
+    widget.weights_combo.value = WEIGHTS_RANDOM
+    assert widget.method_overrides()["weights"] is None
+    widget.weights_combo.value = WEIGHTS_FILE
+    assert not widget.weights_file.native.isHidden()
+    with pytest.raises(ValueError, match="existing weights file"):
+        widget.method_overrides()
+    checkpoint = tmp_path / "w.pt"
+    checkpoint.write_bytes(b"x")
+    widget.weights_file.value = checkpoint
+    assert widget.method_overrides()["weights"] == str(checkpoint)

@@ -153,7 +153,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     command = ["zsdenoise", *(sys.argv[1:] if args.argv is None else args.argv)]
-    trainer = Pretrainer(config, args.out, name=args.name, device=args.device, resume=args.resume, command=command)
+    trainer = Pretrainer(config, args.out, name=args.name, device=args.device, resume=args.resume, command=command, note=args.note)
     if trainer.iteration:
         print(f"resuming at iteration {trainer.iteration} of {config.iterations}", file=sys.stderr)
     corpus = trainer.corpus.description
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
     pretrain.add_argument("--name", help="file name stem of the result (default mpi-hourglass-<recipe>)")
     pretrain.add_argument("--device", default="auto")
+    pretrain.add_argument("--note", help="free text for the model card (e.g. how the machine was shared)")
     pretrain.set_defaults(func=_cmd_pretrain, argv=None)
 
     methods = commands.add_parser("methods", help="list the available methods and presets")

@@ -37,9 +37,12 @@ class MPIConfig:
         Pixel-shuffle factor ``d``: the plane is split into ``d*d`` sub-images that are
         denoised as one batch. 1 (off) unless the noise is spatially correlated.
     weights : str | Path | None
-        Checkpoint to start from; None starts from random initialisation.
+        ``"shipped"`` (default): the weights this project pre-trained and ships; a path:
+        a checkpoint file (ours or an official MPI ``.pth``); None: random
+        initialisation (no pre-training).
     width, scales : int
-        Hourglass feature channels per scale and number of scales.
+        Hourglass feature channels per scale and number of scales; with weights, they
+        must match the checkpoint.
     """
 
     iterations: int = 1000
@@ -47,7 +50,7 @@ class MPIConfig:
     mask_ratio: float = 0.85
     learning_rate: float = 2e-3
     shuffle_factor: int = 1
-    weights: str | Path | None = None
+    weights: str | Path | None = "shipped"
     width: int = 64
     scales: int = 5
 

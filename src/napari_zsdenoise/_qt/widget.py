@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names
+from napari_zsdenoise.weights import SHIPPED
+
+WEIGHTS_SHIPPED = "shipped (pre-trained)"
+WEIGHTS_RANDOM = "none (random initialisation)"
+WEIGHTS_FILE = "file…"
+WEIGHTS_CHOICES = (WEIGHTS_SHIPPED, WEIGHTS_RANDOM, WEIGHTS_FILE)
 
 if TYPE_CHECKING:
     import napari
@@ -53,6 +60,8 @@ class DenoiseWidget(Container):
         self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
         self.iterations_spin = SpinBox(label="iterations", min=1, max=1_000_000)
         self.mask_ratio_spin = FloatSpinBox(label="mask ratio", min=0.05, max=0.99, step=0.05)
+        self.weights_combo = ComboBox(label="weights", choices=list(WEIGHTS_CHOICES), value=WEIGHTS_SHIPPED)
+        self.weights_file = FileEdit(label="weights file", mode="r", filter="*.pt *.pth", visible=False)
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
@@ -67,6 +76,8 @@ class DenoiseWidget(Container):
                 self.method_combo,
                 self.iterations_spin,
                 self.mask_ratio_spin,
+                self.weights_combo,
+                self.weights_file,
                 self.device_combo,
                 self.seed_spin,
                 self.current_plane_check,
@@ -76,6 +87,7 @@ class DenoiseWidget(Container):
             ]
         )
         self.method_combo.changed.connect(self._load_preset)
+        self.weights_combo.changed.connect(lambda choice: setattr(self.weights_file, "visible", choice == WEIGHTS_FILE))
         self.run_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.cancel_button.changed.connect(self.cancel)
@@ -113,6 +125,32 @@ class DenoiseWidget(Container):
             self.mask_ratio_spin.enabled = True
         else:
             self.mask_ratio_spin.enabled = False
+        self.weights_combo.enabled = self.weights_file.enabled = hasattr(config, "weights")
+
+    def method_overrides(self) -> dict[str, Any]:
+        """The settings chosen in the widget, as keyword overrides of the method's preset.
+
+        Raises
+        ------
+        ValueError
+            If "file" weights are chosen but no existing file is given.
+        """
+        config = get_method_spec(self.method_combo.value).default_config
+        overrides: dict[str, Any] = {"iterations": int(self.iterations_spin.value)}
+        if hasattr(config, "mask_ratio"):
+            overrides["mask_ratio"] = float(self.mask_ratio_spin.value)
+        if hasattr(config, "weights"):
+            choice = self.weights_combo.value
+            if choice == WEIGHTS_RANDOM:
+                overrides["weights"] = None
+            elif choice == WEIGHTS_FILE:
+                path = self.weights_file.value
+                if not path or not Path(path).is_file():
+                    raise ValueError("choose an existing weights file (.pt or .pth)")
+                overrides["weights"] = str(path)
+            else:
+                overrides["weights"] = SHIPPED
+        return overrides
 
     # --- running -------------------------------------------------------------------
     @property
@@ -137,11 +175,9 @@ class DenoiseWidget(Container):
             self.status_label.value = "Multiscale and RGB layers are not supported; use a single-scale grayscale layer."
             return
         spec = get_method_spec(self.method_combo.value)
-        overrides: dict[str, Any] = {"iterations": int(self.iterations_spin.value)}
-        if hasattr(spec.default_config, "mask_ratio"):
-            overrides["mask_ratio"] = float(self.mask_ratio_spin.value)
         plane = self._plane_of_current_view(layer) if self.current_plane_check.value and layer.data.ndim > 2 else None
         try:
+            overrides = self.method_overrides()
             run = DenoiseRun(
                 layer.data,
                 spec.name,

@@ -9,6 +9,7 @@ the noisy plane. The masked EMA is both the live preview and the result.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
+from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
 
 
 def masked_ema_update(ema: torch.Tensor, prediction: torch.Tensor, hidden: torch.Tensor, beta: float) -> torch.Tensor:
@@ -43,6 +45,19 @@ def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
     return phases.permute(2, 3, 0, 4, 1).reshape(1, channels, height * factor, width * factor)
 
 
+def load_weights(weights: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
+    """Load ``weights`` (``"shipped"`` or a checkpoint path) and describe where they came from."""
+    if str(weights) != SHIPPED:
+        return load_hourglass(weights)
+    path = shipped_weights_path()
+    card = shipped_model_card()
+    network, info = load_hourglass(path)
+    if info.get("sha256") != card.get("sha256"):
+        raise ValueError(f"shipped weights {path} do not match their model card (sha256); reinstall napari-zsdenoise")
+    summary = {key: card.get(key) for key in ("name", "iterations", "batch", "crop", "seed", "wall_time_seconds", "device")}
+    return network, {"source": "shipped", "sha256": info["sha256"], "model_card": summary, "mask_recipe": card["recipe"]["mask"]}
+
+
 class MPIMethod:
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
@@ -58,10 +73,15 @@ class MPIMethod:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
-        network, info = load_hourglass(self.config.weights)
+        network, info = load_weights(self.config.weights)
+        if (network.width, network.scales) != (self.config.width, self.config.scales):
+            raise ValueError(
+                f"weights {info.get('path', self.config.weights)} have width {network.width} and {network.scales} scales, "
+                f"but the settings ask for width {self.config.width} and {self.config.scales} scales"
+            )
         if network.mask_channels not in (1, network.image_channels):
             raise ValueError(f"weights {self.config.weights} have an unsupported mask layout")
-        self._weights_info = {"source": "checkpoint", **info}
+        self._weights_info = {"source": "checkpoint", **info} if "source" not in info else info
         if network.image_channels > 1:
             # A colour checkpoint sees the grey plane in every channel, always with ONE
             # mask (repeated for per-channel-mask networks): independent masks per

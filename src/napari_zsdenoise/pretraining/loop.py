@@ -182,6 +182,7 @@ class Pretrainer:
         device: str | torch.device = "auto",
         resume: bool = False,
         command: Sequence[str] | None = None,
+        note: str | None = None,
     ) -> None:
         from napari_zsdenoise.devices import resolve_device
 
@@ -190,6 +191,7 @@ class Pretrainer:
         self.name = name or f"mpi-hourglass-{config.mask_recipe}"
         self.device = resolve_device(device)
         self.command = list(command) if command is not None else None
+        self.note = note
         self.state_path = self.out_dir / "state.pt"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.state_path.exists() and not resume:
@@ -222,6 +224,7 @@ class Pretrainer:
             "crop_rng": json.dumps(self.crop_rng.bit_generator.state),
             "mask_generator": self.mask_generator.get_state(),
             "recent_losses": list(self.recent_losses),
+            "device": _describe_device(self.device),
         }
         temporary = self.state_path.with_suffix(".tmp")
         torch.save(payload, temporary)
@@ -305,9 +308,10 @@ class Pretrainer:
             "seed": self.config.seed,
             "config": self.config.to_dict(),
             "wall_time_seconds": round(elapsed, 1),
-            "device": _describe_device(self.device),
+            "device": payload.get("device", _describe_device(self.device)) if payload else _describe_device(self.device),
             "final_loss_mean_last_200": float(np.mean(self.recent_losses)) if self.recent_losses else None,
             "command": self.command,
+            "note": self.note,
             "software": {"napari_zsdenoise": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         }
         checkpoint = self.out_dir / f"{self.name}.pt"
