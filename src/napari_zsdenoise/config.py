@@ -76,3 +76,39 @@ class MPIConfig:
         """Smallest plane height/width in pixels this configuration accepts."""
         return (2**self.scales + 1) * self.shuffle_factor
 
+
+
+@dataclass(frozen=True)
+class ZSN2NConfig:
+    """Settings of Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023).
+
+    Attributes
+    ----------
+    iterations : int
+        Optimisation steps per plane (2000 in the paper's comparisons).
+    learning_rate : float
+        Adam step size at the start.
+    step_size, gamma : int, float
+        The learning rate is multiplied by ``gamma`` every ``step_size`` iterations.
+    hidden_channels : int
+        Feature channels of the two 3x3 convolutions.
+    """
+
+    iterations: int = 2000
+    learning_rate: float = 1e-3
+    step_size: int = 1500
+    gamma: float = 0.5
+    hidden_channels: int = 48
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "step_size", "hidden_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the 2x downsampled pair must be at least 4x4."""
+        return 8
