@@ -112,3 +112,70 @@ class ZSN2NConfig:
     def min_size(self) -> int:
         """Smallest plane side in pixels: the 2x downsampled pair must be at least 4x4."""
         return 8
+
+
+@dataclass(frozen=True)
+class ZSN2MConfig:
+    """Settings of Zero-Shot Noise2Mean (ZS-N2M, digest section 4).
+
+    The paper gives the loss weights only; the rest are this project's choices,
+    justified where they are used (``methods/zs_n2m.py``) and listed in the README.
+
+    Attributes
+    ----------
+    iterations : int
+        Total steps per plane, both stages together.
+    refine_share : float
+        Share of ``iterations`` spent on stage 2 (the GRD network); 0 stops after
+        stage 1 (the paper's ZS-N2M*).
+    learning_rate, refine_learning_rate : float
+        Adam step sizes of the MBD network (stage 1) and the GRD network (stage 2).
+    alpha_ie, alpha_cm, alpha_id : float
+        Weights of the interactive-equality, cross-mapping and interactive-denoising
+        losses (paper: 10 for real noise, 5, 10).
+    beta_re, beta_con : float
+        Weights of stage 2's reconstruction and consistency losses (paper: 100, 1000).
+    window : int
+        Side of the local-statistics window of the interactive-denoising loss (pixels).
+    contrast_constant : float
+        Stabiliser of the contrast-similarity map d (SSIM's C2 for unit range).
+    hidden_channels : int
+        Feature channels of the MBD network.
+    """
+
+    iterations: int = 3500
+    refine_share: float = 3 / 7
+    learning_rate: float = 1e-3
+    refine_learning_rate: float = 5e-4
+    alpha_ie: float = 10.0
+    alpha_cm: float = 5.0
+    alpha_id: float = 10.0
+    beta_re: float = 100.0
+    beta_con: float = 1000.0
+    window: int = 5
+    contrast_constant: float = 9e-4
+    hidden_channels: int = 48
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "window", "hidden_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if self.window % 2 == 0:
+            raise ValueError(f"window must be odd; got {self.window}")
+        _check_range("refine_share", self.refine_share, 0.0, 1.0, high_open=True)
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("refine_learning_rate", self.refine_learning_rate, 0.0, 1.0, low_open=True)
+        for name in ("alpha_ie", "alpha_cm", "alpha_id", "beta_re", "beta_con", "contrast_constant"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+
+    @property
+    def refine_iterations(self) -> int:
+        """Stage-2 steps within ``iterations``."""
+        return int(round(self.iterations * self.refine_share))
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side: the half-size images must hold the statistics window."""
+        return 2 * self.window + 2

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from napari_zsdenoise.config import MPIConfig, ZSN2NConfig
+from napari_zsdenoise.config import MPIConfig, ZSN2MConfig, ZSN2NConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,5 +110,21 @@ register_method(
         summary="Zero-Shot Noise2Noise (Mansour & Heckel 2023): downsampled pairs, 2000 iterations, tiny network (fast on CPU)",
         implementation="napari_zsdenoise.methods.zs_n2n:ZSN2NMethod",
         default_config=ZSN2NConfig(),
+    )
+)
+register_method(
+    MethodSpec(
+        name="zs-n2m",
+        summary="Zero-Shot Noise2Mean: MBD stage (2000 it) then GRD U-Net refinement (1500 it); slow on CPU",
+        implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
+        default_config=ZSN2MConfig(),
+    )
+)
+register_method(
+    MethodSpec(
+        name="zs-n2m-fast",
+        summary="Zero-Shot Noise2Mean* (MBD stage only, 2000 iterations; CPU-friendly)",
+        implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
+        default_config=ZSN2MConfig(iterations=2000, refine_share=0.0),
     )
 )
