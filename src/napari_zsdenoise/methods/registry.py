@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from napari_zsdenoise.config import MPIConfig, ZSN2NConfig
+from napari_zsdenoise.config import INSBSNConfig, MPIConfig, ZSN2NConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,5 +110,13 @@ register_method(
         summary="Zero-Shot Noise2Noise (Mansour & Heckel 2023): downsampled pairs, 2000 iterations, tiny network (fast on CPU)",
         implementation="napari_zsdenoise.methods.zs_n2n:ZSN2NMethod",
         default_config=ZSN2NConfig(),
+    )
+)
+register_method(
+    MethodSpec(
+        name="ins-bsn",
+        summary="INS-BSN: blind-spot U-Net fed SIREN estimates of hidden pixels, p0 0.1, 1200 iterations (slow on CPU)",
+        implementation="napari_zsdenoise.methods.ins_bsn:INSBSNMethod",
+        default_config=INSBSNConfig(),
     )
 )
