@@ -179,3 +179,63 @@ class ZSN2MConfig:
     def min_size(self) -> int:
         """Smallest plane side: the half-size images must hold the statistics window."""
         return 2 * self.window + 2
+
+
+@dataclass(frozen=True)
+class INSBSNConfig:
+    """Settings of INS-BSN, blind-spot denoising via implicit neural sampling.
+
+    Attributes
+    ----------
+    iterations : int
+        Optimisation steps per plane (1200 in the paper).
+    learning_rate : float
+        Adam step size of the denoiser (the Noise2Noise U-Net).
+    siren_learning_rate : float
+        Adam step size of the implicit neural representation (the SIREN).
+    visible_fraction : float
+        Probability ``p0`` that a pixel is visible (shown to the denoiser as it is)
+        in an iteration. 0.1 is the paper's setting for spatially correlated camera
+        noise; pixel-independent noise does better with larger values (0.3-0.5).
+    dilation : int
+        Times the visible mask is dilated with a 3x3 cross to exclude the visible
+        pixels' neighbourhood from the supervised set; 0 supervises every pixel that
+        is not visible (the paper's "w/o" ablation).
+    siren_width, siren_layers : int
+        Width of the SIREN and its number of sine layers (before a linear output).
+    siren_dropout : float
+        Dropout probability after each sine layer while the SIREN trains.
+    ema_beta : float
+        Weight of the running average in the masked EMA that is the output.
+    """
+
+    iterations: int = 1200
+    learning_rate: float = 4e-4
+    siren_learning_rate: float = 1e-4
+    visible_fraction: float = 0.1
+    dilation: int = 2
+    siren_width: int = 128
+    siren_layers: int = 3
+    siren_dropout: float = 0.1
+    ema_beta: float = 0.99
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "dilation", "siren_width", "siren_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int; got {value!r}")
+        for name in ("iterations", "siren_width", "siren_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 <= self.dilation <= 8:
+            raise ValueError(f"dilation must be in [0, 8]; got {self.dilation}")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("siren_learning_rate", self.siren_learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("visible_fraction", self.visible_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        _check_range("siren_dropout", self.siren_dropout, 0.0, 1.0, high_open=True)
+        _check_range("ema_beta", self.ema_beta, 0.0, 1.0, high_open=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the U-Net's reflection padding to 32 needs 16."""
+        return 16

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from napari_zsdenoise.config import MPIConfig, ZSN2MConfig, ZSN2NConfig
+from napari_zsdenoise.config import INSBSNConfig, MPIConfig, ZSN2MConfig, ZSN2NConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,5 +126,13 @@ register_method(
         summary="Zero-Shot Noise2Mean* (MBD stage only, 2000 iterations; CPU-friendly)",
         implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
         default_config=ZSN2MConfig(iterations=2000, refine_share=0.0),
+    )
+)
+register_method(
+    MethodSpec(
+        name="ins-bsn",
+        summary="INS-BSN: blind-spot U-Net fed SIREN estimates of hidden pixels, p0 0.1, 1200 iterations (slow on CPU)",
+        implementation="napari_zsdenoise.methods.ins_bsn:INSBSNMethod",
+        default_config=INSBSNConfig(),
     )
 )
