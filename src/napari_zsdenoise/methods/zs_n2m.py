@@ -23,8 +23,9 @@ Choices the paper leaves open (digest 4.9), made here:
   of inflating their local variance to make ``d`` approach 1.
 - ``C`` in ``d`` is SSIM's ``(0.03 L)^2`` with L = 1 (the engine's unit range).
 - ``h`` is the Noise2Noise U-Net (about 1M parameters; the paper's 2.7M U-Net is not
-  specified further), residual like ``f``, Adam 5e-4, halving after 75 % of stage 2.
-- Stage 2 starts from ``h(z) ~ z``, i.e. a noisy image, so the preview keeps showing
+  specified further), predicting the clean image directly (see ``RefinementUNet``), Adam
+  5e-4, halving after 75 % of stage 2.
+- Stage 2 starts from an untrained U-Net's output, so the preview keeps showing
   ``f(y)`` for the first tenth of stage 2 (at least 20 steps) and then switches to ``h(y)``.
 """
 
@@ -84,8 +85,13 @@ def stage1_losses(network: NoisePredictor, noisy: torch.Tensor, mask: torch.Tens
     return loss, full
 
 
-class ResidualUNet(nn.Module):
-    """``z - unet(z)`` with reflection padding to the U-Net's multiple of 32."""
+class RefinementUNet(nn.Module):
+    """The GRD network: a U-Net predicting the clean image directly.
+
+    Not residual: ``z - unet(z)`` would pass the within-2x2-block noise of the
+    full-size input straight through, because both stage-2 losses only ever see 2x2
+    averages of the full-size output.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -98,7 +104,7 @@ class ResidualUNet(nn.Module):
         pad_bottom, pad_right = (-height) % 32, (-width) % 32
         mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
         padded = F.pad(image, (0, pad_right, 0, pad_bottom), mode=mode) if pad_bottom or pad_right else image
-        return image - self.unet(padded)[..., :height, :width]
+        return self.unet(padded)[..., :height, :width]
 
 
 class ZSN2MMethod:
@@ -108,7 +114,7 @@ class ZSN2MMethod:
         self.config = config
         self.iterations_done = 0
         self.stage1_iterations = config.iterations - config.refine_iterations
-        self._refiner: ResidualUNet | None = None
+        self._refiner: RefinementUNet | None = None
 
     def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
         self._height, self._width = image.shape
@@ -142,7 +148,7 @@ class ZSN2MMethod:
         self._half_mean = F.avg_pool2d(self._noisy, 2)  # = the mean of every random-mask pair
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + 1)
-            self._refiner = ResidualUNet()
+            self._refiner = RefinementUNet()
         self._refiner.to(self._device)
         self._refine_optimizer = torch.optim.Adam(self._refiner.parameters(), lr=self.config.refine_learning_rate)
         milestone = max(1, int(0.75 * self.config.refine_iterations))
