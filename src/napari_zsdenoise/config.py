@@ -76,3 +76,166 @@ class MPIConfig:
         """Smallest plane height/width in pixels this configuration accepts."""
         return (2**self.scales + 1) * self.shuffle_factor
 
+
+
+@dataclass(frozen=True)
+class ZSN2NConfig:
+    """Settings of Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023).
+
+    Attributes
+    ----------
+    iterations : int
+        Optimisation steps per plane (2000 in the paper's comparisons).
+    learning_rate : float
+        Adam step size at the start.
+    step_size, gamma : int, float
+        The learning rate is multiplied by ``gamma`` every ``step_size`` iterations.
+    hidden_channels : int
+        Feature channels of the two 3x3 convolutions.
+    """
+
+    iterations: int = 2000
+    learning_rate: float = 1e-3
+    step_size: int = 1500
+    gamma: float = 0.5
+    hidden_channels: int = 48
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "step_size", "hidden_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the 2x downsampled pair must be at least 4x4."""
+        return 8
+
+
+@dataclass(frozen=True)
+class ZSN2MConfig:
+    """Settings of Zero-Shot Noise2Mean (ZS-N2M, digest section 4).
+
+    The paper gives the loss weights only; the rest are this project's choices,
+    justified where they are used (``methods/zs_n2m.py``) and listed in the README.
+
+    Attributes
+    ----------
+    iterations : int
+        Total steps per plane, both stages together.
+    refine_share : float
+        Share of ``iterations`` spent on stage 2 (the GRD network); 0 stops after
+        stage 1 (the paper's ZS-N2M*).
+    learning_rate, refine_learning_rate : float
+        Adam step sizes of the MBD network (stage 1) and the GRD network (stage 2).
+    alpha_ie, alpha_cm, alpha_id : float
+        Weights of the interactive-equality, cross-mapping and interactive-denoising
+        losses (paper: 10 for real noise, 5, 10).
+    beta_re, beta_con : float
+        Weights of stage 2's reconstruction and consistency losses (paper: 100, 1000).
+    window : int
+        Side of the local-statistics window of the interactive-denoising loss (pixels).
+    contrast_constant : float
+        Stabiliser of the contrast-similarity map d (SSIM's C2 for unit range).
+    hidden_channels : int
+        Feature channels of the MBD network.
+    """
+
+    iterations: int = 3500
+    refine_share: float = 3 / 7
+    learning_rate: float = 1e-3
+    refine_learning_rate: float = 5e-4
+    alpha_ie: float = 10.0
+    alpha_cm: float = 5.0
+    alpha_id: float = 10.0
+    beta_re: float = 100.0
+    beta_con: float = 1000.0
+    window: int = 5
+    contrast_constant: float = 9e-4
+    hidden_channels: int = 48
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "window", "hidden_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if self.window % 2 == 0:
+            raise ValueError(f"window must be odd; got {self.window}")
+        _check_range("refine_share", self.refine_share, 0.0, 1.0, high_open=True)
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("refine_learning_rate", self.refine_learning_rate, 0.0, 1.0, low_open=True)
+        for name in ("alpha_ie", "alpha_cm", "alpha_id", "beta_re", "beta_con", "contrast_constant"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+
+    @property
+    def refine_iterations(self) -> int:
+        """Stage-2 steps within ``iterations``."""
+        return int(round(self.iterations * self.refine_share))
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side: the half-size images must hold the statistics window."""
+        return 2 * self.window + 2
+
+
+@dataclass(frozen=True)
+class INSBSNConfig:
+    """Settings of INS-BSN, blind-spot denoising via implicit neural sampling.
+
+    Attributes
+    ----------
+    iterations : int
+        Optimisation steps per plane (1200 in the paper).
+    learning_rate : float
+        Adam step size of the denoiser (the Noise2Noise U-Net).
+    siren_learning_rate : float
+        Adam step size of the implicit neural representation (the SIREN).
+    visible_fraction : float
+        Probability ``p0`` that a pixel is visible (shown to the denoiser as it is)
+        in an iteration. 0.1 is the paper's setting for spatially correlated camera
+        noise; pixel-independent noise does better with larger values (0.3-0.5).
+    dilation : int
+        Times the visible mask is dilated with a 3x3 cross to exclude the visible
+        pixels' neighbourhood from the supervised set; 0 supervises every pixel that
+        is not visible (the paper's "w/o" ablation).
+    siren_width, siren_layers : int
+        Width of the SIREN and its number of sine layers (before a linear output).
+    siren_dropout : float
+        Dropout probability after each sine layer while the SIREN trains.
+    ema_beta : float
+        Weight of the running average in the masked EMA that is the output.
+    """
+
+    iterations: int = 1200
+    learning_rate: float = 4e-4
+    siren_learning_rate: float = 1e-4
+    visible_fraction: float = 0.1
+    dilation: int = 2
+    siren_width: int = 128
+    siren_layers: int = 3
+    siren_dropout: float = 0.1
+    ema_beta: float = 0.99
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "dilation", "siren_width", "siren_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int; got {value!r}")
+        for name in ("iterations", "siren_width", "siren_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 <= self.dilation <= 8:
+            raise ValueError(f"dilation must be in [0, 8]; got {self.dilation}")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("siren_learning_rate", self.siren_learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("visible_fraction", self.visible_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        _check_range("siren_dropout", self.siren_dropout, 0.0, 1.0, high_open=True)
+        _check_range("ema_beta", self.ema_beta, 0.0, 1.0, high_open=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the U-Net's reflection padding to 32 needs 16."""
+        return 16

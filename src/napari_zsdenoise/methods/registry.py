@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from napari_zsdenoise.config import MPIConfig
+from napari_zsdenoise.config import INSBSNConfig, MPIConfig, ZSN2MConfig, ZSN2NConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,17 +87,52 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def _register_mpi_preset(name: str, label: str, *, ema_beta: float, iterations: int) -> None:
-    config = MPIConfig(iterations=iterations, ema_beta=ema_beta)
+def _register_mpi_preset(name: str, label: str, *, ema_beta: float, iterations: int, weights: str | None = "shipped") -> None:
+    config = MPIConfig(iterations=iterations, ema_beta=ema_beta, weights=weights)
     register_method(
         MethodSpec(
             name=name,
-            summary=f"MPI iterative filling, {label} (EMA beta {ema_beta}, {iterations} iterations, mask ratio {config.mask_ratio})",
+            summary=f"{label} (EMA beta {ema_beta}, {iterations} iterations, mask ratio {config.mask_ratio})",
             implementation="napari_zsdenoise.methods.mpi:MPIMethod",
             default_config=config,
         )
     )
 
 
-_register_mpi_preset("mpi-fast", "faster preset", ema_beta=0.9, iterations=200)
-_register_mpi_preset("mpi", "default preset", ema_beta=0.99, iterations=1000)
+_register_mpi_preset("mpi-fast", "MPI iterative filling, faster preset", ema_beta=0.9, iterations=200)
+_register_mpi_preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000)
+# The control for every pre-training claim: MPI's filling from a random network, i.e. a
+# single-image masked blind-spot network with an EMA ensemble (paper Table 4, no pre-training).
+_register_mpi_preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000, weights=None)
+register_method(
+    MethodSpec(
+        name="zs-n2n",
+        summary="Zero-Shot Noise2Noise (Mansour & Heckel 2023): downsampled pairs, 2000 iterations, tiny network (fast on CPU)",
+        implementation="napari_zsdenoise.methods.zs_n2n:ZSN2NMethod",
+        default_config=ZSN2NConfig(),
+    )
+)
+register_method(
+    MethodSpec(
+        name="zs-n2m",
+        summary="Zero-Shot Noise2Mean: MBD stage (2000 it) then GRD U-Net refinement (1500 it); slow on CPU",
+        implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
+        default_config=ZSN2MConfig(),
+    )
+)
+register_method(
+    MethodSpec(
+        name="zs-n2m-fast",
+        summary="Zero-Shot Noise2Mean* (MBD stage only, 2000 iterations; CPU-friendly)",
+        implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
+        default_config=ZSN2MConfig(iterations=2000, refine_share=0.0),
+    )
+)
+register_method(
+    MethodSpec(
+        name="ins-bsn",
+        summary="INS-BSN: blind-spot U-Net fed SIREN estimates of hidden pixels, p0 0.1, 1200 iterations (slow on CPU)",
+        implementation="napari_zsdenoise.methods.ins_bsn:INSBSNMethod",
+        default_config=INSBSNConfig(),
+    )
+)

@@ -1,0 +1,108 @@
+"""Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023).
+
+The noisy plane is split by two fixed diagonal-mean downsamplers into two half-size
+images whose noise is nearly independent; a tiny residual network is trained to map
+each to the other (residual loss) and to commute with downsampling (consistency loss).
+The full-size estimate ``f(y)`` that the consistency term computes every step is the
+preview and the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_zsdenoise.config import ZSN2NConfig
+
+_DIAGONAL = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
+_ANTI_DIAGONAL = torch.tensor([[0.0, 0.5], [0.5, 0.0]])
+
+
+def pair_downsample(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, H, W) with even H, W -> two (B, C, H/2, W/2) images.
+
+    The first averages the main diagonal of every 2x2 block, the second the
+    anti-diagonal, so the two never share a pixel.
+    """
+    channels = image.shape[1]
+    kernels = [k.to(image).reshape(1, 1, 2, 2).repeat(channels, 1, 1, 1) for k in (_DIAGONAL, _ANTI_DIAGONAL)]
+    first, second = (F.conv2d(image, k, stride=2, groups=channels) for k in kernels)
+    return first, second
+
+
+class NoisePredictor(nn.Module):
+    """conv3x3 - LeakyReLU - conv3x3 - LeakyReLU - conv1x1, predicting the noise."""
+
+    def __init__(self, channels: int = 1, hidden: int = 48) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(channels, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(hidden, channels, 1),
+        )
+
+    def denoise(self, image: torch.Tensor) -> torch.Tensor:
+        return image - self.layers(image)
+
+
+def zs_n2n_losses(network: NoisePredictor, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (residual + consistency loss, full-size estimate f(y)) for one step."""
+    first, second = pair_downsample(noisy)
+    denoised_first, denoised_second = network.denoise(first), network.denoise(second)
+    residual = 0.5 * (F.mse_loss(first, denoised_second) + F.mse_loss(second, denoised_first))
+    full = network.denoise(noisy)
+    full_first, full_second = pair_downsample(full)
+    consistency = 0.5 * (F.mse_loss(denoised_first, full_first) + F.mse_loss(denoised_second, full_second))
+    return residual + consistency, full
+
+
+class ZSN2NMethod:
+    """ZS-N2N on one grayscale plane; see :class:`~napari_zsdenoise.config.ZSN2NConfig`."""
+
+    def __init__(self, config: ZSN2NConfig) -> None:
+        self.config = config
+        self.iterations_done = 0
+
+    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
+        self._height, self._width = image.shape
+        plane = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+        # Odd sides are reflected by one pixel so the 2x2 downsamplers tile the plane.
+        pad_bottom, pad_right = self._height % 2, self._width % 2
+        if pad_bottom or pad_right:
+            plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
+        self._noisy = plane
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.network = NoisePredictor(1, self.config.hidden_channels)
+        self.network.to(device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        self.schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=self.config.step_size, gamma=self.config.gamma)
+        self._estimate = plane.clone()
+        self.iterations_done = 0
+
+    def step(self) -> float:
+        loss, full = zs_n2n_losses(self.network, self._noisy)
+        self._estimate = full.detach()  # f(y) under the weights before this update
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        self.iterations_done += 1
+        return float(loss.detach())
+
+    def preview(self) -> np.ndarray:
+        return self._estimate[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+
+    def result(self) -> np.ndarray:
+        with torch.no_grad():
+            final = self.network.denoise(self._noisy)
+        return final[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+
+    def provenance(self) -> dict[str, Any]:
+        return {"iterations_done": self.iterations_done}

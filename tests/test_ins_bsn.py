@@ -1,0 +1,153 @@
+"""INS-BSN: masks, the detached SIREN, the U-Net, reproducibility and a measured gain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage.metrics import peak_signal_noise_ratio
+
+from napari_zsdenoise import DenoiseRun, denoise
+from napari_zsdenoise.methods.ins_bsn import Siren, dilate_cross, draw_masks, ins_bsn_losses
+from napari_zsdenoise.networks.n2n_unet import N2NUNet
+from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+CROSS = ndimage.generate_binary_structure(2, 1)
+SMALL = {"siren_width": 16, "siren_layers": 2}
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_invisible_set_excludes_visible_pixels_and_their_cross_neighbourhood(dilation):
+    generator = torch.Generator().manual_seed(dilation)
+    visible, invisible = draw_masks((1, 1, 41, 33), 0.1, dilation, generator, torch.device("cpu"))
+    visible_np, invisible_np = visible[0, 0].numpy(), invisible[0, 0].numpy()
+    assert visible_np.any() and invisible_np.any()
+    expected = ~ndimage.binary_dilation(visible_np, structure=CROSS, iterations=dilation)
+    np.testing.assert_array_equal(invisible_np, expected)
+    assert not (visible_np & invisible_np).any()
+
+
+def test_no_dilation_supervises_every_hidden_pixel():
+    mask = torch.rand(1, 1, 20, 20, generator=torch.Generator().manual_seed(0)) < 0.2
+    assert torch.equal(dilate_cross(mask, 0), mask)
+
+
+def _small_problem(seed: int = 0):
+    torch.manual_seed(seed)
+    denoiser, siren = N2NUNet(), Siren(width=16, layers=2, dropout=0.1)
+    noisy = torch.rand(1, 1, 24, 20)
+    generator = torch.Generator().manual_seed(seed)
+    visible, invisible = draw_masks(tuple(noisy.shape), 0.2, 1, generator, torch.device("cpu"))
+    offsets = torch.rand(int(visible.sum()), 2, generator=generator)
+    return denoiser, siren, noisy, visible, invisible, offsets
+
+
+def _grads(module: torch.nn.Module) -> list[torch.Tensor | None]:
+    return [p.grad for p in module.parameters()]
+
+
+def test_siren_gets_no_gradient_from_the_denoiser_loss():
+    denoiser, siren, noisy, visible, invisible, offsets = _small_problem()
+    losses = ins_bsn_losses(denoiser, siren, noisy, visible, invisible, offsets)
+    losses.denoiser.backward()
+    assert all(g is None or not g.any() for g in _grads(siren))
+    assert any(g is not None and g.any() for g in _grads(denoiser))
+
+    for term in ("inr", "consistency"):
+        denoiser.zero_grad(set_to_none=True)
+        siren.zero_grad(set_to_none=True)
+        losses = ins_bsn_losses(denoiser, siren, noisy, visible, invisible, offsets)
+        getattr(losses, term).backward()
+        assert any(g is not None and g.any() for g in _grads(siren)), term
+        assert all(g is None or not g.any() for g in _grads(denoiser)), term
+
+
+def test_denoiser_never_sees_the_noisy_value_of_a_hidden_pixel():
+    denoiser, siren, noisy, visible, invisible, offsets = _small_problem()
+    changed = torch.where(visible, noisy, noisy + 0.5)
+    outputs = []
+    for plane in (noisy, changed):
+        generator = torch.Generator().manual_seed(7)  # the same dropout in both passes
+        losses = ins_bsn_losses(denoiser, siren, plane, visible, invisible, offsets, generator=generator)
+        outputs.append(losses.denoised)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(45, 37), (16, 16), (70, 33)])
+def test_unet_keeps_odd_shapes(shape):
+    with torch.no_grad():
+        assert N2NUNet()(torch.rand(1, 1, *shape)).shape == (1, 1, *shape)
+
+
+def test_parameter_counts():
+    unet = sum(p.numel() for p in N2NUNet().parameters())
+    siren = sum(p.numel() for p in Siren().parameters())
+    print(f"N2N U-Net {unet} parameters, SIREN {siren}")  # 988,609 and 33,537
+    assert 900_000 <= unet <= 1_100_000
+    assert siren < 50_000
+
+
+def test_seeded_runs_repeat_bit_exactly(small_noisy):
+    first = denoise(small_noisy, "ins-bsn", iterations=3, seed=5, device="cpu", **SMALL)
+    again = denoise(small_noisy, "ins-bsn", iterations=3, seed=5, device="cpu", **SMALL)
+    other = denoise(small_noisy, "ins-bsn", iterations=3, seed=6, device="cpu", **SMALL)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.shape == small_noisy.shape and first.dtype == np.float32
+
+
+def test_stacks_and_previews(small_noisy):
+    stack = np.stack([small_noisy, small_noisy[::-1]])
+    result = denoise(stack, "ins-bsn", iterations=2, seed=0, device="cpu", **SMALL)
+    assert result.shape == stack.shape and np.isfinite(result).all()
+    run = DenoiseRun(small_noisy, "ins-bsn", iterations=4, preview_every=2, device="cpu", **SMALL)
+    previews = [e.preview for e in run if e.preview is not None]
+    assert len(previews) >= 2 and not np.array_equal(previews[0], previews[-1])
+
+
+# Measured at seed 0 on this CPU (one thread, ~18 s): noisy 16.24 dB -> ins-bsn
+# (150 iterations, ema_beta 0.9) 23.17 dB, a gain of 6.93 dB. p0 stays at the
+# paper's 0.1. ema_beta is lowered from 0.99 because with 0.99 the EMA, updated on
+# ~25% of pixels per step, still holds ~70% of the noisy plane after 150 steps.
+REQUIRED_GAIN_DB = 5.5
+
+
+def test_ins_bsn_raises_psnr_on_poisson_gaussian_noise():
+    clean = fluorescence_phantom((64, 64), seed=21)
+    counts = poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)
+    noisy = np.round(counts).astype(np.uint16)
+    truth = clean * 20.0 + 100.0
+    data_range = float(truth.max() - truth.min())
+    denoised = denoise(noisy, "ins-bsn", iterations=150, ema_beta=0.9, seed=0, device="cpu")
+    noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
+    denoised_psnr = peak_signal_noise_ratio(truth, denoised.astype(np.float64), data_range=data_range)
+    print(f"noisy {noisy_psnr:.2f} dB -> ins-bsn {denoised_psnr:.2f} dB")
+    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_DB
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"iterations": 0},
+        {"visible_fraction": 0.0},
+        {"visible_fraction": 1.0},
+        {"dilation": -1},
+        {"dilation": 1.5},
+        {"siren_width": 0},
+        {"siren_layers": True},
+        {"siren_dropout": 1.0},
+        {"ema_beta": 1.0},
+        {"learning_rate": 0.0},
+        {"siren_learning_rate": -1e-4},
+        {"no_such_setting": 1},
+    ],
+)
+def test_bad_settings_are_refused(settings, small_noisy):
+    with pytest.raises((ValueError, TypeError)):
+        DenoiseRun(small_noisy, "ins-bsn", **settings)
+
+
+def test_planes_smaller_than_16_pixels_are_refused():
+    with pytest.raises(ValueError):
+        DenoiseRun(np.zeros((15, 40), dtype=np.float32), "ins-bsn")
