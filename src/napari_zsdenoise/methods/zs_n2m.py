@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import ZSN2MConfig
+from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample
 
 
@@ -118,10 +119,7 @@ class ZSN2MMethod:
 
     def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
         self._height, self._width = image.shape
-        plane = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
-        pad_bottom, pad_right = self._height % 2, self._width % 2
-        if pad_bottom or pad_right:
-            plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
+        plane = plane_to_tensor(image, device, multiple=2)  # the 2x2 downsamplers need even sides
         self._noisy, self._device, self._seed = plane, device, seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -179,7 +177,7 @@ class ZSN2MMethod:
         return float(loss.detach())
 
     def preview(self) -> np.ndarray:
-        return self._estimate[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+        return tensor_to_plane(self._estimate, self._height, self._width)
 
     def result(self) -> np.ndarray:
         with torch.no_grad():
@@ -187,7 +185,7 @@ class ZSN2MMethod:
                 final = self._refiner(self._noisy)
             else:
                 final = self.network.denoise(self._noisy)
-        return final[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+        return tensor_to_plane(final, self._height, self._width)
 
     def provenance(self) -> dict[str, Any]:
         refined = max(0, self.iterations_done - self.stage1_iterations)

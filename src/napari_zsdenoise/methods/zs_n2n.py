@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import ZSN2NConfig
+from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 
 _DIAGONAL = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
 _ANTI_DIAGONAL = torch.tensor([[0.0, 0.5], [0.5, 0.0]])
@@ -71,11 +72,8 @@ class ZSN2NMethod:
 
     def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
         self._height, self._width = image.shape
-        plane = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
         # Odd sides are reflected by one pixel so the 2x2 downsamplers tile the plane.
-        pad_bottom, pad_right = self._height % 2, self._width % 2
-        if pad_bottom or pad_right:
-            plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
+        plane = plane_to_tensor(image, device, multiple=2)
         self._noisy = plane
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -97,12 +95,12 @@ class ZSN2NMethod:
         return float(loss.detach())
 
     def preview(self) -> np.ndarray:
-        return self._estimate[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+        return tensor_to_plane(self._estimate, self._height, self._width)
 
     def result(self) -> np.ndarray:
         with torch.no_grad():
             final = self.network.denoise(self._noisy)
-        return final[0, 0, : self._height, : self._width].cpu().numpy().astype(np.float32, copy=True)
+        return tensor_to_plane(final, self._height, self._width)
 
     def provenance(self) -> dict[str, Any]:
         return {"iterations_done": self.iterations_done}
