@@ -15,6 +15,16 @@ def _check_range(name: str, value: float, low: float, high: float, *, low_open: 
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}; got {value}")
 
 
+def _check_ints(settings: object, names: tuple[str, ...], *, minimum: int | None = 1) -> None:
+    """TypeError unless each named field is an int (not a bool); ValueError below ``minimum``."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int; got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}; got {value}")
+
+
 @dataclass(frozen=True)
 class MPIConfig:
     """Settings of MPI iterative filling (Ma et al., NeurIPS 2024, Algorithm 1).
@@ -55,12 +65,7 @@ class MPIConfig:
     scales: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "shuffle_factor", "width", "scales"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int; got {value!r}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1; got {self.iterations}")
+        _check_ints(self, ("iterations", "shuffle_factor", "width", "scales"))
         if not 1 <= self.shuffle_factor <= 8:
             raise ValueError(f"shuffle_factor must be in [1, 8]; got {self.shuffle_factor}")
         if self.width < 1 or not 1 <= self.scales <= 8:
@@ -101,10 +106,7 @@ class ZSN2NConfig:
     hidden_channels: int = 48
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "step_size", "hidden_channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        _check_ints(self, ("iterations", "step_size", "hidden_channels"))
         _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         _check_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
 
@@ -157,10 +159,7 @@ class ZSN2MConfig:
     hidden_channels: int = 48
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "window", "hidden_channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        _check_ints(self, ("iterations", "window", "hidden_channels"))
         if self.window % 2 == 0:
             raise ValueError(f"window must be odd; got {self.window}")
         _check_range("refine_share", self.refine_share, 0.0, 1.0, high_open=True)
@@ -220,13 +219,8 @@ class INSBSNConfig:
     ema_beta: float = 0.99
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "dilation", "siren_width", "siren_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int; got {value!r}")
-        for name in ("iterations", "siren_width", "siren_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        _check_ints(self, ("iterations", "siren_width", "siren_layers"))
+        _check_ints(self, ("dilation",), minimum=0)
         if not 0 <= self.dilation <= 8:
             raise ValueError(f"dilation must be in [0, 8]; got {self.dilation}")
         _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)

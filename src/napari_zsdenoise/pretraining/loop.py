@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_zsdenoise.config import _check_range
+from napari_zsdenoise.config import _check_ints, _check_range
 from napari_zsdenoise.networks.checkpoints import file_sha256, save_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.pretraining.corpus import CropSampler, load_image_folders
@@ -86,12 +86,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.mask_recipe not in MASK_RECIPES:
             raise ValueError(f"mask_recipe must be one of {sorted(MASK_RECIPES)}; got {self.mask_recipe!r}")
-        for name in ("iterations", "batch_size", "crop", "procedural_images", "procedural_side", "seed", "checkpoint_every", "width", "scales"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int; got {value!r}")
-        if self.iterations < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.procedural_images < 0:
-            raise ValueError("iterations, batch_size and checkpoint_every must be >= 1, procedural_images >= 0")
+        _check_ints(self, ("iterations", "batch_size", "crop", "procedural_side", "checkpoint_every", "width", "scales"))
+        _check_ints(self, ("procedural_images", "seed"), minimum=0)
         if self.crop < 2**self.scales + 1:
             raise ValueError(f"crop must be >= {2**self.scales + 1} px for {self.scales} scales; got {self.crop}")
         if self.procedural_side < self.crop:
