@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from skimage.metrics import peak_signal_noise_ratio
 
 from napari_zsdenoise import DenoiseRun, denoise
 from napari_zsdenoise.methods.ins_bsn import Siren, dilate_cross, draw_masks, ins_bsn_losses
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
-from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
 CROSS = ndimage.generate_binary_structure(2, 1)
 SMALL = {"siren_width": 16, "siren_layers": 2}
@@ -104,26 +102,6 @@ def test_stacks_and_previews(small_noisy):
     run = DenoiseRun(small_noisy, "ins-bsn", iterations=4, preview_every=2, device="cpu", **SMALL)
     previews = [e.preview for e in run if e.preview is not None]
     assert len(previews) >= 2 and not np.array_equal(previews[0], previews[-1])
-
-
-# Measured at seed 0 on this CPU (one thread, ~18 s): noisy 16.24 dB -> ins-bsn
-# (150 iterations, ema_beta 0.9) 23.17 dB, a gain of 6.93 dB. p0 stays at the
-# paper's 0.1. ema_beta is lowered from 0.99 because with 0.99 the EMA, updated on
-# ~25% of pixels per step, still holds ~70% of the noisy plane after 150 steps.
-REQUIRED_GAIN_DB = 5.5
-
-
-def test_ins_bsn_raises_psnr_on_poisson_gaussian_noise():
-    clean = fluorescence_phantom((64, 64), seed=21)
-    counts = poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)
-    noisy = np.round(counts).astype(np.uint16)
-    truth = clean * 20.0 + 100.0
-    data_range = float(truth.max() - truth.min())
-    denoised = denoise(noisy, "ins-bsn", iterations=150, ema_beta=0.9, seed=0, device="cpu")
-    noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
-    denoised_psnr = peak_signal_noise_ratio(truth, denoised.astype(np.float64), data_range=data_range)
-    print(f"noisy {noisy_psnr:.2f} dB -> ins-bsn {denoised_psnr:.2f} dB")
-    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_DB
 
 
 @pytest.mark.parametrize(

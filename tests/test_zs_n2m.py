@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from skimage.metrics import peak_signal_noise_ratio
 
-from napari_zsdenoise import DenoiseRun, denoise
+from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.config import ZSN2MConfig
 from napari_zsdenoise.methods.zs_n2m import balanced_mask, contrast_similarity, local_mean, mix_pair, stage1_losses
 from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample
-from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
 
 def test_balanced_masks_hide_exactly_half_and_differ():
@@ -67,45 +64,6 @@ def test_presets_split_iterations_between_the_stages():
     fast = get_method_spec("zs-n2m-fast").default_config
     assert (full.iterations - full.refine_iterations, full.refine_iterations) == (2000, 1500)
     assert (fast.iterations, fast.refine_iterations) == (2000, 0)
-
-
-def _phantom_pair():
-    clean = fluorescence_phantom((64, 64), seed=21)
-    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)).astype(np.uint16)
-    truth = clean * 20.0 + 100.0
-    return noisy, truth, float(truth.max() - truth.min())
-
-
-# Measured at seed 0 on this CPU: noisy 16.24 dB -> zs-n2m-fast (400 iterations) 22.51 dB.
-REQUIRED_GAIN_FAST_DB = 3.0
-
-
-def test_zs_n2m_fast_raises_psnr_on_poisson_gaussian_noise():
-    noisy, truth, data_range = _phantom_pair()
-    denoised = denoise(noisy, "zs-n2m-fast", iterations=400, seed=0, device="cpu")
-    noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
-    denoised_psnr = peak_signal_noise_ratio(truth, denoised.astype(np.float64), data_range=data_range)
-    print(f"noisy {noisy_psnr:.2f} dB -> zs-n2m-fast {denoised_psnr:.2f} dB")
-    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_FAST_DB
-
-
-# Measured at seed 0 on this CPU: noisy 16.24 dB -> zs-n2m, 500 iterations (300 MBD + 200 GRD), 22.11 dB.
-REQUIRED_GAIN_FULL_DB = 3.0
-
-
-def test_zs_n2m_runs_both_stages_and_raises_psnr():
-    noisy, truth, data_range = _phantom_pair()
-    previews = []
-    run = DenoiseRun(noisy, "zs-n2m", iterations=500, refine_share=0.4, seed=0, device="cpu", preview_every=50)
-    for event in run:
-        if event.preview is not None:
-            previews.append(event.preview)
-    noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
-    denoised_psnr = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=data_range)
-    print(f"noisy {noisy_psnr:.2f} dB -> zs-n2m {denoised_psnr:.2f} dB")
-    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_FULL_DB
-    # The stage-2 result is the GRD network's, not the frozen stage-1 estimate shown at step 300.
-    assert not np.allclose(previews[5], run.result)
 
 
 @pytest.mark.parametrize("settings", [{"refine_share": 1.0}, {"window": 4}, {"alpha_cm": -1.0}, {"iterations": 0}])

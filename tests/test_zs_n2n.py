@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 
 from napari_zsdenoise import DenoiseRun, denoise
 from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample, zs_n2n_losses
-from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
 
 def test_downsamplers_average_the_two_diagonals_of_each_block():
@@ -49,22 +47,6 @@ def test_seeded_runs_repeat_and_preview_is_the_current_estimate(small_noisy):
     run = DenoiseRun(small_noisy, "zs-n2n", iterations=4, preview_every=2, device="cpu")
     previews = [e.preview for e in run if e.preview is not None]
     assert len(previews) >= 2 and not np.array_equal(previews[0], previews[-1])
-
-
-# Measured at seed 0 on this CPU: noisy 16.24 dB -> zs-n2n (400 iterations) 22.25 dB.
-REQUIRED_GAIN_DB = 3.0
-
-
-def test_zs_n2n_raises_psnr_on_poisson_gaussian_noise():
-    clean = fluorescence_phantom((64, 64), seed=21)
-    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)).astype(np.uint16)
-    truth = clean * 20.0 + 100.0
-    data_range = float(truth.max() - truth.min())
-    denoised = denoise(noisy, "zs-n2n", iterations=400, seed=0, device="cpu")
-    noisy_psnr = peak_signal_noise_ratio(truth, noisy.astype(np.float64), data_range=data_range)
-    denoised_psnr = peak_signal_noise_ratio(truth, denoised.astype(np.float64), data_range=data_range)
-    print(f"noisy {noisy_psnr:.2f} dB -> zs-n2n {denoised_psnr:.2f} dB")
-    assert denoised_psnr - noisy_psnr >= REQUIRED_GAIN_DB
 
 
 @pytest.mark.parametrize("settings", [{"iterations": 0}, {"gamma": 0.0}, {"learning_rate": -1.0}, {"hidden_channels": 1.5}])
