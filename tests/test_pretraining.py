@@ -173,5 +173,23 @@ def test_pretrain_command_trains_checkpoints_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "resuming at iteration 1" in err and "wrote" in err
     card = json.loads((out / "mpi-hourglass-80-95.json").read_text())
-    assert card["iterations"] == 2 and card["command"][:2] == ["zsdenoise", "pretrain"]
+    assert card["iterations"] == 2 and card["command"] == ["zsdenoise", *common]
     assert main(["pretrain", "--out", str(tmp_path / "x"), "--procedural-images", "0"]) == 2
+
+
+def test_a_run_can_start_from_earlier_weights_and_records_them(tmp_path):
+    first = Pretrainer(PretrainConfig(**TINY_RUN, iterations=3, seed=0), tmp_path / "first", name="tiny", device="cpu")
+    list(first.run())
+    start = tmp_path / "first" / "tiny.pt"
+
+    config = PretrainConfig(**{**TINY_RUN, "crop": 32}, iterations=2, seed=5, init_weights=str(start))
+    second = Pretrainer(config, tmp_path / "second", name="tiny", device="cpu")
+    for name, tensor in first.network.state_dict().items():
+        assert torch.equal(tensor, second.network.state_dict()[name]), name
+    list(second.run())
+    card = json.loads((tmp_path / "second" / "tiny.json").read_text())
+    assert card["initialised_from"] == {"weights": str(start), "sha256": file_sha256(start)}
+
+    wider = PretrainConfig(**{**TINY_RUN, "width": 16}, iterations=2, init_weights=str(start))
+    with pytest.raises(ValueError, match="init weights"):
+        Pretrainer(wider, tmp_path / "third", device="cpu")

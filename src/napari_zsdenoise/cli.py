@@ -138,6 +138,22 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerun_arguments(argv: Sequence[str]) -> list[str]:
+    """``argv`` without the options that only steer one session, so the card shows how to rerun."""
+    kept: list[str] = []
+    skip_value = False
+    for argument in argv:
+        if skip_value:
+            skip_value = False
+        elif argument == "--resume" or argument.startswith("--time-limit="):
+            pass
+        elif argument == "--time-limit":
+            skip_value = True
+        else:
+            kept.append(argument)
+    return kept
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from napari_zsdenoise.pretraining.loop import PretrainConfig, Pretrainer
 
@@ -151,8 +167,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         procedural_fraction=args.procedural_fraction,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        learning_rate=args.learning_rate,
+        init_weights=args.init,
     )
-    command = ["zsdenoise", *(sys.argv[1:] if args.argv is None else args.argv)]
+    command = ["zsdenoise", *_rerun_arguments(sys.argv[1:] if args.argv is None else args.argv)]
     trainer = Pretrainer(config, args.out, name=args.name, device=args.device, resume=args.resume, command=command, note=args.note)
     if trainer.iteration:
         print(f"resuming at iteration {trainer.iteration} of {config.iterations}", file=sys.stderr)
@@ -224,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--crop", type=int, default=96, help="crop side in pixels (default 96)")
     pretrain.add_argument("--procedural-images", type=int, default=256, help="procedural pool size (default 256; 0 = none)")
     pretrain.add_argument("--procedural-fraction", type=float, default=0.5, help="share of crops from the procedural pool (default 0.5)")
+    pretrain.add_argument("--learning-rate", type=float, default=2e-3, help="start of the cosine schedule (default 2e-3; ends at 1e-5)")
+    pretrain.add_argument("--init", help="start from these weights (shipped or one of our .pt files) instead of random, e.g. to go on with larger crops")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--checkpoint-every", type=int, default=250, help="iterations between resumable checkpoints")
     pretrain.add_argument("--report-every", type=int, default=10, help="iterations between progress lines")

@@ -65,6 +65,9 @@ class PretrainConfig:
         Iterations between resumable checkpoints.
     width, scales : int
         Hourglass size (must match inference: 64 and 5 for the MPI presets).
+    init_weights : str or None
+        Start from these weights (``"shipped"`` or one of our checkpoint files) instead of
+        a random network, e.g. to continue on larger crops; ``None`` starts from scratch.
     """
 
     mask_recipe: str = "80-95"
@@ -82,6 +85,7 @@ class PretrainConfig:
     checkpoint_every: int = 250
     width: int = 64
     scales: int = 5
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         if self.mask_recipe not in MASK_RECIPES:
@@ -99,6 +103,8 @@ class PretrainConfig:
             raise ValueError("adam_betas must be two numbers")
         for beta in self.adam_betas:
             _check_range("adam beta", beta, 0.0, 1.0, high_open=True)
+        if self.init_weights is not None:
+            object.__setattr__(self, "init_weights", str(self.init_weights))
         object.__setattr__(self, "folders", tuple(str(f) for f in self.folders))
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         if not self.folders and (self.procedural_images == 0 or self.procedural_fraction == 0):
@@ -197,6 +203,9 @@ class Pretrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.network = SkipHourglass(1, 1, width=config.width, scales=config.scales)
+        self.init_info: dict[str, Any] | None = None
+        if config.init_weights is not None:
+            self.init_info = self._load_initial_weights(config.init_weights)
         self.network.to(self.device).train()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate, betas=config.adam_betas)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.iterations, eta_min=config.final_learning_rate)
@@ -207,6 +216,20 @@ class Pretrainer:
         self.recent_losses: list[float] = []
         if resume and self.state_path.exists():
             self._load_state()
+
+    def _load_initial_weights(self, weights: str) -> dict[str, Any]:
+        from napari_zsdenoise.methods.mpi import load_weights
+
+        network, info = load_weights(weights)
+        layout = (network.image_channels, network.mask_channels, network.width, network.scales)
+        wanted = (1, 1, self.config.width, self.config.scales)
+        if layout != wanted:
+            raise ValueError(
+                f"init weights {weights} are (image channels, mask channels, width, scales) = {layout}; "
+                f"pre-training needs {wanted}"
+            )
+        self.network.load_state_dict(network.state_dict())
+        return {"weights": weights, "sha256": info.get("sha256")}
 
     # -- state -----------------------------------------------------------------
     def _save_state(self, elapsed: float) -> None:
@@ -298,6 +321,7 @@ class Pretrainer:
                 "mixed_precision": "bf16 autocast" if self.device.type == "cuda" else "none (fp32)",
             },
             "corpus": self.corpus.description,
+            "initialised_from": self.init_info,
             "iterations": self.iteration,
             "batch": self.config.batch_size,
             "crop": self.config.crop,
@@ -322,5 +346,5 @@ def _describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})"
     return device.type
