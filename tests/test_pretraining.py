@@ -188,7 +188,10 @@ def test_a_run_can_start_from_earlier_weights_and_records_them(tmp_path):
         assert torch.equal(tensor, second.network.state_dict()[name]), name
     list(second.run())
     card = json.loads((tmp_path / "second" / "tiny.json").read_text())
-    assert card["initialised_from"] == {"weights": str(start), "sha256": file_sha256(start)}
+    assert card["initialised_from"]["weights"] == str(start)
+    assert card["initialised_from"]["sha256"] == file_sha256(start)
+    assert card["initialised_from"]["trained"]["iterations"] == 3
+    assert card["initialised_from"]["trained"]["crop"] == 24
 
     wider = PretrainConfig(**{**TINY_RUN, "width": 16}, iterations=2, init_weights=str(start))
     with pytest.raises(ValueError, match="init weights"):

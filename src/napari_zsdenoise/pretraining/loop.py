@@ -36,6 +36,9 @@ MASK_RECIPES = {
 }
 
 
+_LINEAGE_KEYS = ("name", "iterations", "batch", "crop", "seed", "wall_time_seconds", "device", "command", "corpus", "initialised_from")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """Settings of one pre-training run.
@@ -219,6 +222,7 @@ class Pretrainer:
 
     def _load_initial_weights(self, weights: str) -> dict[str, Any]:
         from napari_zsdenoise.methods.mpi import load_weights
+        from napari_zsdenoise.weights import SHIPPED, shipped_model_card
 
         network, info = load_weights(weights)
         layout = (network.image_channels, network.mask_channels, network.width, network.scales)
@@ -229,7 +233,14 @@ class Pretrainer:
                 f"pre-training needs {wanted}"
             )
         self.network.load_state_dict(network.state_dict())
-        return {"weights": weights, "sha256": info.get("sha256")}
+        if str(weights) == SHIPPED:
+            earlier = shipped_model_card()
+        else:
+            earlier = info.get("model_card") or {}
+        # Keep how the starting weights were trained: the finished card must describe the
+        # whole schedule, even after the starting file is gone.
+        history = {key: earlier[key] for key in _LINEAGE_KEYS if key in earlier}
+        return {"weights": weights, "sha256": info.get("sha256"), **({"trained": history} if history else {})}
 
     # -- state -----------------------------------------------------------------
     def _save_state(self, elapsed: float) -> None:
