@@ -1,12 +1,14 @@
 """Every method on the same FMD images, one JSON per method, then one table beside the papers' numbers.
 
 Each method's figures go to ``OUT/<method>.json`` as soon as it finishes, and methods whose
-JSON already exists are skipped, so the table can be filled over several sessions (or on a
-GPU for the heavy methods) and printed at the end with ``--table-only``.
+JSON already exists are skipped; each image's figures go to ``OUT/<method>-images/`` as soon
+as it is scored, so even a slow method resumes where it stopped. The table can thus be
+filled over several sessions (or on a GPU for the heavy methods) and printed at the end
+with ``--table-only``.
 
 Usage:
     python benchmarks/method_table.py --out bench-fmd [--methods zs-n2n zs-n2m-fast ...]
-        [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--device auto]
+        [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--crop-origin centre] [--device auto]
     python benchmarks/method_table.py --out bench-fmd --table-only
 """
 
@@ -37,7 +39,8 @@ def format_table(results: list[dict]) -> list[str]:
         return ["(no results yet)"]
     first = results[0]
     lines = [
-        f"{first['count']} images matching {first['pattern']!r}, crop {first['crop'] or 'none (full size)'}, "
+        f"{first['count']} images matching {first['pattern']!r}, "
+        f"crop {first['crop'] or 'none (full size)'} ({first.get('crop_origin') or 'centre'}), "
         f"device {first['device']}; noisy input {first['mean_noisy_psnr']:.2f} dB / {first['mean_noisy_ssim']:.3f}",
         "",
         "| method | PSNR / SSIM here | seconds per image | papers (own protocols) |",
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument("--pairs", default="../shared/data/fmd-test")
     parser.add_argument("--pattern", default="*_1.png")
     parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--crop-origin", default="centre", choices=["centre", "top-left"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="print the table from the JSON files already there")
@@ -78,8 +82,9 @@ def main() -> None:
                 print(f"{method:<12} {entry.name:<24} {entry.psnr:6.2f} dB {entry.ssim:.3f} {entry.seconds:7.1f} s", flush=True)
 
             summary = run_benchmark(
-                args.pairs, method, pattern=args.pattern, crop=args.crop,
+                args.pairs, method, pattern=args.pattern, crop=args.crop, crop_origin=args.crop_origin,
                 denoise_kwargs={"device": args.device, "seed": args.seed}, on_score=report,
+                per_image_dir=out / f"{method}-images",
             )
             target.write_text(json.dumps(summary, indent=2) + "\n")
     results = [json.loads((out / f"{m}.json").read_text()) for m in methods if (out / f"{m}.json").exists()]

@@ -73,16 +73,20 @@ def test_methods_lists_every_preset(capsys):
     assert any(line.startswith("mpi ") for line in lines)
 
 
-def test_bench_on_synthetic_pairs_writes_json(tmp_path, capsys):
+def _write_synthetic_pairs(folder, count=2, side=72):
     from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
-    (tmp_path / "raw").mkdir()
-    (tmp_path / "gt").mkdir()
-    for i in range(2):
-        clean = fluorescence_phantom((72, 72), seed=i)
+    (folder / "raw").mkdir()
+    (folder / "gt").mkdir()
+    for i in range(count):
+        clean = fluorescence_phantom((side, side), seed=i)
         noisy = poisson_gaussian_noise(clean, peak_photons=30, offset=0, seed=10 + i) / 30
-        tifffile.imwrite(tmp_path / "raw" / f"img_{i}.tif", (np.clip(noisy, 0, 1) * 255).astype(np.uint8))
-        tifffile.imwrite(tmp_path / "gt" / f"img_{i}.tif", (clean * 255).astype(np.uint8))
+        tifffile.imwrite(folder / "raw" / f"img_{i}.tif", (np.clip(noisy, 0, 1) * 255).astype(np.uint8))
+        tifffile.imwrite(folder / "gt" / f"img_{i}.tif", (clean * 255).astype(np.uint8))
+
+
+def test_bench_on_synthetic_pairs_writes_json(tmp_path, capsys):
+    _write_synthetic_pairs(tmp_path)
     report = tmp_path / "bench.json"
     argv = ["bench", str(tmp_path), "--method", "mpi-fast", "--crop", "64", "--json", str(report), *FAST]
     assert main(argv) == 0
@@ -92,6 +96,36 @@ def test_bench_on_synthetic_pairs_writes_json(tmp_path, capsys):
     assert summary["count"] == 2 and summary["crop"] == 64
     assert {"mean_psnr", "mean_ssim", "mean_noisy_psnr", "mean_seconds"} <= set(summary)
     assert all(np.isfinite(e["psnr"]) for e in summary["images"])
+
+
+def test_an_interrupted_bench_continues_from_its_per_image_figures(tmp_path, capsys):
+    pairs, per_image = tmp_path / "pairs", tmp_path / "per-image"
+    pairs.mkdir()
+    _write_synthetic_pairs(pairs)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    common = ["bench", str(pairs), "--method", "mpi-fast", "--crop", "64", "--per-image-dir", str(per_image), *FAST]
+    assert main([*common, "--limit", "1", "--json", str(first)]) == 0  # "interrupted" after one image
+    assert sorted(p.name for p in per_image.iterdir()) == ["img_0.tif.json"]
+    assert main([*common, "--json", str(second)]) == 0
+    before, after = json.loads(first.read_text()), json.loads(second.read_text())
+    # The first image is read back, not run again (same figures, same seconds); the second is new.
+    assert after["images"][0] == before["images"][0]
+    assert after["count"] == 2 and sorted(p.name for p in per_image.iterdir()) == ["img_0.tif.json", "img_1.tif.json"]
+
+    # Figures made with other settings are never mixed in.
+    capsys.readouterr()
+    assert main(["bench", str(pairs), "--method", "mpi-fast", "--crop", "48", "--per-image-dir", str(per_image), *FAST]) != 0
+    assert "scored with other settings" in capsys.readouterr().err
+
+
+def test_bench_crops_at_the_centre_or_the_top_left_corner(tmp_path):
+    from napari_zsdenoise.benchmark import centre_crop
+
+    image = np.arange(6 * 8).reshape(6, 8)
+    assert centre_crop(image, 4).tolist() == image[1:5, 2:6].tolist()
+    assert centre_crop(image, 4, "top-left").tolist() == image[:4, :4].tolist()
+    with pytest.raises(ValueError, match="crop origin"):
+        centre_crop(image, 4, "middle")
 
 
 @pytest.mark.skipif(not FMD_TEST.is_dir(), reason="../shared/data/fmd-test is not present")

@@ -7,6 +7,7 @@ denoised output clipped to [0, 1], PSNR and SSIM with ``data_range=1``.
 from __future__ import annotations
 
 import fnmatch
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -35,13 +36,22 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64)
 
 
-def centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:
+CROP_ORIGINS = ("centre", "top-left")
+
+
+def centre_crop(image: np.ndarray, size: int | None, origin: str = "centre") -> np.ndarray:
+    """The ``size`` x ``size`` crop of the last two axes, centred or at the top-left corner.
+
+    Papers differ here: the MPI authors' FMD script takes the top-left corner.
+    """
     if size is None:
         return image
+    if origin not in CROP_ORIGINS:
+        raise ValueError(f"crop origin must be one of {CROP_ORIGINS}, not {origin!r}")
     height, width = image.shape[-2:]
     if size > min(height, width):
         raise ValueError(f"crop {size} is larger than the image ({height}x{width})")
-    top, left = (height - size) // 2, (width - size) // 2
+    top, left = ((height - size) // 2, (width - size) // 2) if origin == "centre" else (0, 0)
     return image[..., top : top + size, left : left + size]
 
 
@@ -80,27 +90,61 @@ def run_benchmark(
     pattern: str = "*",
     limit: int | None = None,
     crop: int | None = None,
+    crop_origin: str = "centre",
     denoise_kwargs: dict[str, Any] | None = None,
     on_score: Callable[[PairScore], None] | None = None,
+    per_image_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Denoise every pair's noisy image and score it; returns a JSON-ready summary."""
+    """Denoise every pair's noisy image and score it; returns a JSON-ready summary.
+
+    With ``per_image_dir``, each image's figures are written there as soon as it is scored
+    and images already scored there with the same settings are not run again, so a slow
+    benchmark can be continued after an interruption (or in another session).
+    """
     from napari_zsdenoise.engine import DenoiseRun
 
+    if crop_origin not in CROP_ORIGINS:
+        raise ValueError(f"crop origin must be one of {CROP_ORIGINS}, not {crop_origin!r}")
     pairs = find_pairs(pairs_dir, pattern)[:limit]
+    settings = {
+        "method": method,
+        "crop": crop,
+        "crop_origin": crop_origin if crop is not None else None,
+        "denoise_kwargs": {key: str(value) for key, value in sorted((denoise_kwargs or {}).items())},
+    }
+    cache = Path(per_image_dir) if per_image_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
     scores: list[PairScore] = []
     metadata: dict[str, Any] = {}
     for raw_path, gt_path in pairs:
-        noisy = centre_crop(to_unit_range(read_image(raw_path)), crop)
-        clean = centre_crop(to_unit_range(read_image(gt_path)), crop)
-        start = time.perf_counter()
-        run = DenoiseRun(noisy, method, preview_every=0, preview_interval=0, **(denoise_kwargs or {}))
-        for _ in run:
-            pass
-        seconds = time.perf_counter() - start
-        metadata = run.metadata
-        psnr, ssim = score(run.result, clean)
-        noisy_psnr, noisy_ssim = score(noisy, clean)
-        entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds)
+        cached = cache / f"{raw_path.name}.json" if cache is not None else None
+        if cached is not None and cached.is_file():
+            record = json.loads(cached.read_text())
+            if record.get("settings") != settings:
+                raise ValueError(
+                    f"{cached} was scored with other settings ({record.get('settings')}); "
+                    f"use another per-image folder for {settings}"
+                )
+            entry = PairScore(**record["score"])
+            metadata = metadata or record["metadata"]
+        else:
+            noisy = centre_crop(to_unit_range(read_image(raw_path)), crop, crop_origin)
+            clean = centre_crop(to_unit_range(read_image(gt_path)), crop, crop_origin)
+            start = time.perf_counter()
+            run = DenoiseRun(noisy, method, preview_every=0, preview_interval=0, **(denoise_kwargs or {}))
+            for _ in run:
+                pass
+            seconds = time.perf_counter() - start
+            metadata = {key: run.metadata.get(key) for key in ("device", "parameters", "weights")}
+            psnr, ssim = score(run.result, clean)
+            noisy_psnr, noisy_ssim = score(noisy, clean)
+            entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds)
+            if cached is not None:
+                record = {"settings": settings, "score": asdict(entry), "metadata": metadata}
+                partial = cached.with_suffix(".part")
+                partial.write_text(json.dumps(record, indent=2) + "\n")
+                partial.replace(cached)
         scores.append(entry)
         if on_score is not None:
             on_score(entry)
@@ -113,6 +157,7 @@ def run_benchmark(
         "pairs_dir": str(pairs_dir),
         "pattern": pattern,
         "crop": crop,
+        "crop_origin": settings["crop_origin"],
         "count": len(scores),
         "device": metadata.get("device"),
         "parameters": metadata.get("parameters"),

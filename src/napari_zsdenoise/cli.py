@@ -115,8 +115,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         limit=args.limit,
         crop=args.crop,
+        crop_origin=args.crop_origin,
         denoise_kwargs={"device": args.device, "seed": args.seed, **overrides},
         on_score=report,
+        per_image_dir=args.per_image_dir,
     )
     for line in iter_lines(summary):
         print(line)
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("pairs_dir", help="folder holding raw/ (noisy) and gt/ (clean) images of matching names")
     bench.add_argument("--pattern", default="*", help="glob on file names, e.g. '*_1.png'")
     bench.add_argument("--limit", type=int, help="use only the first N pairs")
-    bench.add_argument("--crop", type=int, help="score the centred CxC crop")
+    bench.add_argument("--crop", type=int, help="score the CxC crop (centred unless --crop-origin top-left)")
+    bench.add_argument("--crop-origin", default="centre", choices=["centre", "top-left"], help="where the crop sits (the MPI authors' FMD script: top-left)")
+    bench.add_argument("--per-image-dir", help="write each image's figures here and skip images already scored there with the same settings (to continue an interrupted run)")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     _add_method_options(bench)
     bench.set_defaults(func=_cmd_bench)
