@@ -118,6 +118,21 @@ def test_an_interrupted_bench_continues_from_its_per_image_figures(tmp_path, cap
     assert "scored with other settings" in capsys.readouterr().err
 
 
+def test_bench_traces_the_preview_that_an_early_stop_would_return(tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    _write_synthetic_pairs(pairs, count=1)
+    traced, short = tmp_path / "traced.json", tmp_path / "short.json"
+    common = ["bench", str(pairs), "--method", "mpi-fast", "--crop", "64", "--seed", "3"]
+    assert main([*common, "--iterations", "6", "--trace-every", "2", "--json", str(traced)]) == 0
+    assert main([*common, "--iterations", "4", "--json", str(short)]) == 0
+    image = json.loads(traced.read_text())["images"][0]
+    assert [row[0] for row in image["trace"]] == [2, 4, 6]
+    assert image["trace"][-1][1:] == [image["psnr"], image["ssim"]]
+    # MPI's preview at iteration 4 of a 6-iteration run is what a 4-iteration run returns.
+    assert image["trace"][1][1] == json.loads(short.read_text())["images"][0]["psnr"]
+
+
 def test_bench_crops_at_the_centre_or_the_top_left_corner(tmp_path):
     from napari_zsdenoise.benchmark import centre_crop
 

@@ -10,7 +10,7 @@ import fnmatch
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ class PairScore:
     noisy_psnr: float
     noisy_ssim: float
     seconds: float
+    # (iteration, PSNR, SSIM) of the live preview, when the benchmark traces convergence.
+    trace: list[list[float]] = field(default_factory=list)
 
 
 def to_unit_range(image: np.ndarray) -> np.ndarray:
@@ -94,23 +96,31 @@ def run_benchmark(
     denoise_kwargs: dict[str, Any] | None = None,
     on_score: Callable[[PairScore], None] | None = None,
     per_image_dir: str | Path | None = None,
+    trace_every: int | None = None,
 ) -> dict[str, Any]:
     """Denoise every pair's noisy image and score it; returns a JSON-ready summary.
 
     With ``per_image_dir``, each image's figures are written there as soon as it is scored
     and images already scored there with the same settings are not run again, so a slow
     benchmark can be continued after an interruption (or in another session).
+
+    With ``trace_every``, the live preview is also scored every that many iterations, so
+    one run shows how quality evolves with the iteration budget (for MPI, the preview at
+    iteration N is what an N-iteration run returns).
     """
     from napari_zsdenoise.engine import DenoiseRun
 
     if crop_origin not in CROP_ORIGINS:
         raise ValueError(f"crop origin must be one of {CROP_ORIGINS}, not {crop_origin!r}")
+    if trace_every is not None and trace_every < 1:
+        raise ValueError(f"trace_every must be >= 1, not {trace_every}")
     pairs = find_pairs(pairs_dir, pattern)[:limit]
     settings = {
         "method": method,
         "crop": crop,
         "crop_origin": crop_origin if crop is not None else None,
         "denoise_kwargs": {key: str(value) for key, value in sorted((denoise_kwargs or {}).items())},
+        "trace_every": trace_every,
     }
     cache = Path(per_image_dir) if per_image_dir is not None else None
     if cache is not None:
@@ -131,15 +141,22 @@ def run_benchmark(
         else:
             noisy = centre_crop(to_unit_range(read_image(raw_path)), crop, crop_origin)
             clean = centre_crop(to_unit_range(read_image(gt_path)), crop, crop_origin)
+            if trace_every and noisy.ndim != 2:
+                raise ValueError(f"tracing convergence needs 2-D images; {raw_path.name} has shape {noisy.shape}")
             start = time.perf_counter()
-            run = DenoiseRun(noisy, method, preview_every=0, preview_interval=0, **(denoise_kwargs or {}))
-            for _ in run:
-                pass
-            seconds = time.perf_counter() - start
+            run = DenoiseRun(noisy, method, preview_every=trace_every or 0, preview_interval=0, **(denoise_kwargs or {}))
+            trace: list[list[float]] = []
+            scoring_seconds = 0.0
+            for event in run:
+                if trace_every and event.preview is not None:
+                    scoring_start = time.perf_counter()
+                    trace.append([event.iteration, *score(event.preview, clean)])
+                    scoring_seconds += time.perf_counter() - scoring_start
+            seconds = time.perf_counter() - start - scoring_seconds
             metadata = {key: run.metadata.get(key) for key in ("device", "parameters", "weights")}
             psnr, ssim = score(run.result, clean)
             noisy_psnr, noisy_ssim = score(noisy, clean)
-            entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds)
+            entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds, trace)
             if cached is not None:
                 record = {"settings": settings, "score": asdict(entry), "metadata": metadata}
                 partial = cached.with_suffix(".part")

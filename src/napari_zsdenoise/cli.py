@@ -119,6 +119,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         denoise_kwargs={"device": args.device, "seed": args.seed, **overrides},
         on_score=report,
         per_image_dir=args.per_image_dir,
+        trace_every=args.trace_every,
     )
     for line in iter_lines(summary):
         print(line)
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--crop", type=int, help="score the CxC crop (centred unless --crop-origin top-left)")
     bench.add_argument("--crop-origin", default="centre", choices=["centre", "top-left"], help="where the crop sits (the MPI authors' FMD script: top-left)")
     bench.add_argument("--per-image-dir", help="write each image's figures here and skip images already scored there with the same settings (to continue an interrupted run)")
+    bench.add_argument("--trace-every", type=int, help="also score the live preview every N iterations (written to --json)")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     _add_method_options(bench)
     bench.set_defaults(func=_cmd_bench)
