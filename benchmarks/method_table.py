@@ -9,6 +9,7 @@ with ``--table-only``.
 Usage:
     python benchmarks/method_table.py --out bench-fmd [--methods zs-n2n zs-n2m-fast ...]
         [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--crop-origin centre] [--device auto]
+        [--trace-every N]
     python benchmarks/method_table.py --out bench-fmd --table-only
 """
 
@@ -65,6 +66,8 @@ def main() -> None:
     parser.add_argument("--crop-origin", default="centre", choices=["centre", "top-left"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trace-every", type=int, default=None,
+                        help="also score the live preview every N iterations (for MPI: every shorter budget in one run)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the JSON files already there")
     args = parser.parse_args()
 
@@ -84,7 +87,7 @@ def main() -> None:
             summary = run_benchmark(
                 args.pairs, method, pattern=args.pattern, crop=args.crop, crop_origin=args.crop_origin,
                 denoise_kwargs={"device": args.device, "seed": args.seed}, on_score=report,
-                per_image_dir=out / f"{method}-images",
+                per_image_dir=out / f"{method}-images", trace_every=args.trace_every,
             )
             target.write_text(json.dumps(summary, indent=2) + "\n")
     results = [json.loads((out / f"{m}.json").read_text()) for m in methods if (out / f"{m}.json").exists()]
