@@ -112,3 +112,16 @@ def test_shuffle_factor_handles_sizes_that_are_not_multiples():
 def test_random_initialisation_is_recorded():
     method = _prepared(np.zeros((40, 40)))
     assert method.provenance()["weights"]["source"] == "random initialisation"
+
+
+def test_last_fill_holds_what_the_ensemble_was_fed():
+    image = np.random.default_rng(1).uniform(0.2, 0.8, (40, 40))
+    method = _prepared(image, ema_beta=0.8)
+    assert method.last_fill is None
+    outside = torch.from_numpy(image.astype(np.float32))[None, None]
+    for _ in range(3):
+        method.step()
+        prediction, hidden = method.last_fill
+        assert hidden.dtype == torch.bool and 0.6 < hidden.float().mean().item() < 0.95
+        outside = masked_ema_update(outside, prediction, hidden, 0.8)
+    np.testing.assert_array_equal(outside[0, 0].numpy(), method.preview())

@@ -65,6 +65,7 @@ class MPIMethod:
         self.config = config
         self.iterations_done = 0
         self._weights_info: dict[str, Any] = {"source": "random initialisation"}
+        self.last_fill: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _build_network(self, seed: int) -> SkipHourglass:
         if self.config.weights is None:
@@ -127,6 +128,9 @@ class MPIMethod:
             # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
             prediction = output.detach().mean(dim=1, keepdim=True)
             self._ema = masked_ema_update(self._ema, prediction, hidden, self.config.ema_beta)
+            # Kept so studies can fold the same predictions into other ensembles
+            # (other betas, other averaging rules) without a second training run.
+            self.last_fill = (prediction, hidden)
         loss = torch.mean(((output - self._network_input) * (1 - keep)) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

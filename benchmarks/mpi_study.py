@@ -1,0 +1,165 @@
+"""One MPI filling run per image, many ensembles: every EMA beta and iteration budget at once.
+
+MPI's training trajectory (network, masks, optimiser) does not depend on the EMA weight
+beta or on the iteration budget: those only decide how the per-step predictions at the
+hidden pixels are averaged and when the run stops. So one 1000-iteration run per image
+yields the ``mpi-fast`` preset (beta 0.9, its first 200 iterations), the ``mpi`` preset
+(beta 0.99, 1000 iterations) and every other budget, plus other averaging rules fed the
+same predictions:
+
+- ``ema-B``: the authors' masked EMA, started at the noisy image (what the product runs);
+- ``ema-B-unbiased``: the same EMA started at zero and divided by its per-pixel weight
+  ``1 - B**n`` (n = times the pixel was hidden), so no share of the noisy image is left
+  in it however short the run.
+
+The plain ``ema-B`` ensemble for the run's own beta is checked to be bit-identical to the
+method's own result, so its figures are the product's. Images are scored as ``zsdenoise
+bench`` does; each image's figures go to ``OUT/NAME.json`` as soon as it is done, and
+images already there are skipped, so a run can be continued in a later session.
+
+Usage:
+    python benchmarks/mpi_study.py --out DIR --weights shipped|none|PATH
+        [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--iterations 1000]
+        [--trace-every 25] [--betas 0.9 0.99] [--device cpu]
+    python benchmarks/mpi_study.py --out DIR --summary-only [--at 200 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_range
+from napari_zsdenoise.config import MPIConfig
+from napari_zsdenoise.devices import resolve_device
+from napari_zsdenoise.io import read_image
+from napari_zsdenoise.methods.mpi import MPIMethod, masked_ema_update
+from napari_zsdenoise.normalization import IntensityScaling
+
+
+class Ensemble:
+    """A masked EMA of the fill predictions; ``unbiased`` divides out its start-up weight."""
+
+    def __init__(self, noisy: torch.Tensor, beta: float, unbiased: bool) -> None:
+        self.beta = beta
+        self.unbiased = unbiased
+        self.noisy = noisy
+        self.average = torch.zeros_like(noisy) if unbiased else noisy.clone()
+        self.weight = torch.zeros_like(noisy)
+
+    @property
+    def label(self) -> str:
+        return f"ema-{self.beta:g}" + ("-unbiased" if self.unbiased else "")
+
+    def update(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
+        self.average = masked_ema_update(self.average, prediction, hidden, self.beta)
+        if self.unbiased:
+            self.weight = masked_ema_update(self.weight, torch.ones_like(prediction), hidden, self.beta)
+
+    def estimate(self) -> np.ndarray:
+        if self.unbiased:
+            seen = self.weight > 0
+            value = torch.where(seen, self.average / torch.where(seen, self.weight, 1.0), self.noisy)
+        else:
+            value = self.average
+        return value[0, 0].detach().cpu().numpy()
+
+
+def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, device: torch.device) -> dict:
+    scaling = IntensityScaling.fit(noisy)
+    config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights)
+    method = MPIMethod(config)
+    method.prepare(scaling.normalize(noisy), device=device, seed=args.seed)
+    plane = method._noisy
+    ensembles = [Ensemble(plane, beta, unbiased) for beta in args.betas for unbiased in (False, True)]
+    trace: dict[str, list[list[float]]] = {e.label: [] for e in ensembles}
+    seconds_at: dict[int, float] = {}
+    compute = 0.0
+    for iteration in range(1, args.iterations + 1):
+        start = time.perf_counter()
+        method.step()
+        prediction, hidden = method.last_fill
+        for ensemble in ensembles:
+            ensemble.update(prediction, hidden)
+        compute += time.perf_counter() - start
+        if iteration % args.trace_every == 0 or iteration == args.iterations:
+            seconds_at[iteration] = compute
+            for ensemble in ensembles:
+                trace[ensemble.label].append([iteration, *score(scaling.denormalize(ensemble.estimate()), clean)])
+    own = next(e for e in ensembles if e.beta == config.ema_beta and not e.unbiased)
+    if not np.array_equal(own.estimate(), method.result()):
+        raise AssertionError("the study's plain EMA differs from the method's own result")
+    return {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+
+
+def summarize(out: Path, at: list[int]) -> None:
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    if not records:
+        print("(no images yet)")
+        return
+    print(f"{len(records)} image(s) in {out}; noisy {np.mean([r['noisy_psnr'] for r in records]):.2f} dB / "
+          f"{np.mean([r['noisy_ssim'] for r in records]):.3f}")
+    labels = list(records[0]["trace"])
+    print(f"{'iterations':<11}" + "".join(f"{label:>24}" for label in labels) + f"{'s/image':>10}")
+    for iteration in at:
+        cells = []
+        for label in labels:
+            rows = [next((row for row in r["trace"][label] if row[0] == iteration), None) for r in records]
+            cells.append(f"{np.mean([row[1] for row in rows]):13.2f} / {np.mean([row[2] for row in rows]):.3f}"
+                         if None not in rows else f"{'–':>24}")
+        seconds = [r["seconds_at"].get(str(iteration)) for r in records]
+        cells.append(f"{np.mean(seconds):10.0f}" if None not in seconds else f"{'–':>10}")
+        print(f"{iteration:<11}" + "".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for one JSON per image")
+    parser.add_argument("--weights", default="shipped", help="shipped, none (random initialisation) or a checkpoint path")
+    parser.add_argument("--pairs", default="../shared/data/fmd-test")
+    parser.add_argument("--pattern", default="*_1.png")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--crop-origin", default="centre", choices=["centre", "top-left"])
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--trace-every", type=int, default=25)
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.9, 0.99],
+                        help="EMA weights to follow; the last is the run's own (checked against the method's result)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--at", type=int, nargs="+", default=[25, 50, 100, 200, 300, 400, 500, 750, 1000])
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        device = resolve_device(args.device)
+        settings = {key: getattr(args, key) for key in ("weights", "crop", "crop_origin", "iterations", "trace_every", "betas", "seed")}
+        for raw_path, gt_path in find_pairs(args.pairs, args.pattern):
+            target = out / f"{raw_path.stem}.json"
+            if target.exists():
+                if json.loads(target.read_text())["settings"] != settings:
+                    raise SystemExit(f"{target} was made with other settings; use another --out")
+                continue
+            noisy = centre_crop(to_unit_range(read_image(raw_path)), args.crop, args.crop_origin)
+            clean = centre_crop(to_unit_range(read_image(gt_path)), args.crop, args.crop_origin)
+            noisy_psnr, noisy_ssim = score(noisy, clean)
+            record = {"settings": settings, "name": raw_path.stem, "device": str(device),
+                      "threads": torch.get_num_threads(), "noisy_psnr": noisy_psnr, "noisy_ssim": noisy_ssim,
+                      **study_image(noisy, clean, args, device)}
+            partial = target.with_suffix(".part")
+            partial.write_text(json.dumps(record) + "\n")
+            partial.replace(target)
+            final = {label: rows[-1][1] for label, rows in record["trace"].items()}
+            print(raw_path.stem, "noisy %.2f" % noisy_psnr, " ".join(f"{k} {v:.2f}" for k, v in final.items()),
+                  "%.0f s" % record["seconds_at"][args.iterations], flush=True)
+    summarize(out, args.at)
+
+
+if __name__ == "__main__":
+    main()
