@@ -70,7 +70,8 @@ class Ensemble:
         return value[0, 0].detach().cpu().numpy()
 
 
-def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, device: torch.device) -> dict:
+def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, device: torch.device,
+                arrays: Path | None = None) -> dict:
     scaling = IntensityScaling.fit(noisy)
     config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights)
     method = MPIMethod(config)
@@ -80,6 +81,7 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     trace: dict[str, list[list[float]]] = {e.label: [] for e in ensembles}
     seconds_at: dict[int, float] = {}
     compute = 0.0
+    saved: dict[str, np.ndarray] = {}
     for iteration in range(1, args.iterations + 1):
         start = time.perf_counter()
         method.step()
@@ -91,6 +93,15 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
             seconds_at[iteration] = compute
             for ensemble in ensembles:
                 trace[ensemble.label].append([iteration, *score(scaling.denormalize(ensemble.estimate()), clean)])
+        if arrays is not None and iteration in args.save_at:
+            # Raw material for studying other output rules offline (normalised units).
+            for ensemble in ensembles:
+                if ensemble.unbiased:
+                    saved[f"{ensemble.label}-{iteration}-average"] = ensemble.average[0, 0].cpu().numpy()
+                    saved[f"{ensemble.label}-{iteration}-weight"] = ensemble.weight[0, 0].cpu().numpy()
+    if arrays is not None:
+        np.savez_compressed(arrays, noisy=scaling.normalize(noisy), clean=scaling.normalize(clean),
+                            scaling=np.array([scaling.offset, scaling.scale]), **saved)
     own = next(e for e in ensembles if e.beta == config.ema_beta and not e.unbiased)
     if not np.array_equal(own.estimate(), method.result()):
         raise AssertionError("the study's plain EMA differs from the method's own result")
@@ -131,6 +142,8 @@ def main() -> None:
                         help="EMA weights to follow; the last is the run's own (checked against the method's result)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--save-arrays", help="also save each image's unbiased ensembles at --save-at here (npz)")
+    parser.add_argument("--save-at", type=int, nargs="+", default=[50, 100, 200, 300, 500, 750, 1000])
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--at", type=int, nargs="+", default=[25, 50, 100, 200, 300, 400, 500, 750, 1000])
     args = parser.parse_args()
@@ -146,12 +159,16 @@ def main() -> None:
                 if json.loads(target.read_text())["settings"] != settings:
                     raise SystemExit(f"{target} was made with other settings; use another --out")
                 continue
+            arrays = None
+            if args.save_arrays:
+                arrays = Path(args.save_arrays) / f"{raw_path.stem}.npz"
+                arrays.parent.mkdir(parents=True, exist_ok=True)
             noisy = centre_crop(to_unit_range(read_image(raw_path)), args.crop, args.crop_origin)
             clean = centre_crop(to_unit_range(read_image(gt_path)), args.crop, args.crop_origin)
             noisy_psnr, noisy_ssim = score(noisy, clean)
             record = {"settings": settings, "name": raw_path.stem, "device": str(device),
                       "threads": torch.get_num_threads(), "noisy_psnr": noisy_psnr, "noisy_ssim": noisy_ssim,
-                      **study_image(noisy, clean, args, device)}
+                      **study_image(noisy, clean, args, device, arrays)}
             partial = target.with_suffix(".part")
             partial.write_text(json.dumps(record) + "\n")
             partial.replace(target)
