@@ -8,9 +8,11 @@ yields the ``mpi-fast`` preset (beta 0.9, its first 200 iterations), the ``mpi``
 same predictions:
 
 - ``ema-B``: the authors' masked EMA, started at the noisy image (what the product runs);
+- ``blend-B``: ``ema-B-unbiased`` combined with the noisy image by the estimated weight
+  (what ``blend_noisy=True`` returns; its weight is the row's fourth number);
 - ``ema-B-unbiased``: the same EMA started at zero and divided by its per-pixel weight
   ``1 - B**n`` (n = times the pixel was hidden), so no share of the noisy image is left
-  in it however short the run.
+  in it however short the run (the ensemble that ``blend_noisy=True`` starts from).
 
 The plain ``ema-B`` ensemble for the run's own beta is checked to be bit-identical to the
 method's own result, so its figures are the product's. Images are scored as ``zsdenoise
@@ -38,47 +40,32 @@ from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_r
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.devices import resolve_device
 from napari_zsdenoise.io import read_image
-from napari_zsdenoise.methods.mpi import MPIMethod, masked_ema_update
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, estimate_noise_variance
+from napari_zsdenoise.methods.mpi import MPIMethod
 from napari_zsdenoise.normalization import IntensityScaling
 
 
-class Ensemble:
-    """A masked EMA of the fill predictions; ``unbiased`` divides out its start-up weight."""
+def ensemble_label(ensemble: MaskedEnsemble) -> str:
+    return f"ema-{ensemble.beta:g}" + ("-unbiased" if ensemble.start == "zero" else "")
 
-    def __init__(self, noisy: torch.Tensor, beta: float, unbiased: bool) -> None:
-        self.beta = beta
-        self.unbiased = unbiased
-        self.noisy = noisy
-        self.average = torch.zeros_like(noisy) if unbiased else noisy.clone()
-        self.weight = torch.zeros_like(noisy)
 
-    @property
-    def label(self) -> str:
-        return f"ema-{self.beta:g}" + ("-unbiased" if self.unbiased else "")
-
-    def update(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
-        self.average = masked_ema_update(self.average, prediction, hidden, self.beta)
-        if self.unbiased:
-            self.weight = masked_ema_update(self.weight, torch.ones_like(prediction), hidden, self.beta)
-
-    def estimate(self) -> np.ndarray:
-        if self.unbiased:
-            seen = self.weight > 0
-            value = torch.where(seen, self.average / torch.where(seen, self.weight, 1.0), self.noisy)
-        else:
-            value = self.average
-        return value[0, 0].detach().cpu().numpy()
+def plane_of(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0, 0].detach().cpu().numpy()
 
 
 def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, device: torch.device,
                 arrays: Path | None = None) -> dict:
     scaling = IntensityScaling.fit(noisy)
-    config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights)
+    config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights,
+                       blend_noisy=False)
     method = MPIMethod(config)
     method.prepare(scaling.normalize(noisy), device=device, seed=args.seed)
     plane = method._noisy
-    ensembles = [Ensemble(plane, beta, unbiased) for beta in args.betas for unbiased in (False, True)]
-    trace: dict[str, list[list[float]]] = {e.label: [] for e in ensembles}
+    ensembles = [MaskedEnsemble(plane, beta, start) for beta in args.betas for start in ("noisy", "zero")]
+    trace: dict[str, list[list[float]]] = {ensemble_label(e): [] for e in ensembles}
+    noise_variance = estimate_noise_variance(scaling.normalize(noisy))
+    for beta in args.betas:
+        trace[f"blend-{beta:g}"] = []
     seconds_at: dict[int, float] = {}
     compute = 0.0
     saved: dict[str, np.ndarray] = {}
@@ -92,20 +79,25 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
         if iteration % args.trace_every == 0 or iteration == args.iterations:
             seconds_at[iteration] = compute
             for ensemble in ensembles:
-                trace[ensemble.label].append([iteration, *score(scaling.denormalize(ensemble.estimate()), clean)])
+                trace[ensemble_label(ensemble)].append([iteration, *score(scaling.denormalize(plane_of(ensemble.mean())), clean)])
+                if ensemble.start == "zero":
+                    blended, weight = ensemble.blended(noise_variance)
+                    trace[f"blend-{ensemble.beta:g}"].append(
+                        [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
         if arrays is not None and iteration in args.save_at:
             # Raw material for studying other output rules offline (normalised units).
             for ensemble in ensembles:
-                if ensemble.unbiased:
-                    saved[f"{ensemble.label}-{iteration}-average"] = ensemble.average[0, 0].cpu().numpy()
-                    saved[f"{ensemble.label}-{iteration}-weight"] = ensemble.weight[0, 0].cpu().numpy()
+                if ensemble.start == "zero":
+                    saved[f"{ensemble_label(ensemble)}-{iteration}-average"] = plane_of(ensemble.average)
+                    saved[f"{ensemble_label(ensemble)}-{iteration}-weight"] = plane_of(ensemble.weight)
     if arrays is not None:
         np.savez_compressed(arrays, noisy=scaling.normalize(noisy), clean=scaling.normalize(clean),
                             scaling=np.array([scaling.offset, scaling.scale]), **saved)
-    own = next(e for e in ensembles if e.beta == config.ema_beta and not e.unbiased)
-    if not np.array_equal(own.estimate(), method.result()):
+    own = next(e for e in ensembles if e.beta == config.ema_beta and e.start == "noisy")
+    if not np.array_equal(plane_of(own.mean()), method.result()):
         raise AssertionError("the study's plain EMA differs from the method's own result")
-    return {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+    return {"trace": trace, "seconds_at": seconds_at, "noise_variance": noise_variance,
+            "weights": method.provenance()["weights"]}
 
 
 def summarize(out: Path, at: list[int]) -> None:
@@ -115,14 +107,16 @@ def summarize(out: Path, at: list[int]) -> None:
         return
     print(f"{len(records)} image(s) in {out}; noisy {np.mean([r['noisy_psnr'] for r in records]):.2f} dB / "
           f"{np.mean([r['noisy_ssim'] for r in records]):.3f}")
-    labels = list(records[0]["trace"])
+    labels = list(dict.fromkeys(label for r in records for label in r["trace"]))
     print(f"{'iterations':<11}" + "".join(f"{label:>24}" for label in labels) + f"{'s/image':>10}")
     for iteration in at:
         cells = []
         for label in labels:
-            rows = [next((row for row in r["trace"][label] if row[0] == iteration), None) for r in records]
-            cells.append(f"{np.mean([row[1] for row in rows]):13.2f} / {np.mean([row[2] for row in rows]):.3f}"
-                         if None not in rows else f"{'–':>24}")
+            rows = [next((row for row in r["trace"][label] if row[0] == iteration), None)
+                    for r in records if label in r["trace"]]
+            count = f"({len(rows)})" if len(rows) < len(records) else ""
+            cells.append(f"{count:>5}{np.mean([row[1] for row in rows]):8.2f} / {np.mean([row[2] for row in rows]):.3f}"
+                         if rows and None not in rows else f"{'–':>24}")
         seconds = [r["seconds_at"].get(str(iteration)) for r in records]
         cells.append(f"{np.mean(seconds):10.0f}" if None not in seconds else f"{'–':>10}")
         print(f"{iteration:<11}" + "".join(cells))

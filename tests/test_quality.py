@@ -49,3 +49,21 @@ def test_method_raises_psnr_on_poisson_gaussian_noise(method):
     if method == "zs-n2m":
         # The result is the GRD network's, not the frozen stage-1 estimate shown at step 300.
         assert not np.allclose(previews[5], run.result)
+
+
+def test_blending_with_the_noisy_image_raises_mpi_fast_psnr():
+    # Measured at seed 0, 60 iterations: masked EMA 21.85 dB, blended 22.75 dB (16.24 noisy).
+    clean = fluorescence_phantom((64, 64), seed=21)
+    noisy = np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0, seed=22)).astype(np.uint16)
+    truth = clean * 20.0 + 100.0
+    data_range = float(truth.max() - truth.min())
+    scores = {}
+    for blend in (False, True):
+        run = DenoiseRun(noisy, "mpi-fast", seed=0, device="cpu", iterations=60, blend_noisy=blend)
+        for _ in run:
+            pass
+        scores[blend] = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=data_range)
+        assert run.metadata["parameters"]["blend_noisy"] is blend
+        assert ("blend_weight" in run.metadata["planes"][0]) is blend
+    print(f"masked EMA {scores[False]:.2f} dB, blended {scores[True]:.2f} dB")
+    assert scores[True] - scores[False] >= 0.5

@@ -18,6 +18,8 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-ratio", type=float, help="fraction of pixels hidden per step (MPI p)")
     parser.add_argument("--ema-beta", type=float, help="masked-EMA weight (MPI beta)")
     parser.add_argument("--shuffle-factor", type=int, help="MPI pixel-shuffle factor d for spatially correlated noise (default 1)")
+    parser.add_argument("--blend-noisy", action="store_true", default=None,
+                        help="MPI: combine the ensemble with the noisy image by an estimated weight (off by default; skipped for spatially correlated noise)")
     parser.add_argument("--weights", help="shipped (default: our pre-trained weights), none (random initialisation) or a checkpoint file")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -30,6 +32,7 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("mask_ratio", "mask_ratio"),
         ("ema_beta", "ema_beta"),
         ("shuffle_factor", "shuffle_factor"),
+        ("blend_noisy", "blend_noisy"),
     ):
         value = getattr(args, option)
         if value is not None:

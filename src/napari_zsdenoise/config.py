@@ -53,6 +53,12 @@ class MPIConfig:
     width, scales : int
         Hourglass feature channels per scale and number of scales; with weights, they
         must match the checkpoint.
+    blend_noisy : bool
+        How the result is formed from the predictions at hidden pixels. False: the
+        authors' masked EMA, started at the noisy image. True: the same EMA of
+        predictions only (start-up weight divided out), combined with the noisy image by
+        the weight that minimises the expected squared error, from an estimate of the
+        noise variance (``methods/_ensemble.py``).
     """
 
     iterations: int = 1000
@@ -63,9 +69,12 @@ class MPIConfig:
     weights: str | Path | None = "shipped"
     width: int = 64
     scales: int = 5
+    blend_noisy: bool = False
 
     def __post_init__(self) -> None:
         _check_ints(self, ("iterations", "shuffle_factor", "width", "scales"))
+        if not isinstance(self.blend_noisy, bool):
+            raise TypeError(f"blend_noisy must be True or False; got {self.blend_noisy!r}")
         if not 1 <= self.shuffle_factor <= 8:
             raise ValueError(f"shuffle_factor must be in [1, 8]; got {self.shuffle_factor}")
         if self.width < 1 or not 1 <= self.scales <= 8:

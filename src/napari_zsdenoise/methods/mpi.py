@@ -17,14 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.config import MPIConfig
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, estimate_noise_variance, masked_ema_update
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
-
-
-def masked_ema_update(ema: torch.Tensor, prediction: torch.Tensor, hidden: torch.Tensor, beta: float) -> torch.Tensor:
-    """Eq. 8: blend ``prediction`` into ``ema`` where ``hidden`` is True, keep ``ema`` elsewhere."""
-    return torch.where(hidden, beta * ema + (1.0 - beta) * prediction, ema)
 
 
 def split_subimages(plane: torch.Tensor, factor: int) -> torch.Tensor:
@@ -102,7 +98,12 @@ class MPIMethod:
         if pad_bottom or pad_right:
             plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
         self._noisy = split_subimages(plane, factor)
-        self._ema = self._noisy.clone()  # the ensemble starts at the noisy image (authors' code)
+        blend = self.config.blend_noisy
+        # Without blending: the authors' ensemble, started at the noisy image; with it, an
+        # ensemble of predictions only, combined with the noisy image by an estimated weight.
+        self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start="zero" if blend else "noisy")
+        self._noise_variance = estimate_noise_variance(image) if blend else None
+        self.blend_weight: float | None = None
         self.network = self._build_network(seed).to(device)
         channels = self.network.image_channels
         self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
@@ -127,7 +128,7 @@ class MPIMethod:
         with torch.no_grad():
             # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
             prediction = output.detach().mean(dim=1, keepdim=True)
-            self._ema = masked_ema_update(self._ema, prediction, hidden, self.config.ema_beta)
+            self._ensemble.update(prediction, hidden)
             # Kept so studies can fold the same predictions into other ensembles
             # (other betas, other averaging rules) without a second training run.
             self.last_fill = (prediction, hidden)
@@ -139,11 +140,22 @@ class MPIMethod:
         return float(loss.detach())
 
     def preview(self) -> np.ndarray:
-        merged = merge_subimages(self._ema, self.config.shuffle_factor)
+        if self._noise_variance is None:
+            estimate = self._ensemble.mean()
+        else:
+            estimate, self.blend_weight = self._ensemble.blended(self._noise_variance)
+        merged = merge_subimages(estimate, self.config.shuffle_factor)
         return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
 
     def result(self) -> np.ndarray:
         return self.preview()
 
     def provenance(self) -> dict[str, Any]:
-        return {"weights": dict(self._weights_info), "iterations_done": self.iterations_done}
+        facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
+                                 "blend_noisy": self.config.blend_noisy}
+        if self._noise_variance is not None:
+            if self.blend_weight is None:
+                self.preview()
+            facts["noise_variance"] = self._noise_variance
+            facts["blend_weight"] = self.blend_weight
+        return facts

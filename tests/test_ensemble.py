@@ -1,0 +1,101 @@
+"""Ensembles of blind-spot predictions and their blend with the noisy plane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_zsdenoise.methods._ensemble import (
+    MaskedEnsemble,
+    blend_weight,
+    estimate_noise_variance,
+    masked_ema_update,
+    residual_correlation,
+)
+
+
+def _ramp(size: int = 256) -> np.ndarray:
+    rows, cols = np.mgrid[0:size, 0:size] / size
+    return 0.2 + 0.5 * rows + 0.2 * cols
+
+
+def test_noise_variance_of_white_noise_on_a_smooth_plane():
+    noise = np.random.default_rng(0).normal(0.0, 0.05, (256, 256))
+    assert estimate_noise_variance(_ramp() + noise) == pytest.approx(0.05**2, rel=0.05)
+    assert estimate_noise_variance(_ramp()) == pytest.approx(0.0, abs=1e-12)  # linear signal cancels
+
+
+def test_noise_variance_needs_three_pixels_per_side():
+    with pytest.raises(ValueError, match="at least 3x3"):
+        estimate_noise_variance(np.zeros((2, 10)))
+
+
+def test_blend_weight_from_residual_and_noise_variance():
+    noisy = torch.zeros(1, 1, 4, 4)
+    estimate = torch.full((1, 1, 4, 4), 0.2)  # residual 0.04 = noise 0.01 + estimate error 0.03
+    assert blend_weight(noisy, estimate, 0.01) == pytest.approx(0.75)
+    assert blend_weight(noisy, estimate, 0.08) == 0.0  # more noise than residual: keep the estimate
+    assert blend_weight(noisy, noisy, 0.01) == 0.0
+
+
+def test_zero_start_ensemble_is_a_weighted_mean_of_predictions_only():
+    noisy = torch.full((1, 1, 1, 3), 9.0)
+    ensemble = MaskedEnsemble(noisy, beta=0.5, start="zero")
+    ensemble.update(torch.tensor([[[[1.0, 2.0, 3.0]]]]), torch.tensor([[[[True, True, False]]]]))
+    torch.testing.assert_close(ensemble.mean(), torch.tensor([[[[1.0, 2.0, 9.0]]]]))  # never hidden: noisy
+    ensemble.update(torch.tensor([[[[5.0, 6.0, 7.0]]]]), torch.tensor([[[[True, False, True]]]]))
+    # Hidden twice: (beta * 1 + 5) / (1 + beta); once: that prediction alone.
+    torch.testing.assert_close(ensemble.mean(), torch.tensor([[[[(0.5 * 1 + 5) / 1.5, 2.0, 7.0]]]]))
+
+
+def test_noisy_start_ensemble_is_the_authors_masked_ema():
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.rand(1, 1, 8, 8, generator=generator)
+    ensemble = MaskedEnsemble(noisy, beta=0.9, start="noisy")
+    expected = noisy.clone()
+    for _ in range(4):
+        prediction = torch.rand(1, 1, 8, 8, generator=generator)
+        hidden = torch.rand(1, 1, 8, 8, generator=generator) < 0.85
+        ensemble.update(prediction, hidden)
+        expected = masked_ema_update(expected, prediction, hidden, 0.9)
+    assert torch.equal(ensemble.mean(), expected)
+
+
+@pytest.mark.parametrize(("beta", "start"), [(1.0, "zero"), (-0.1, "noisy"), (0.9, "middle")])
+def test_ensemble_rejects_bad_settings(beta, start):
+    with pytest.raises(ValueError):
+        MaskedEnsemble(torch.zeros(1, 1, 4, 4), beta=beta, start=start)
+
+
+def test_blending_an_independent_estimate_with_the_noisy_plane_lowers_the_error():
+    rng = np.random.default_rng(1)
+    clean = _ramp()
+    noisy = clean + rng.normal(0.0, 0.05, clean.shape)
+    # An estimate as good as the noisy plane, with independent errors: the best blend halves the error.
+    estimate = clean + rng.normal(0.0, 0.05, clean.shape)
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    ensemble = MaskedEnsemble(as_tensor(noisy), beta=0.5, start="zero")
+    ensemble.update(as_tensor(estimate), torch.ones(1, 1, *clean.shape, dtype=torch.bool))
+    blended, weight = ensemble.blended(estimate_noise_variance(noisy))
+    assert weight == pytest.approx(0.5, abs=0.05)
+    error_before = np.mean((estimate - clean) ** 2)
+    error_after = np.mean((blended[0, 0].numpy() - clean) ** 2)
+    assert error_after < 0.6 * error_before
+
+
+def test_spatially_correlated_residuals_are_not_blended():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(2)
+    clean = _ramp()
+    # Camera-like correlated noise: white noise smoothed over about a pixel.
+    noisy = clean + gaussian_filter(rng.normal(0.0, 0.12, clean.shape), 0.8)
+    estimate = clean + rng.normal(0.0, 0.02, clean.shape)
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    assert residual_correlation(as_tensor(noisy), as_tensor(estimate)) > 0.3
+    assert blend_weight(as_tensor(noisy), as_tensor(estimate), estimate_noise_variance(noisy)) == 0.0
+    # The same estimate with white noise of the same variance is blended.
+    white = clean + rng.normal(0.0, float(np.std(noisy - clean)), clean.shape)
+    assert residual_correlation(as_tensor(white), as_tensor(estimate)) < 0.1
+    assert blend_weight(as_tensor(white), as_tensor(estimate), estimate_noise_variance(white)) > 0.0
