@@ -40,7 +40,7 @@ from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_r
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.devices import resolve_device
 from napari_zsdenoise.io import read_image
-from napari_zsdenoise.methods._ensemble import MaskedEnsemble, estimate_noise_variance
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
 from napari_zsdenoise.methods.mpi import MPIMethod
 from napari_zsdenoise.normalization import IntensityScaling
 
@@ -63,7 +63,7 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     plane = method._noisy
     ensembles = [MaskedEnsemble(plane, beta, start) for beta in args.betas for start in ("noisy", "zero")]
     trace: dict[str, list[list[float]]] = {ensemble_label(e): [] for e in ensembles}
-    noise_variance = estimate_noise_variance(scaling.normalize(noisy))
+    response = noise_response(plane)
     for beta in args.betas:
         trace[f"blend-{beta:g}"] = []
     seconds_at: dict[int, float] = {}
@@ -81,7 +81,7 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
             for ensemble in ensembles:
                 trace[ensemble_label(ensemble)].append([iteration, *score(scaling.denormalize(plane_of(ensemble.mean())), clean)])
                 if ensemble.start == "zero":
-                    blended, weight = ensemble.blended(noise_variance)
+                    blended, weight = ensemble.blended(response)
                     trace[f"blend-{ensemble.beta:g}"].append(
                         [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
         if arrays is not None and iteration in args.save_at:
@@ -96,8 +96,7 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     own = next(e for e in ensembles if e.beta == config.ema_beta and e.start == "noisy")
     if not np.array_equal(plane_of(own.mean()), method.result()):
         raise AssertionError("the study's plain EMA differs from the method's own result")
-    return {"trace": trace, "seconds_at": seconds_at, "noise_variance": noise_variance,
-            "weights": method.provenance()["weights"]}
+    return {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
 
 
 def summarize(out: Path, at: list[int]) -> None:

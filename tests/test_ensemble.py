@@ -9,8 +9,10 @@ import torch
 from napari_zsdenoise.methods._ensemble import (
     MaskedEnsemble,
     blend_weight,
+    blend_weights,
     estimate_noise_variance,
     masked_ema_update,
+    noise_response,
     residual_correlation,
 )
 
@@ -37,6 +39,29 @@ def test_blend_weight_from_residual_and_noise_variance():
     assert blend_weight(noisy, estimate, 0.01) == pytest.approx(0.75)
     assert blend_weight(noisy, estimate, 0.08) == 0.0  # more noise than residual: keep the estimate
     assert blend_weight(noisy, noisy, 0.01) == 0.0
+
+
+def test_noise_response_keeps_the_shape_and_ignores_linear_signal():
+    ramp = torch.from_numpy(_ramp(32))[None, None]
+    response = noise_response(ramp)
+    assert response.shape == ramp.shape
+    assert float(response[..., 1:-1, 1:-1].abs().max()) < 1e-12
+
+
+def test_signal_dependent_noise_gets_a_weight_per_intensity_band():
+    rng = np.random.default_rng(3)
+    clean = np.repeat(np.linspace(0.1, 0.9, 256)[None, :], 256, axis=0)
+    # Poisson-like: noise standard deviation grows with the signal; an estimate with a
+    # constant independent error gets more of the noisy value where the noise is weak.
+    noisy = clean + rng.normal(0.0, 1.0, clean.shape) * 0.1 * np.sqrt(clean)
+    estimate = clean + rng.normal(0.0, 0.03, clean.shape)
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    weights = blend_weights(as_tensor(noisy), as_tensor(estimate), noise_response(as_tensor(noisy)))[0, 0].numpy()
+    dim, bright = weights[:, :32].mean(), weights[:, -32:].mean()
+    # Expected e / (e + s2): dim columns s2 ~ 0.01 * 0.1..0.2, bright ~ 0.01 * 0.8..0.9.
+    assert dim > 0.25 and bright < 0.15 and dim > 2 * bright
+    blended = estimate + weights * (noisy - estimate)
+    assert np.mean((blended - clean) ** 2) < np.mean((estimate - clean) ** 2)
 
 
 def test_zero_start_ensemble_is_a_weighted_mean_of_predictions_only():
@@ -77,7 +102,7 @@ def test_blending_an_independent_estimate_with_the_noisy_plane_lowers_the_error(
     as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
     ensemble = MaskedEnsemble(as_tensor(noisy), beta=0.5, start="zero")
     ensemble.update(as_tensor(estimate), torch.ones(1, 1, *clean.shape, dtype=torch.bool))
-    blended, weight = ensemble.blended(estimate_noise_variance(noisy))
+    blended, weight = ensemble.blended(noise_response(as_tensor(noisy)))
     assert weight == pytest.approx(0.5, abs=0.05)
     error_before = np.mean((estimate - clean) ** 2)
     error_after = np.mean((blended[0, 0].numpy() - clean) ** 2)
@@ -94,8 +119,8 @@ def test_spatially_correlated_residuals_are_not_blended():
     estimate = clean + rng.normal(0.0, 0.02, clean.shape)
     as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
     assert residual_correlation(as_tensor(noisy), as_tensor(estimate)) > 0.3
-    assert blend_weight(as_tensor(noisy), as_tensor(estimate), estimate_noise_variance(noisy)) == 0.0
+    assert not blend_weights(as_tensor(noisy), as_tensor(estimate), noise_response(as_tensor(noisy))).any()
     # The same estimate with white noise of the same variance is blended.
     white = clean + rng.normal(0.0, float(np.std(noisy - clean)), clean.shape)
     assert residual_correlation(as_tensor(white), as_tensor(estimate)) < 0.1
-    assert blend_weight(as_tensor(white), as_tensor(estimate), estimate_noise_variance(white)) > 0.0
+    assert blend_weights(as_tensor(white), as_tensor(estimate), noise_response(as_tensor(white))).mean() > 0.1  # e / (e + s2) ~ 0.18

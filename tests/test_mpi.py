@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods.mpi import MPIMethod, masked_ema_update, merge_subimages, split_subimages
+from napari_zsdenoise.methods._ensemble import masked_ema_update
+from napari_zsdenoise.methods.mpi import MPIMethod, merge_subimages, split_subimages
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 
 from conftest import TINY

@@ -215,7 +215,7 @@ class DenoiseRun:
             provenance = method.provenance()
             record = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale}
             # Per-plane facts of the output rule (e.g. MPI's blend weight), when the method has them.
-            record.update({key: provenance[key] for key in ("blend_weight", "noise_variance") if key in provenance})
+            record.update({key: provenance[key] for key in ("blend_weight",) if key in provenance})
             plane_records.append(record)
         import torch
 

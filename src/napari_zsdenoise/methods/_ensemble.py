@@ -7,7 +7,8 @@ one; the best linear combination of the two weighs each by the inverse of its er
 With ``y`` the noisy plane, ``mu`` the ensemble, ``s2`` the noise variance and ``e`` the
 ensemble's error variance, ``mu + k (y - mu)`` with ``k = e / (e + s2)`` has the least
 expected squared error, and since ``E[(y - mu)^2] = e + s2`` for a blind-spot ``mu``,
-``k = 1 - s2 / E[(y - mu)^2]``: only the noise variance has to be estimated.
+``k = 1 - s2 / E[(y - mu)^2]``: only the noise variance has to be estimated. Both are
+taken per intensity band, because fluorescence noise grows with the signal.
 
 The authors' masked EMA starts at the noisy plane, which blends the noisy values in by
 ``beta**n`` (n: times the pixel was hidden): a weight set by the iteration count rather
@@ -34,19 +35,37 @@ def masked_ema_update(ema: torch.Tensor, prediction: torch.Tensor, hidden: torch
     return torch.where(hidden, beta * ema + (1.0 - beta) * prediction, ema)
 
 
+_LAPLACIAN_DIFFERENCE = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
+# Immerkaer: for white noise of standard deviation s the mean absolute response is s * 6 / sqrt(pi / 2).
+_RESPONSE_TO_SIGMA = float(np.sqrt(np.pi / 2.0) / 6.0)
+
+
+def noise_response(plane: torch.Tensor) -> torch.Tensor:
+    """Absolute response of ``plane`` (..., H, W) to the difference of two Laplacians.
+
+    The kernel cancels locally linear signal, so what remains is mostly noise; the
+    border is padded by replication, so the map has the plane's shape.
+    """
+    if plane.shape[-1] < 3 or plane.shape[-2] < 3:
+        raise ValueError(f"noise estimation needs a plane of at least 3x3 pixels, got {tuple(plane.shape[-2:])}")
+    height, width = plane.shape[-2:]
+    values = plane.reshape(-1, 1, height, width).to(torch.float64)
+    kernel = torch.tensor(_LAPLACIAN_DIFFERENCE, dtype=torch.float64, device=plane.device)[None, None]
+    response = F.conv2d(F.pad(values, (1, 1, 1, 1), mode="replicate"), kernel).abs()
+    return response.reshape(plane.shape).to(plane.dtype)
+
+
 def estimate_noise_variance(plane: np.ndarray) -> float:
     """Variance of additive white noise in a 2-D ``plane``, in the plane's units squared.
 
-    Immerkaer's estimator (CVIU 1996): the mean absolute response to the difference of
-    two Laplacians, which cancels locally linear signal. Noise correlated between
-    neighbouring pixels is partly cancelled too, so its variance is underestimated.
+    Immerkaer's estimator (CVIU 1996) on the interior pixels. Noise correlated between
+    neighbouring pixels is partly cancelled by the kernel, so its variance is
+    underestimated; so is the mean variance of signal-dependent noise (the estimator
+    averages standard deviations), which is why :func:`blend_weights` applies it per
+    intensity band.
     """
-    values = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float64))[None, None]
-    if values.shape[-1] < 3 or values.shape[-2] < 3:
-        raise ValueError(f"noise estimation needs a plane of at least 3x3 pixels, got {tuple(plane.shape)}")
-    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=torch.float64)
-    response = F.conv2d(values, kernel[None, None])
-    return float((np.sqrt(np.pi / 2.0) * response.abs().mean() / 6.0) ** 2)
+    response = noise_response(torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float64)))
+    return float((_RESPONSE_TO_SIGMA * response[1:-1, 1:-1].mean()) ** 2)
 
 
 def residual_correlation(noisy: torch.Tensor, estimate: torch.Tensor) -> float:
@@ -64,14 +83,34 @@ def residual_correlation(noisy: torch.Tensor, estimate: torch.Tensor) -> float:
 
 
 def blend_weight(noisy: torch.Tensor, estimate: torch.Tensor, noise_variance: float) -> float:
-    """Share ``k`` of the noisy plane in ``estimate + k (noisy - estimate)``, in [0, 1].
-
-    0 when the residual is spatially correlated (see ``MAX_RESIDUAL_CORRELATION``).
-    """
+    """Share ``k = 1 - s2 / E[(noisy - estimate)^2]`` of the noisy values, clipped to [0, 1]."""
     residual = float(torch.mean((noisy - estimate) ** 2))
-    if residual <= 0.0 or residual_correlation(noisy, estimate) > MAX_RESIDUAL_CORRELATION:
+    if residual <= 0.0:
         return 0.0
     return float(min(max(1.0 - noise_variance / residual, 0.0), 1.0))
+
+
+def blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor, bands: int = 8) -> torch.Tensor:
+    """Per-pixel share of the noisy values, from the noise and residual of its intensity band.
+
+    Fluorescence noise grows with the signal (photon counts), so the pixels are split
+    into ``bands`` equally populated bands of ``estimate`` and each gets its own noise
+    variance (from ``response``, see :func:`noise_response`) and weight. All zero when
+    the residual is spatially correlated (see ``MAX_RESIDUAL_CORRELATION``).
+    """
+    weights = torch.zeros_like(estimate)
+    if residual_correlation(noisy, estimate) > MAX_RESIDUAL_CORRELATION:
+        return weights
+    ordered = torch.sort(estimate.flatten()).values
+    positions = [round((ordered.numel() - 1) * i / bands) for i in range(1, bands)]
+    band = torch.bucketize(estimate, ordered[positions].contiguous())
+    for index in range(bands):
+        members = band == index
+        if not bool(members.any()):
+            continue
+        variance = float((_RESPONSE_TO_SIGMA * response[members].mean()) ** 2)
+        weights[members] = blend_weight(noisy[members], estimate[members], variance)
+    return weights
 
 
 class MaskedEnsemble:
@@ -113,8 +152,11 @@ class MaskedEnsemble:
         seen = self.weight > 0
         return torch.where(seen, self.average / torch.where(seen, self.weight, torch.ones_like(self.weight)), self.noisy)
 
-    def blended(self, noise_variance: float) -> tuple[torch.Tensor, float]:
-        """The estimate combined with the noisy plane by :func:`blend_weight`, and that weight."""
+    def blended(self, response: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The estimate combined with the noisy plane by :func:`blend_weights`, and the mean weight.
+
+        ``response`` is :func:`noise_response` of the noisy plane.
+        """
         estimate = self.mean()
-        weight = blend_weight(self.noisy, estimate, noise_variance)
-        return estimate + weight * (self.noisy - estimate), weight
+        weights = blend_weights(self.noisy, estimate, response)
+        return estimate + weights * (self.noisy - estimate), float(weights.mean())

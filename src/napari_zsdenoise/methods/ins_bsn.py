@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import INSBSNConfig
-from napari_zsdenoise.methods.mpi import masked_ema_update
+from napari_zsdenoise.methods._ensemble import masked_ema_update
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
 
 SIREN_OMEGA = 30.0

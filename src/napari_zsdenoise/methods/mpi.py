@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods._ensemble import MaskedEnsemble, estimate_noise_variance, masked_ema_update
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
@@ -102,7 +102,7 @@ class MPIMethod:
         # Without blending: the authors' ensemble, started at the noisy image; with it, an
         # ensemble of predictions only, combined with the noisy image by an estimated weight.
         self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start="zero" if blend else "noisy")
-        self._noise_variance = estimate_noise_variance(image) if blend else None
+        self._noise_response = split_subimages(noise_response(plane), factor) if blend else None
         self.blend_weight: float | None = None
         self.network = self._build_network(seed).to(device)
         channels = self.network.image_channels
@@ -140,10 +140,10 @@ class MPIMethod:
         return float(loss.detach())
 
     def preview(self) -> np.ndarray:
-        if self._noise_variance is None:
+        if self._noise_response is None:
             estimate = self._ensemble.mean()
         else:
-            estimate, self.blend_weight = self._ensemble.blended(self._noise_variance)
+            estimate, self.blend_weight = self._ensemble.blended(self._noise_response)
         merged = merge_subimages(estimate, self.config.shuffle_factor)
         return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
 
@@ -153,9 +153,8 @@ class MPIMethod:
     def provenance(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
                                  "blend_noisy": self.config.blend_noisy}
-        if self._noise_variance is not None:
+        if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()
-            facts["noise_variance"] = self._noise_variance
             facts["blend_weight"] = self.blend_weight
         return facts
