@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import INSBSNConfig
-from napari_zsdenoise.methods._ensemble import masked_ema_update
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
 
 SIREN_OMEGA = 30.0
@@ -184,7 +184,8 @@ class INSBSNMethod:
         self.siren_optimizer = torch.optim.Adam(self.siren.parameters(), lr=config.siren_learning_rate)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
-        self._ema = self._noisy.clone()  # the ensemble starts at the noisy plane, as in MPI
+        # The ensemble starts at the noisy plane, as in MPI.
+        self._ensemble = MaskedEnsemble(self._noisy, config.ema_beta, start="noisy")
         self.iterations_done = 0
 
     def step(self) -> float:
@@ -198,7 +199,7 @@ class INSBSNMethod:
         )
         with torch.no_grad():
             # The ensemble takes the prediction of the weights before this update.
-            self._ema = masked_ema_update(self._ema, losses.denoised.detach(), invisible, config.ema_beta)
+            self._ensemble.update(losses.denoised.detach(), invisible)
         total = losses.total
         self.denoiser_optimizer.zero_grad(set_to_none=True)
         self.siren_optimizer.zero_grad(set_to_none=True)
@@ -209,7 +210,7 @@ class INSBSNMethod:
         return float(total.detach())
 
     def preview(self) -> np.ndarray:
-        return self._ema[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
+        return self._ensemble.mean()[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
 
     def result(self) -> np.ndarray:
         return self.preview()

@@ -62,6 +62,7 @@ class MPIMethod:
         self.iterations_done = 0
         self._weights_info: dict[str, Any] = {"source": "random initialisation"}
         self.last_fill: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
 
     def _build_network(self, seed: int) -> SkipHourglass:
         if self.config.weights is None:
@@ -103,7 +104,7 @@ class MPIMethod:
         # ensemble of predictions only, combined with the noisy image by an estimated weight.
         self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start="zero" if blend else "noisy")
         self._noise_response = split_subimages(noise_response(plane), factor) if blend else None
-        self.blend_weight: float | None = None
+        self.blend_weight = None
         self.network = self._build_network(seed).to(device)
         channels = self.network.image_channels
         self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
