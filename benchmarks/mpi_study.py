@@ -22,7 +22,7 @@ images already there are skipped, so a run can be continued in a later session.
 Usage:
     python benchmarks/mpi_study.py --out DIR --weights shipped|none|PATH
         [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--iterations 1000]
-        [--trace-every 25] [--betas 0.9 0.99] [--device cpu]
+        [--trace-every 25] [--betas 0.9 0.99] [--device cpu] [--holdout 0.05]
     python benchmarks/mpi_study.py --out DIR --summary-only [--at 200 1000]
 """
 
@@ -56,8 +56,12 @@ def plane_of(tensor: torch.Tensor) -> np.ndarray:
 def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, device: torch.device,
                 arrays: Path | None = None) -> dict:
     scaling = IntensityScaling.fit(noisy)
+    holdout = {} if not args.holdout else {
+        # Validation only: the study runs every iteration and records the held-out error,
+        # so any patience can be replayed from the record.
+        "early_stopping": True, "holdout_fraction": args.holdout, "patience": 10**9, "validation_every": args.trace_every}
     config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights,
-                       blend_noisy=False)
+                       blend_noisy=False, **holdout)
     method = MPIMethod(config)
     method.prepare(scaling.normalize(noisy), device=device, seed=args.seed)
     plane = method._noisy
@@ -81,6 +85,12 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
             for ensemble in ensembles:
                 trace[ensemble_label(ensemble)].append([iteration, *score(scaling.denormalize(plane_of(ensemble.mean())), clean)])
                 if ensemble.start == "zero":
+                    if method._holdout is not None:
+                        # What early stopping would see for this beta (method.validation_trace
+                        # has the same for the run's own beta).
+                        scored = method._holdout & (ensemble.weight > 0)
+                        error = float(((ensemble.mean() - plane)[scored] ** 2).mean())
+                        trace.setdefault(f"holdout-{ensemble.beta:g}", []).append([iteration, error])
                     blended, weight = ensemble.blended(response)
                     trace[f"blend-{ensemble.beta:g}"].append(
                         [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
@@ -93,10 +103,13 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     if arrays is not None:
         np.savez_compressed(arrays, noisy=scaling.normalize(noisy), clean=scaling.normalize(clean),
                             scaling=np.array([scaling.offset, scaling.scale]), **saved)
-    own = next(e for e in ensembles if e.beta == config.ema_beta and e.start == "noisy")
-    if not np.array_equal(plane_of(own.mean()), method.result()):
-        raise AssertionError("the study's plain EMA differs from the method's own result")
-    return {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+    own = next(e for e in ensembles if e.beta == config.ema_beta and e.start == ("zero" if args.holdout else "noisy"))
+    if not np.array_equal(plane_of(own.mean()), method.preview()):
+        raise AssertionError("the study's EMA differs from the method's own ensemble")
+    record = {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+    if args.holdout:
+        record["validation"] = [list(row) for row in method.validation_trace]
+    return record
 
 
 def summarize(out: Path, at: list[int]) -> None:
@@ -106,7 +119,7 @@ def summarize(out: Path, at: list[int]) -> None:
         return
     print(f"{len(records)} image(s) in {out}; noisy {np.mean([r['noisy_psnr'] for r in records]):.2f} dB / "
           f"{np.mean([r['noisy_ssim'] for r in records]):.3f}")
-    labels = list(dict.fromkeys(label for r in records for label in r["trace"]))
+    labels = list(dict.fromkeys(label for r in records for label in r["trace"] if not label.startswith("holdout-")))
     print(f"{'iterations':<11}" + "".join(f"{label:>24}" for label in labels) + f"{'s/image':>10}")
     for iteration in at:
         cells = []
@@ -119,6 +132,45 @@ def summarize(out: Path, at: list[int]) -> None:
         seconds = [r["seconds_at"].get(str(iteration)) for r in records]
         cells.append(f"{np.mean(seconds):10.0f}" if None not in seconds else f"{'–':>10}")
         print(f"{iteration:<11}" + "".join(cells))
+    summarize_early_stopping(records)
+
+
+PRESETS = (("mpi-fast", 0.9, 200), ("mpi", 0.99, 1000))
+
+
+def replay_early_stopping(record: dict, beta: float, max_iterations: int, patience: int) -> tuple[int, int, float, float]:
+    """(best check, last iteration run, PSNR, SSIM) of early stopping, replayed from a --holdout record."""
+    best_iteration, best_error, stop = None, float("inf"), None
+    for iteration, error in record["trace"][f"holdout-{beta:g}"]:
+        if iteration > max_iterations:
+            break
+        stop = iteration
+        if error < best_error:
+            best_iteration, best_error = iteration, error
+        elif iteration - best_iteration >= patience:
+            break
+    _, psnr, ssim = next(row for row in record["trace"][f"ema-{beta:g}-unbiased"] if row[0] == best_iteration)
+    return best_iteration, stop, psnr, ssim
+
+
+def summarize_early_stopping(records: list[dict], patiences: tuple[int, ...] = (50, 100, 200, 300)) -> None:
+    """Each preset without and with early stopping (several patiences), and the best iteration in hindsight."""
+    records = [r for r in records if "validation" in r]
+    if not records:
+        return
+    print(f"\nearly stopping replayed on {len(records)} image(s): mean PSNR / SSIM, mean best check, mean iterations run")
+    for name, beta, budget in PRESETS:
+        fixed = [[row for row in r["trace"][f"ema-{beta:g}"] if row[0] <= budget][-1] for r in records]
+        print(f"  {name:<9} fixed {fixed[0][0]} it, authors' ensemble: {np.mean([f[1] for f in fixed]):.2f} / {np.mean([f[2] for f in fixed]):.3f}")
+        for patience in patiences:
+            runs = [replay_early_stopping(r, beta, budget, patience) for r in records]
+            print(f"  {name:<9} early stopping, patience {patience:>3}: {np.mean([x[2] for x in runs]):.2f} / "
+                  f"{np.mean([x[3] for x in runs]):.3f}, best check {np.mean([x[0] for x in runs]):.0f}, "
+                  f"run {np.mean([x[1] for x in runs]):.0f}")
+        hindsight = [max((row for row in r["trace"][f"ema-{beta:g}-unbiased"] if row[0] <= budget), key=lambda row: row[1])
+                     for r in records]
+        print(f"  {name:<9} best iteration in hindsight: {np.mean([h[1] for h in hindsight]):.2f} / "
+              f"{np.mean([h[2] for h in hindsight]):.3f} at {np.mean([h[0] for h in hindsight]):.0f}")
 
 
 def main() -> None:
@@ -134,6 +186,9 @@ def main() -> None:
     parser.add_argument("--betas", type=float, nargs="+", default=[0.9, 0.99],
                         help="EMA weights to follow; the last is the run's own (checked against the method's result)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--holdout", type=float, default=0.0,
+                        help="hold out this share of pixels from the loss (MPI early stopping) and record "
+                             "the ensemble's error there every --trace-every iterations")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--save-arrays", help="also save each image's unbiased ensembles at --save-at here (npz)")
     parser.add_argument("--save-at", type=int, nargs="+", default=[50, 100, 200, 300, 500, 750, 1000])
@@ -146,6 +201,8 @@ def main() -> None:
     if not args.summary_only:
         device = resolve_device(args.device)
         settings = {key: getattr(args, key) for key in ("weights", "crop", "crop_origin", "iterations", "trace_every", "betas", "seed")}
+        if args.holdout:
+            settings["holdout"] = args.holdout
         for raw_path, gt_path in find_pairs(args.pairs, args.pattern):
             target = out / f"{raw_path.stem}.json"
             if target.exists():

@@ -157,3 +157,13 @@ def test_speed_prints_milliseconds_per_iteration(capsys):
     assert main(["speed", "--size", "40", "--iterations", "2", "--warmup", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "mpi-fast 40x40 on cpu:" in out and "ms per iteration" in out
+
+
+@pytest.mark.parametrize("flag, expected", [("--early-stopping", True), ("--no-early-stopping", False)])
+def test_early_stopping_flag_reaches_the_output_metadata(tmp_path, small_noisy, flag, expected):
+    source, target = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(source, small_noisy[0] if small_noisy.ndim > 2 else small_noisy)
+    assert main(["denoise", str(source), "-o", str(target), "--method", "mpi-fast", "-q", flag, *FAST]) == 0
+    meta = read_tiff_metadata(target)
+    assert meta["parameters"]["early_stopping"] is expected
+    assert ("best_iteration" in meta["planes"][0]) is expected

@@ -126,3 +126,69 @@ def test_last_fill_holds_what_the_ensemble_was_fed():
         assert hidden.dtype == torch.bool and 0.6 < hidden.float().mean().item() < 0.95
         outside = masked_ema_update(outside, prediction, hidden, 0.8)
     np.testing.assert_array_equal(outside[0, 0].numpy(), method.preview())
+
+
+def test_held_out_pixels_are_left_out_of_the_loss():
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+    method = _prepared(image, early_stopping=True, holdout_fraction=0.2)
+    holdout = method._holdout
+    assert 0.1 < holdout.float().mean().item() < 0.3
+    state = method._generator.get_state()
+    keep = method.draw_keep_mask()
+    method._generator.set_state(state)
+    network_state = {k: v.clone() for k, v in method.network.state_dict().items()}
+    loss = method.step()
+    method.network.load_state_dict(network_state)
+    with torch.no_grad():
+        prediction = method.network(method._noisy * keep, keep)
+    trained = (keep == 0) & ~holdout
+    expected = ((prediction - method._noisy)[trained] ** 2).sum() / prediction.numel()
+    assert loss == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_early_stopping_keeps_the_ensemble_of_the_best_held_out_check():
+    image = np.random.default_rng(2).uniform(0.2, 0.8, (40, 40))
+    method = _prepared(image, early_stopping=True, validation_every=5, patience=10**6)
+    previews = {}
+    for _ in range(40):
+        method.step()
+        if method.iterations_done % 5 == 0:
+            previews[method.iterations_done] = method.preview()
+    iterations, errors = zip(*method.validation_trace)
+    assert iterations == tuple(range(5, 41, 5))
+    assert method.best_iteration == iterations[int(np.argmin(errors))]
+    np.testing.assert_array_equal(method.result(), previews[method.best_iteration])
+    assert not method.finished
+
+
+def test_early_stopping_ends_a_run_that_over_fits_pure_noise():
+    from napari_zsdenoise.engine import DenoiseRun
+
+    # A flat field under noise: the best estimate is flat, and a network that keeps
+    # training on the noisy pixels can only get worse at the held-out ones.
+    noisy = 0.5 + 0.1 * np.random.default_rng(3).standard_normal((48, 48))
+    run = DenoiseRun(noisy, "mpi-fast", seed=0, iterations=600, early_stopping=True, patience=40,
+                     validation_every=10, learning_rate=1e-2, **TINY)
+    events = list(run)
+    record = run.metadata["planes"][0]
+    assert record["stopped_by_holdout"] is True
+    assert events[-1].iteration == record["iterations_done"] < 600
+    assert record["best_iteration"] <= record["iterations_done"] - 40
+    assert not run.stopped_early  # the user did not press stop
+
+
+@pytest.mark.parametrize("settings", [{"holdout_fraction": 0.0}, {"holdout_fraction": 0.5}, {"patience": 0},
+                                      {"validation_every": 0}, {"early_stopping": 1}])
+def test_early_stopping_settings_are_validated(settings):
+    with pytest.raises((TypeError, ValueError)):
+        MPIConfig(**settings)
+
+
+def test_a_run_ending_between_checks_is_checked_once_more():
+    image = np.random.default_rng(4).uniform(0.2, 0.8, (40, 40))
+    method = _prepared(image, early_stopping=True, validation_every=25)
+    for _ in range(7):
+        method.step()
+    assert method.validation_trace == []
+    np.testing.assert_array_equal(method.result(), method.preview())
+    assert [row[0] for row in method.validation_trace] == [7] and method.best_iteration == 7

@@ -159,3 +159,30 @@ def test_weights_choice_reaches_the_engine(viewer_and_widget, tmp_path):
     checkpoint.write_bytes(b"x")
     widget.weights_file.value = checkpoint
     assert widget.method_overrides()["weights"] == str(checkpoint)
+
+
+def test_early_stopping_choice_follows_the_preset_and_reaches_the_engine(viewer_and_widget):
+    from napari_zsdenoise.methods.registry import get_method_spec
+
+    _, widget, _ = viewer_and_widget
+    widget.method_combo.value = "mpi"
+    assert widget.early_stopping_check.enabled
+    assert widget.early_stopping_check.value is get_method_spec("mpi").default_config.early_stopping
+    widget.early_stopping_check.value = not widget.early_stopping_check.value
+    assert widget.method_overrides()["early_stopping"] is widget.early_stopping_check.value
+    widget.method_combo.value = "zs-n2n"
+    assert not widget.early_stopping_check.enabled
+    assert "early_stopping" not in widget.method_overrides()
+
+
+def test_early_stopping_run_reports_the_kept_iteration(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    widget.iterations_spin.value = 30
+    widget.early_stopping_check.value = True
+    widget.start()
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
+    assert meta["parameters"]["early_stopping"] is True
+    assert all(plane["best_iteration"] in (25, 30) for plane in meta["planes"])
+    assert "best held-out check (iteration" in widget.status_label.value

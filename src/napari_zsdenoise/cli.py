@@ -20,6 +20,9 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shuffle-factor", type=int, help="MPI pixel-shuffle factor d for spatially correlated noise (default 1)")
     parser.add_argument("--blend-noisy", action="store_true", default=None,
                         help="MPI: combine the ensemble with the noisy image by an estimated weight (off by default; skipped for spatially correlated noise)")
+    parser.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
+                        help="MPI: hold out 5%% of the pixels from the loss and stop when the error there stops falling "
+                             "(the preset's iterations become a maximum); default: the preset's")
     parser.add_argument("--weights", help="shipped (default: our pre-trained weights), none (random initialisation) or a checkpoint file")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -33,6 +36,7 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("ema_beta", "ema_beta"),
         ("shuffle_factor", "shuffle_factor"),
         ("blend_noisy", "blend_noisy"),
+        ("early_stopping", "early_stopping"),
     ):
         value = getattr(args, option)
         if value is not None:

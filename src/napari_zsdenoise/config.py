@@ -59,6 +59,21 @@ class MPIConfig:
         predictions only (start-up weight divided out), combined with the noisy image by
         the weight that minimises the expected squared error, from an estimate of the
         noise variance (``methods/_ensemble.py``).
+    early_stopping : bool
+        Hold out a random ``holdout_fraction`` of the pixels from the loss. The network
+        never learns their noise, so the error of the ensemble against the noisy values
+        there tracks its error against the clean image (plus the constant noise
+        variance). Every ``validation_every`` iterations that error is measured; the
+        result is the ensemble at the best check, and the run ends once ``patience``
+        iterations pass without a better one. ``iterations`` is then a maximum. The
+        ensemble starts empty (predictions only, start-up weight divided out) so that
+        it can be validated from the first check.
+    holdout_fraction : float
+        Share of pixels held out for ``early_stopping``, in (0, 0.5).
+    patience : int
+        Iterations without a better held-out error before the run ends.
+    validation_every : int
+        Iterations between held-out checks.
     """
 
     iterations: int = 1000
@@ -70,11 +85,17 @@ class MPIConfig:
     width: int = 64
     scales: int = 5
     blend_noisy: bool = False
+    early_stopping: bool = False
+    holdout_fraction: float = 0.05
+    patience: int = 200
+    validation_every: int = 25
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations", "shuffle_factor", "width", "scales"))
-        if not isinstance(self.blend_noisy, bool):
-            raise TypeError(f"blend_noisy must be True or False; got {self.blend_noisy!r}")
+        _check_ints(self, ("iterations", "shuffle_factor", "width", "scales", "patience", "validation_every"))
+        for name in ("blend_noisy", "early_stopping"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        _check_range("holdout_fraction", self.holdout_fraction, 0.0, 0.5, low_open=True, high_open=True)
         if not 1 <= self.shuffle_factor <= 8:
             raise ValueError(f"shuffle_factor must be in [1, 8]; got {self.shuffle_factor}")
         if self.width < 1 or not 1 <= self.scales <= 8:

@@ -20,6 +20,10 @@ from napari_zsdenoise.methods.registry import get_method_spec
 from napari_zsdenoise.normalization import IntensityScaling
 
 
+# Facts of a method's provenance that differ from plane to plane and go in each plane's record.
+PER_PLANE_FACTS = ("blend_weight", "best_iteration", "stopped_by_holdout")
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """A snapshot of a running denoise.
@@ -200,7 +204,9 @@ class DenoiseRun:
             for iteration in range(1, total + 1):
                 loss = method.step()
                 now = time.perf_counter()
-                final = iteration == total or self._stop.is_set()
+                # A method may end a plane early by itself (MPI's held-out early stopping).
+                converged = bool(getattr(method, "finished", False))
+                final = iteration == total or converged or self._stop.is_set()
                 due = final or (self.preview_every and iteration % self.preview_every == 0) or (
                     self.preview_interval and now - last_preview >= self.preview_interval
                 )
@@ -211,11 +217,13 @@ class DenoiseRun:
                 if self._stop.is_set():
                     self.stopped_early = True
                     break
+                if converged:
+                    break
             target[...] = scaling.denormalize(method.result())
             provenance = method.provenance()
             record = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale}
             # Per-plane facts of the output rule (e.g. MPI's blend weight), when the method has them.
-            record.update({key: provenance[key] for key in ("blend_weight",) if key in provenance})
+            record.update({key: provenance[key] for key in PER_PLANE_FACTS if key in provenance})
             plane_records.append(record)
         import torch
 

@@ -60,6 +60,7 @@ class DenoiseWidget(Container):
         self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
         self.iterations_spin = SpinBox(label="iterations", min=1, max=1_000_000)
         self.mask_ratio_spin = FloatSpinBox(label="mask ratio", min=0.05, max=0.99, step=0.05)
+        self.early_stopping_check = CheckBox(text="stop when it starts to fit the noise (held-out pixels)", value=False)
         self.weights_combo = ComboBox(label="weights", choices=list(WEIGHTS_CHOICES), value=WEIGHTS_SHIPPED)
         self.weights_file = FileEdit(label="weights file", mode="r", filter="*.pt *.pth", visible=False)
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
@@ -76,6 +77,7 @@ class DenoiseWidget(Container):
                 self.method_combo,
                 self.iterations_spin,
                 self.mask_ratio_spin,
+                self.early_stopping_check,
                 self.weights_combo,
                 self.weights_file,
                 self.device_combo,
@@ -126,6 +128,8 @@ class DenoiseWidget(Container):
         else:
             self.mask_ratio_spin.enabled = False
         self.weights_combo.enabled = self.weights_file.enabled = hasattr(config, "weights")
+        self.early_stopping_check.enabled = hasattr(config, "early_stopping")
+        self.early_stopping_check.value = bool(getattr(config, "early_stopping", False))
 
     def method_overrides(self) -> dict[str, Any]:
         """The settings chosen in the widget, as keyword overrides of the method's preset.
@@ -139,6 +143,8 @@ class DenoiseWidget(Container):
         overrides: dict[str, Any] = {"iterations": int(self.iterations_spin.value)}
         if hasattr(config, "mask_ratio"):
             overrides["mask_ratio"] = float(self.mask_ratio_spin.value)
+        if hasattr(config, "early_stopping"):
+            overrides["early_stopping"] = bool(self.early_stopping_check.value)
         if hasattr(config, "weights"):
             choice = self.weights_combo.value
             if choice == WEIGHTS_RANDOM:
@@ -290,7 +296,12 @@ class DenoiseWidget(Container):
         )
         self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
         state = "stopped early, kept" if run.stopped_early else "done"
-        self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
+        best = sorted(p["best_iteration"] for p in metadata["planes"] if p.get("best_iteration"))
+        kept = ""
+        if best:
+            iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
+            kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
+        self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']}){kept}"
 
     def _on_errored(self, exc: Exception) -> None:
         if self._closed:

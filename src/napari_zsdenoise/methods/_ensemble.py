@@ -152,11 +152,12 @@ class MaskedEnsemble:
         seen = self.weight > 0
         return torch.where(seen, self.average / torch.where(seen, self.weight, torch.ones_like(self.weight)), self.noisy)
 
-    def blended(self, response: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def blended(self, response: torch.Tensor, estimate: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
         """The estimate combined with the noisy plane by :func:`blend_weights`, and the mean weight.
 
-        ``response`` is :func:`noise_response` of the noisy plane.
+        ``response`` is :func:`noise_response` of the noisy plane; ``estimate`` defaults
+        to :meth:`mean` (pass an earlier snapshot of it to blend that instead).
         """
-        estimate = self.mean()
+        estimate = self.mean() if estimate is None else estimate
         weights = blend_weights(self.noisy, estimate, response)
         return estimate + weights * (self.noisy - estimate), float(weights.mean())

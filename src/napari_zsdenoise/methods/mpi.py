@@ -5,6 +5,9 @@ Each step hides a random fraction ``p`` of pixels, asks the hourglass network to
 the whole plane from the rest, trains it on the hidden pixels only, and folds its
 predictions *at the hidden pixels* into an exponential moving average that started at
 the noisy plane. The masked EMA is both the live preview and the result.
+
+With ``early_stopping`` a few pixels never enter the loss; the ensemble's error at them
+decides when the network has started to learn the noise (see :class:`MPIConfig`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class MPIMethod:
         self._weights_info: dict[str, Any] = {"source": "random initialisation"}
         self.last_fill: tuple[torch.Tensor, torch.Tensor] | None = None
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
+        self.finished = False  # set by early stopping; the engine then ends the plane
+        self.best_iteration: int | None = None
+        self.validation_trace: list[tuple[int, float]] = []  # (iteration, held-out mean squared error)
 
     def _build_network(self, seed: int) -> SkipHourglass:
         if self.config.weights is None:
@@ -100,11 +106,30 @@ class MPIMethod:
             plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
         self._noisy = split_subimages(plane, factor)
         blend = self.config.blend_noisy
-        # Without blending: the authors' ensemble, started at the noisy image; with it, an
-        # ensemble of predictions only, combined with the noisy image by an estimated weight.
-        self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start="zero" if blend else "noisy")
+        validate = self.config.early_stopping
+        # By default the authors' ensemble, started at the noisy image. Blending and
+        # validation need an ensemble of predictions only: a noisy start would match the
+        # noisy values at held-out pixels by construction.
+        start = "zero" if blend or validate else "noisy"
+        self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start=start)
         self._noise_response = split_subimages(noise_response(plane), factor) if blend else None
         self.blend_weight = None
+        self.finished = False
+        self.best_iteration = None
+        self.validation_trace = []
+        self._best_estimate: torch.Tensor | None = None
+        self._best_error = float("inf")
+        self._holdout: torch.Tensor | None = None
+        self._loss_weight: torch.Tensor | None = None
+        if validate:
+            # Its own generator, so the masks drawn during filling follow the same
+            # random stream with or without early stopping.
+            holdout_generator = torch.Generator(device="cpu")
+            holdout_generator.manual_seed(seed + 7919)
+            holdout = torch.rand(self._noisy.shape, generator=holdout_generator) < self.config.holdout_fraction
+            if bool(holdout.any()):
+                self._holdout = holdout.to(device)
+                self._loss_weight = (~self._holdout).to(self._noisy.dtype)
         self.network = self._build_network(seed).to(device)
         channels = self.network.image_channels
         self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
@@ -133,27 +158,56 @@ class MPIMethod:
             # Kept so studies can fold the same predictions into other ensembles
             # (other betas, other averaging rules) without a second training run.
             self.last_fill = (prediction, hidden)
-        loss = torch.mean(((output - self._network_input) * (1 - keep)) ** 2)
+        loss_weight = 1 - keep if self._loss_weight is None else (1 - keep) * self._loss_weight
+        loss = torch.mean(((output - self._network_input) * loss_weight) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.iterations_done += 1
+        if self._holdout is not None and self.iterations_done % self.config.validation_every == 0:
+            self._validate()
         return float(loss.detach())
 
-    def preview(self) -> np.ndarray:
-        if self._noise_response is None:
-            estimate = self._ensemble.mean()
-        else:
-            estimate, self.blend_weight = self._ensemble.blended(self._noise_response)
+    def _validate(self) -> None:
+        """Score the ensemble at the held-out pixels; keep it if best, finish if stale."""
+        estimate = self._ensemble.mean()
+        scored = self._holdout & (self._ensemble.weight > 0)
+        if not bool(scored.any()):
+            return
+        error = float(((estimate - self._noisy)[scored] ** 2).mean())
+        self.validation_trace.append((self.iterations_done, error))
+        if error < self._best_error:
+            self._best_error = error
+            self.best_iteration = self.iterations_done
+            self._best_estimate = estimate.clone()
+        elif self.iterations_done - self.best_iteration >= self.config.patience:
+            self.finished = True
+
+    def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
+        if self._noise_response is not None:
+            estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate)
         merged = merge_subimages(estimate, self.config.shuffle_factor)
         return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
 
+    def preview(self) -> np.ndarray:
+        """The current ensemble (with early stopping, not necessarily the best one so far)."""
+        return self._to_plane(self._ensemble.mean())
+
     def result(self) -> np.ndarray:
-        return self.preview()
+        """The current ensemble, or with early stopping the one at the best held-out check."""
+        last_check = self.validation_trace[-1][0] if self.validation_trace else 0
+        if self._holdout is not None and last_check < self.iterations_done:
+            self._validate()  # the run ended (or was stopped) between checks
+        if self._best_estimate is None:
+            return self.preview()
+        return self._to_plane(self._best_estimate)
 
     def provenance(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
                                  "blend_noisy": self.config.blend_noisy}
+        if self.config.early_stopping:
+            facts["best_iteration"] = self.best_iteration
+            facts["stopped_by_holdout"] = self.finished
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()

@@ -27,7 +27,11 @@ class DenoisingMethod(Protocol):
         """Set up networks, optimisers and state for one plane."""
 
     def step(self) -> float:
-        """Run one optimisation iteration and return its loss."""
+        """Run one optimisation iteration and return its loss.
+
+        A method that can tell it is done may set a ``finished`` attribute to True; the
+        engine then ends the plane after this step.
+        """
 
     def preview(self) -> np.ndarray:
         """The current best estimate of the clean plane (cheap; called every few steps)."""
