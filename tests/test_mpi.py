@@ -87,9 +87,8 @@ def test_ensemble_starts_at_the_noisy_image_and_only_changes_at_hidden_pixels():
     assert changed[hidden].mean() > 0.99
 
 
-def test_loss_is_computed_on_hidden_pixels_only():
-    image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
-    method = _prepared(image)
+def _step_with_its_prediction(method: MPIMethod) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """One step's loss, plus the keep-mask it drew and the network's prediction before it."""
     state = method._generator.get_state()
     keep = method.draw_keep_mask()
     method._generator.set_state(state)
@@ -98,6 +97,13 @@ def test_loss_is_computed_on_hidden_pixels_only():
     method.network.load_state_dict(network_state)
     with torch.no_grad():
         prediction = method.network(method._noisy * keep, keep)
+    return loss, keep, prediction
+
+
+def test_loss_is_computed_on_hidden_pixels_only():
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+    method = _prepared(image)
+    loss, keep, prediction = _step_with_its_prediction(method)
     hidden = keep == 0
     expected = ((prediction - method._noisy)[hidden] ** 2).sum() / prediction.numel()
     assert loss == pytest.approx(float(expected), rel=1e-4)
@@ -133,14 +139,7 @@ def test_held_out_pixels_are_left_out_of_the_loss():
     method = _prepared(image, early_stopping=True, holdout_fraction=0.2)
     holdout = method._holdout
     assert 0.1 < holdout.float().mean().item() < 0.3
-    state = method._generator.get_state()
-    keep = method.draw_keep_mask()
-    method._generator.set_state(state)
-    network_state = {k: v.clone() for k, v in method.network.state_dict().items()}
-    loss = method.step()
-    method.network.load_state_dict(network_state)
-    with torch.no_grad():
-        prediction = method.network(method._noisy * keep, keep)
+    loss, keep, prediction = _step_with_its_prediction(method)
     trained = (keep == 0) & ~holdout
     expected = ((prediction - method._noisy)[trained] ** 2).sum() / prediction.numel()
     assert loss == pytest.approx(float(expected), rel=1e-4)
