@@ -40,7 +40,7 @@ from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_r
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.devices import resolve_device
 from napari_zsdenoise.io import read_image
-from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
+from napari_zsdenoise.methods._ensemble import MAX_RESIDUAL_CORRELATION, MaskedEnsemble, noise_response, residual_correlation
 from napari_zsdenoise.methods.mpi import MPIMethod
 from napari_zsdenoise.normalization import IntensityScaling
 
@@ -90,7 +90,8 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
                         # has the same for the run's own beta).
                         scored = method._holdout & (ensemble.weight > 0)
                         error = float(((ensemble.mean() - plane)[scored] ** 2).mean())
-                        trace.setdefault(f"holdout-{ensemble.beta:g}", []).append([iteration, error])
+                        correlation = residual_correlation(plane, ensemble.mean())
+                        trace.setdefault(f"holdout-{ensemble.beta:g}", []).append([iteration, error, correlation])
                     blended, weight = ensemble.blended(response)
                     trace[f"blend-{ensemble.beta:g}"].append(
                         [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
@@ -140,13 +141,17 @@ PRESETS = (("mpi-fast", 0.9, 200), ("mpi", 0.99, 1000))
 
 def replay_early_stopping(record: dict, beta: float, max_iterations: int, patience: int) -> tuple[int, int, float, float]:
     """(best check, last iteration run, PSNR, SSIM) of early stopping, replayed from a --holdout record."""
-    best_iteration, best_error, stop = None, float("inf"), None
-    for iteration, error in record["trace"][f"holdout-{beta:g}"]:
+    best_iteration, best_score, stop, correlated = None, float("inf"), None, None
+    for iteration, error, *rest in record["trace"][f"holdout-{beta:g}"]:
         if iteration > max_iterations:
             break
+        if correlated is None:
+            # Records made before the correlation rule have no correlation: held-out error only.
+            correlated = bool(rest) and rest[0] > MAX_RESIDUAL_CORRELATION
+        score = -rest[0] if correlated else error
         stop = iteration
-        if error < best_error:
-            best_iteration, best_error = iteration, error
+        if score < best_score:
+            best_iteration, best_score = iteration, score
         elif iteration - best_iteration >= patience:
             break
     _, psnr, ssim = next(row for row in record["trace"][f"ema-{beta:g}-unbiased"] if row[0] == best_iteration)

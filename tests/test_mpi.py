@@ -153,8 +153,9 @@ def test_early_stopping_keeps_the_ensemble_of_the_best_held_out_check():
         method.step()
         if method.iterations_done % 5 == 0:
             previews[method.iterations_done] = method.preview()
-    iterations, errors = zip(*method.validation_trace)
+    iterations, errors, correlations = zip(*method.validation_trace)
     assert iterations == tuple(range(5, 41, 5))
+    assert method.correlated_noise is False  # independent uniform noise
     assert method.best_iteration == iterations[int(np.argmin(errors))]
     np.testing.assert_array_equal(method.result(), previews[method.best_iteration])
     assert not method.finished
@@ -191,3 +192,18 @@ def test_a_run_ending_between_checks_is_checked_once_more():
     assert method.validation_trace == []
     np.testing.assert_array_equal(method.result(), method.preview())
     assert [row[0] for row in method.validation_trace] == [7] and method.best_iteration == 7
+
+
+def test_spatially_correlated_noise_is_scored_by_residual_correlation():
+    from scipy.ndimage import uniform_filter
+
+    # White noise smoothed over 3x3 pixels: neighbours' noise correlates strongly, so a
+    # network can predict part of a held-out pixel's noise and that error misleads.
+    noise = uniform_filter(np.random.default_rng(5).standard_normal((48, 48)), size=3)
+    method = _prepared(0.5 + 0.1 * noise, early_stopping=True, validation_every=5, patience=10**6)
+    for _ in range(30):
+        method.step()
+    iterations, errors, correlations = zip(*method.validation_trace)
+    assert correlations[0] > 0.3 and method.correlated_noise is True
+    assert method.best_iteration == iterations[int(np.argmax(correlations))]
+    assert method.provenance()["stopping_signal"].startswith("residual correlation")

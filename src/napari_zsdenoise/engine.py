@@ -21,7 +21,7 @@ from napari_zsdenoise.normalization import IntensityScaling
 
 
 # Facts of a method's provenance that differ from plane to plane and go in each plane's record.
-PER_PLANE_FACTS = ("blend_weight", "best_iteration", "stopped_by_holdout")
+PER_PLANE_FACTS = ("blend_weight", "best_iteration", "stopped_by_holdout", "stopping_signal")
 
 
 @dataclass(frozen=True)

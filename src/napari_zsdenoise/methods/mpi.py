@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
+from napari_zsdenoise.methods._ensemble import MAX_RESIDUAL_CORRELATION, MaskedEnsemble, noise_response, residual_correlation
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
@@ -68,7 +68,9 @@ class MPIMethod:
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
         self.finished = False  # set by early stopping; the engine then ends the plane
         self.best_iteration: int | None = None
-        self.validation_trace: list[tuple[int, float]] = []  # (iteration, held-out mean squared error)
+        # (iteration, held-out mean squared error, residual neighbour correlation)
+        self.validation_trace: list[tuple[int, float, float]] = []
+        self.correlated_noise: bool | None = None  # decided at the first check
 
     def _build_network(self, seed: int) -> SkipHourglass:
         if self.config.weights is None:
@@ -117,8 +119,9 @@ class MPIMethod:
         self.finished = False
         self.best_iteration = None
         self.validation_trace = []
+        self.correlated_noise = None
         self._best_estimate: torch.Tensor | None = None
-        self._best_error = float("inf")
+        self._best_score = float("inf")
         self._holdout: torch.Tensor | None = None
         self._loss_weight: torch.Tensor | None = None
         if validate:
@@ -169,15 +172,28 @@ class MPIMethod:
         return float(loss.detach())
 
     def _validate(self) -> None:
-        """Score the ensemble at the held-out pixels; keep it if best, finish if stale."""
+        """Score the ensemble; keep it if best, finish if no better one came for ``patience``.
+
+        For pixel-independent noise the score is the error at the held-out pixels. When
+        the noise is spatially correlated (the residual's neighbour correlation at the
+        first check is above ``MAX_RESIDUAL_CORRELATION``) the network predicts part of
+        a held-out pixel's noise from its neighbours, and that error keeps falling while
+        the result gets worse (FMD widefield). The score is then the residual's neighbour
+        correlation, with its sign flipped: it falls as the ensemble starts to reproduce
+        the correlated noise.
+        """
         estimate = self._ensemble.mean()
         scored = self._holdout & (self._ensemble.weight > 0)
         if not bool(scored.any()):
             return
         error = float(((estimate - self._noisy)[scored] ** 2).mean())
-        self.validation_trace.append((self.iterations_done, error))
-        if error < self._best_error:
-            self._best_error = error
+        correlation = residual_correlation(self._noisy, estimate)
+        self.validation_trace.append((self.iterations_done, error, correlation))
+        if self.correlated_noise is None:
+            self.correlated_noise = correlation > MAX_RESIDUAL_CORRELATION
+        score = -correlation if self.correlated_noise else error
+        if score < self._best_score:
+            self._best_score = score
             self.best_iteration = self.iterations_done
             self._best_estimate = estimate.clone()
         elif self.iterations_done - self.best_iteration >= self.config.patience:
@@ -208,6 +224,9 @@ class MPIMethod:
         if self.config.early_stopping:
             facts["best_iteration"] = self.best_iteration
             facts["stopped_by_holdout"] = self.finished
+            facts["stopping_signal"] = (None if self.correlated_noise is None else
+                                        "residual correlation (spatially correlated noise)" if self.correlated_noise
+                                        else "held-out error")
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()
