@@ -91,23 +91,30 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def _register_mpi_preset(name: str, label: str, *, ema_beta: float, iterations: int, weights: str | None = "shipped") -> None:
-    config = MPIConfig(iterations=iterations, ema_beta=ema_beta, weights=weights)
+def _register_mpi_preset(name: str, label: str, *, ema_beta: float, iterations: int, weights: str | None = "shipped",
+                         early_stopping: bool = False) -> None:
+    config = MPIConfig(iterations=iterations, ema_beta=ema_beta, weights=weights, early_stopping=early_stopping)
+    budget = f"at most {iterations} iterations, early stopping" if early_stopping else f"{iterations} iterations"
     register_method(
         MethodSpec(
             name=name,
-            summary=f"{label} (EMA beta {ema_beta}, {iterations} iterations, mask ratio {config.mask_ratio})",
+            summary=f"{label} (EMA beta {ema_beta}, {budget}, mask ratio {config.mask_ratio})",
             implementation="napari_zsdenoise.methods.mpi:MPIMethod",
             default_config=config,
         )
     )
 
 
+# The fast preset stays the authors' (fixed 200 iterations): over that budget the held-out
+# check changed little on FMD crops. The 1000-iteration presets stop early because a fixed
+# 1000 over-fits smaller images badly (Confocal_FISH_1 256² crop: 23.43 dB at 1000, 28.93
+# kept by early stopping at 525, the best in hindsight 28.93; README "Early stopping").
 _register_mpi_preset("mpi-fast", "MPI iterative filling, faster preset", ema_beta=0.9, iterations=200)
-_register_mpi_preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000)
+_register_mpi_preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000, early_stopping=True)
 # The control for every pre-training claim: MPI's filling from a random network, i.e. a
 # single-image masked blind-spot network with an EMA ensemble (paper Table 4, no pre-training).
-_register_mpi_preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000, weights=None)
+_register_mpi_preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000,
+                     weights=None, early_stopping=True)
 register_method(
     MethodSpec(
         name="zs-n2n",
