@@ -40,8 +40,8 @@ from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_r
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.devices import resolve_device
 from napari_zsdenoise.io import read_image
-from napari_zsdenoise.methods._ensemble import MAX_RESIDUAL_CORRELATION, MaskedEnsemble, noise_response, residual_correlation
-from napari_zsdenoise.methods.mpi import MPIMethod
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response, residual_correlation
+from napari_zsdenoise.methods.mpi import MPIMethod, is_correlated_noise
 from napari_zsdenoise.normalization import IntensityScaling
 
 
@@ -141,18 +141,24 @@ PRESETS = (("mpi-fast", 0.9, 200), ("mpi", 0.99, 1000))
 
 def replay_early_stopping(record: dict, beta: float, max_iterations: int, patience: int) -> tuple[int, int, float, float]:
     """(best check, last iteration run, PSNR, SSIM) of early stopping, replayed from a --holdout record."""
-    best_iteration, best_score, stop, correlated = None, float("inf"), None, None
+    if beta == record["settings"]["betas"][-1] and "validation" in record:
+        # The run's own beta: the method's own checks must be the ones replayed.
+        assert record["validation"] == record["trace"][f"holdout-{beta:g}"], "held-out traces disagree"
+    bests = {"error": (float("inf"), None), "correlation": (float("inf"), None)}
+    correlated, stop, correlations = None, None, []
     for iteration, error, *rest in record["trace"][f"holdout-{beta:g}"]:
         if iteration > max_iterations:
             break
-        if correlated is None:
-            # Records made before the correlation rule have no correlation: held-out error only.
-            correlated = bool(rest) and rest[0] > MAX_RESIDUAL_CORRELATION
-        score = -rest[0] if correlated else error
         stop = iteration
-        if score < best_score:
-            best_iteration, best_score = iteration, score
-        elif iteration - best_iteration >= patience:
+        # Records made before the correlation rule have none: held-out error only.
+        correlations.append(rest[0] if rest else 0.0)
+        for signal, score in (("error", error), ("correlation", -correlations[-1])):
+            if score < bests[signal][0]:
+                bests[signal] = (score, iteration)
+        if correlated is None and len(correlations) >= 2:
+            correlated = is_correlated_noise(*correlations[:2])
+        best_iteration = bests["correlation" if correlated else "error"][1]
+        if iteration - best_iteration >= patience:
             break
     _, psnr, ssim = next(row for row in record["trace"][f"ema-{beta:g}-unbiased"] if row[0] == best_iteration)
     return best_iteration, stop, psnr, ssim

@@ -207,3 +207,15 @@ def test_spatially_correlated_noise_is_scored_by_residual_correlation():
     assert correlations[0] > 0.3 and method.correlated_noise is True
     assert method.best_iteration == iterations[int(np.argmax(correlations))]
     assert method.provenance()["stopping_signal"].startswith("residual correlation")
+
+
+@pytest.mark.parametrize("first, second, expected", [
+    (0.445, 0.443, True),   # FMD widefield crop: correlated noise, steady
+    (0.314, 0.260, False),  # a young ensemble from random initialisation: falling, signal left
+    (0.174, 0.123, False),  # confocal: below the threshold
+    (0.09, 0.09, False),
+])
+def test_correlated_noise_needs_a_high_and_steady_residual_correlation(first, second, expected):
+    from napari_zsdenoise.methods.mpi import is_correlated_noise
+
+    assert is_correlated_noise(first, second) is expected
