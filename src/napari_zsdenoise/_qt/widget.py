@@ -60,7 +60,12 @@ class DenoiseWidget(Container):
         self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
         self.iterations_spin = SpinBox(label="iterations", min=1, max=1_000_000)
         self.mask_ratio_spin = FloatSpinBox(label="mask ratio", min=0.05, max=0.99, step=0.05)
-        self.early_stopping_check = CheckBox(text="stop when it starts to fit the noise (held-out pixels)", value=False)
+        self.early_stopping_check = CheckBox(
+            text="stop when it starts to fit the noise (held-out pixels)",
+            value=False,
+            tooltip="MPI: 5% of the pixels never enter the loss; the result is the ensemble that did best there, "
+            "and the run ends 200 iterations after it, so 'iterations' becomes a maximum.",
+        )
         self.weights_combo = ComboBox(label="weights", choices=list(WEIGHTS_CHOICES), value=WEIGHTS_SHIPPED)
         self.weights_file = FileEdit(label="weights file", mode="r", filter="*.pt *.pth", visible=False)
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
