@@ -155,8 +155,8 @@ def replay_early_stopping(record: dict, beta: float, max_iterations: int, patien
         for signal, score in (("error", error), ("correlation", -correlations[-1])):
             if score < bests[signal][0]:
                 bests[signal] = (score, iteration)
-        if correlated is None and len(correlations) >= 2:
-            correlated = is_correlated_noise(*correlations[:2])
+        if correlated is None:
+            correlated = is_correlated_noise(correlations)
         best_iteration = bests["correlation" if correlated else "error"][1]
         if iteration - best_iteration >= patience:
             break
