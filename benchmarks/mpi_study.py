@@ -22,7 +22,7 @@ images already there are skipped, so a run can be continued in a later session.
 Usage:
     python benchmarks/mpi_study.py --out DIR --weights shipped|none|PATH
         [--pairs ../shared/data/fmd-test] [--pattern '*_1.png'] [--crop 256] [--iterations 1000]
-        [--trace-every 25] [--betas 0.9 0.99] [--device cpu] [--holdout 0.05]
+        [--trace-every 25] [--betas 0.9 0.99] [--device cpu] [--holdout 0.05 [--end-with-patience 200]]
     python benchmarks/mpi_study.py --out DIR --summary-only [--at 200 1000]
 """
 
@@ -95,6 +95,11 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
                     blended, weight = ensemble.blended(response)
                     trace[f"blend-{ensemble.beta:g}"].append(
                         [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
+        if (args.end_with_patience and method._holdout is not None and iteration % args.trace_every == 0
+                and iteration >= PRESETS[0][2]
+                and early_stopping_checks(trace[f"holdout-{config.ema_beta:g}"], args.iterations, args.end_with_patience)[2]):
+            # The product's early stopping would end the run here; `mpi-fast`'s budget is always kept.
+            break
         if arrays is not None and iteration in args.save_at:
             # Raw material for studying other output rules offline (normalised units).
             for ensemble in ensembles:
@@ -108,6 +113,8 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     if not np.array_equal(plane_of(own.mean()), method.preview()):
         raise AssertionError("the study's EMA differs from the method's own ensemble")
     record = {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+    if iteration < args.iterations:
+        record["last_iteration"] = iteration
     if args.holdout:
         record["validation"] = [list(row) for row in method.validation_trace]
     return record
@@ -139,14 +146,11 @@ def summarize(out: Path, at: list[int]) -> None:
 PRESETS = (("mpi-fast", 0.9, 200), ("mpi", 0.99, 1000))
 
 
-def replay_early_stopping(record: dict, beta: float, max_iterations: int, patience: int) -> tuple[int, int, float, float]:
-    """(best check, last iteration run, PSNR, SSIM) of early stopping, replayed from a --holdout record."""
-    if beta == record["settings"]["betas"][-1] and "validation" in record:
-        # The run's own beta: the method's own checks must be the ones replayed.
-        assert record["validation"] == record["trace"][f"holdout-{beta:g}"], "held-out traces disagree"
+def early_stopping_checks(checks: list[list[float]], max_iterations: int, patience: int) -> tuple[int, int, bool]:
+    """(best check, last check used, whether patience ran out) for held-out rows [iteration, error, correlation]."""
     bests = {"error": (float("inf"), None), "correlation": (float("inf"), None)}
     correlated, stop, correlations = None, None, []
-    for iteration, error, *rest in record["trace"][f"holdout-{beta:g}"]:
+    for iteration, error, *rest in checks:
         if iteration > max_iterations:
             break
         stop = iteration
@@ -159,7 +163,24 @@ def replay_early_stopping(record: dict, beta: float, max_iterations: int, patien
             correlated = is_correlated_noise(correlations)
         best_iteration = bests["correlation" if correlated else "error"][1]
         if iteration - best_iteration >= patience:
-            break
+            return best_iteration, stop, True
+    return best_iteration, stop, False
+
+
+def last_iteration(record: dict) -> int:
+    """The last iteration a record ran: records made with --end-with-patience end before --iterations."""
+    return record.get("last_iteration", record["settings"]["iterations"])
+
+
+def replay_early_stopping(record: dict, beta: float, max_iterations: int, patience: int) -> tuple[int, int, float, float]:
+    """(best check, last iteration run, PSNR, SSIM) of early stopping, replayed from a --holdout record."""
+    if beta == record["settings"]["betas"][-1] and "validation" in record:
+        # The run's own beta: the method's own checks must be the ones replayed.
+        assert record["validation"] == record["trace"][f"holdout-{beta:g}"], "held-out traces disagree"
+    best_iteration, stop, ended = early_stopping_checks(record["trace"][f"holdout-{beta:g}"], max_iterations, patience)
+    if not ended and stop < max_iterations:
+        raise ValueError(f"{record['name']} ended at iteration {stop}, before this patience ({patience}) or budget "
+                         f"({max_iterations}) would have stopped it")
     _, psnr, ssim = next(row for row in record["trace"][f"ema-{beta:g}-unbiased"] if row[0] == best_iteration)
     return best_iteration, stop, psnr, ssim
 
@@ -169,17 +190,30 @@ def summarize_early_stopping(records: list[dict], patiences: tuple[int, ...] = (
     records = [r for r in records if "validation" in r]
     if not records:
         return
-    print(f"\nearly stopping replayed on {len(records)} image(s): mean PSNR / SSIM, mean best check, mean iterations run")
+    print(f"\nearly stopping replayed on {len(records)} image(s): mean PSNR / SSIM, mean best check, mean iterations run"
+          " [(n) = only the n images whose run went that far]")
     for name, beta, budget in PRESETS:
-        fixed = [[row for row in r["trace"][f"ema-{beta:g}"] if row[0] <= budget][-1] for r in records]
-        print(f"  {name:<9} fixed {fixed[0][0]} it, authors' ensemble: {np.mean([f[1] for f in fixed]):.2f} / {np.mean([f[2] for f in fixed]):.3f}")
+        whole = [r for r in records if last_iteration(r) >= budget]
+        count = f" ({len(whole)})" if len(whole) < len(records) else ""
+        if whole:
+            fixed = [[row for row in r["trace"][f"ema-{beta:g}"] if row[0] <= budget][-1] for r in whole]
+            print(f"  {name:<9} fixed {budget} it, authors' ensemble{count}: {np.mean([f[1] for f in fixed]):.2f} / "
+                  f"{np.mean([f[2] for f in fixed]):.3f}")
         for patience in patiences:
-            runs = [replay_early_stopping(r, beta, budget, patience) for r in records]
-            print(f"  {name:<9} early stopping, patience {patience:>3}: {np.mean([x[2] for x in runs]):.2f} / "
-                  f"{np.mean([x[3] for x in runs]):.3f}, best check {np.mean([x[0] for x in runs]):.0f}, "
-                  f"run {np.mean([x[1] for x in runs]):.0f}")
+            runs = []
+            for r in records:
+                try:
+                    runs.append(replay_early_stopping(r, beta, budget, patience))
+                except ValueError:
+                    continue
+            count = f" ({len(runs)})" if len(runs) < len(records) else ""
+            if runs:
+                print(f"  {name:<9} early stopping, patience {patience:>3}{count}: {np.mean([x[2] for x in runs]):.2f} / "
+                      f"{np.mean([x[3] for x in runs]):.3f}, best check {np.mean([x[0] for x in runs]):.0f}, "
+                      f"run {np.mean([x[1] for x in runs]):.0f}")
         hindsight = [max((row for row in r["trace"][f"ema-{beta:g}-unbiased"] if row[0] <= budget), key=lambda row: row[1])
                      for r in records]
+        # A run ended early has no later iterations to look back on: then this is the best of those it ran.
         print(f"  {name:<9} best iteration in hindsight: {np.mean([h[1] for h in hindsight]):.2f} / "
               f"{np.mean([h[2] for h in hindsight]):.3f} at {np.mean([h[0] for h in hindsight]):.0f}")
 
@@ -201,12 +235,18 @@ def main() -> None:
                         help="hold out this share of pixels from the loss (MPI early stopping) and record "
                              "the ensemble's error there every --trace-every iterations")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--end-with-patience", type=int,
+                        help="with --holdout: end each image where early stopping with this patience would end the "
+                             "run's own beta (never before 200 iterations); cheaper, but longer budgets and patiences "
+                             "are then not recorded")
     parser.add_argument("--save-arrays", help="also save each image's unbiased ensembles at --save-at here (npz)")
     parser.add_argument("--save-at", type=int, nargs="+", default=[50, 100, 200, 300, 500, 750, 1000])
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--at", type=int, nargs="+", default=[25, 50, 100, 200, 300, 400, 500, 750, 1000])
     args = parser.parse_args()
 
+    if args.end_with_patience and not args.holdout:
+        parser.error("--end-with-patience needs --holdout")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
@@ -235,7 +275,7 @@ def main() -> None:
             partial.replace(target)
             final = {label: rows[-1][1] for label, rows in record["trace"].items()}
             print(raw_path.stem, "noisy %.2f" % noisy_psnr, " ".join(f"{k} {v:.2f}" for k, v in final.items()),
-                  "%.0f s" % record["seconds_at"][args.iterations], flush=True)
+                  "at %d: %.0f s" % (last_iteration(record), record["seconds_at"][last_iteration(record)]), flush=True)
     summarize(out, args.at)
 
 
