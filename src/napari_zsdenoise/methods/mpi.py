@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods._ensemble import MAX_RESIDUAL_CORRELATION, MaskedEnsemble, noise_response, residual_correlation
+from napari_zsdenoise.methods._early_stopping import CORRELATION_CHECKS, HoldoutEarlyStopping, is_correlated_noise
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
@@ -44,23 +45,7 @@ def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
     return phases.permute(2, 3, 0, 4, 1).reshape(1, channels, height * factor, width * factor)
 
 
-# The noise counts as spatially correlated when the residual correlation stays above
-# MAX_RESIDUAL_CORRELATION for this many checks. FMD 256² crops: widefield from our
-# weights 0.445, 0.443, 0.441, 0.441 and from random initialisation 0.509, 0.480, 0.467,
-# 0.461 (its best iteration was the first check); Confocal_BPAE_B_1 from random
-# initialisation 0.411, 0.319, 0.270 (signal the young ensemble had not captured yet,
-# not noise: its best iteration was 575).
-CORRELATION_CHECKS = 4
-
-
-def is_correlated_noise(correlations: list[float]) -> bool | None:
-    """Whether the residual correlations of the first checks show spatially correlated noise.
-
-    None while fewer than ``CORRELATION_CHECKS`` checks are in and none has ruled it out.
-    """
-    if any(value <= MAX_RESIDUAL_CORRELATION for value in correlations[:CORRELATION_CHECKS]):
-        return False
-    return True if len(correlations) >= CORRELATION_CHECKS else None
+__all__ = ["CORRELATION_CHECKS", "MPIMethod", "is_correlated_noise", "load_weights"]
 
 
 def load_weights(weights: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
@@ -85,11 +70,7 @@ class MPIMethod:
         self._weights_info: dict[str, Any] = {"source": "random initialisation"}
         self.last_fill: tuple[torch.Tensor, torch.Tensor] | None = None
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
-        self.finished = False  # set by early stopping; the engine then ends the plane
-        self.best_iteration: int | None = None
-        # (iteration, held-out mean squared error, residual neighbour correlation)
-        self.validation_trace: list[tuple[int, float, float]] = []
-        self.correlated_noise: bool | None = None  # decided within the first checks
+        self.early_stopping: HoldoutEarlyStopping | None = None
 
     def _build_network(self, seed: int) -> SkipHourglass:
         if self.config.weights is None:
@@ -135,24 +116,13 @@ class MPIMethod:
         self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start=start)
         self._noise_response = split_subimages(noise_response(plane), factor) if blend else None
         self.blend_weight = None
-        self.finished = False
-        self.best_iteration = None
-        self.validation_trace = []
-        self.correlated_noise = None
-        self._best_estimate: torch.Tensor | None = None
-        # Per stopping signal: [best score, its iteration, the ensemble then].
-        self._bests: dict[str, list[Any]] = {"error": [float("inf"), None, None], "correlation": [float("inf"), None, None]}
-        self._holdout: torch.Tensor | None = None
+        self.early_stopping = None
         self._loss_weight: torch.Tensor | None = None
         if validate:
-            # Its own generator, so the masks drawn during filling follow the same
-            # random stream with or without early stopping.
-            holdout_generator = torch.Generator(device="cpu")
-            holdout_generator.manual_seed(seed + 7919)
-            holdout = torch.rand(self._noisy.shape, generator=holdout_generator) < self.config.holdout_fraction
-            if bool(holdout.any()):
-                self._holdout = holdout.to(device)
-                self._loss_weight = (~self._holdout).to(self._noisy.dtype)
+            self.early_stopping = HoldoutEarlyStopping(
+                self._noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
+                validation_every=self.config.validation_every, seed=seed)
+            self._loss_weight = self.early_stopping.loss_weight()
         self.network = self._build_network(seed).to(device)
         channels = self.network.image_channels
         self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
@@ -187,39 +157,32 @@ class MPIMethod:
         loss.backward()
         self.optimizer.step()
         self.iterations_done += 1
-        if self._holdout is not None and self.iterations_done % self.config.validation_every == 0:
-            self._validate()
+        if self.early_stopping is not None:
+            self.early_stopping.after_step(self.iterations_done, self._ensemble)
         return float(loss.detach())
 
-    def _validate(self) -> None:
-        """Score the ensemble; keep it if best, finish if no better one came for ``patience``.
+    # Early-stopping state, for the engine (``finished``), studies and tests.
+    @property
+    def finished(self) -> bool:
+        """True once early stopping has ended the plane; the engine then moves on."""
+        return self.early_stopping is not None and self.early_stopping.finished
 
-        For pixel-independent noise the score is the error at the held-out pixels. When
-        the noise is spatially correlated the network predicts part of a held-out pixel's
-        noise from its neighbours, and that error keeps falling while the result gets
-        worse (FMD widefield). The score is then the residual's neighbour correlation,
-        with its sign flipped: it falls as the ensemble starts to reproduce the noise.
-        The noise counts as correlated when that correlation stays above
-        ``MAX_RESIDUAL_CORRELATION`` for the first ``CORRELATION_CHECKS`` checks; until
-        then the held-out error decides, and both bests are kept.
-        """
-        estimate = self._ensemble.mean()
-        scored = self._holdout & (self._ensemble.weight > 0)
-        if not bool(scored.any()):
-            return
-        error = float(((estimate - self._noisy)[scored] ** 2).mean())
-        correlation = residual_correlation(self._noisy, estimate)
-        self.validation_trace.append((self.iterations_done, error, correlation))
-        snapshot = None
-        for signal, score in (("error", error), ("correlation", -correlation)):
-            if score < self._bests[signal][0]:
-                snapshot = estimate.clone() if snapshot is None else snapshot
-                self._bests[signal] = [score, self.iterations_done, snapshot]
-        if self.correlated_noise is None:
-            self.correlated_noise = is_correlated_noise([row[2] for row in self.validation_trace])
-        _, self.best_iteration, self._best_estimate = self._bests["correlation" if self.correlated_noise else "error"]
-        if self.iterations_done - self.best_iteration >= self.config.patience:
-            self.finished = True
+    @property
+    def best_iteration(self) -> int | None:
+        return None if self.early_stopping is None else self.early_stopping.best_iteration
+
+    @property
+    def validation_trace(self) -> list[tuple[int, float, float]]:
+        """(iteration, held-out mean squared error, residual neighbour correlation) per check."""
+        return [] if self.early_stopping is None else self.early_stopping.validation_trace
+
+    @property
+    def correlated_noise(self) -> bool | None:
+        return None if self.early_stopping is None else self.early_stopping.correlated_noise
+
+    @property
+    def _holdout(self) -> torch.Tensor | None:
+        return None if self.early_stopping is None else self.early_stopping.holdout
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
@@ -233,22 +196,14 @@ class MPIMethod:
 
     def result(self) -> np.ndarray:
         """The current ensemble, or with early stopping the one at the best held-out check."""
-        last_check = self.validation_trace[-1][0] if self.validation_trace else 0
-        if self._holdout is not None and last_check < self.iterations_done:
-            self._validate()  # the run ended (or was stopped) between checks
-        if self._best_estimate is None:
-            return self.preview()
-        return self._to_plane(self._best_estimate)
+        best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
+        return self.preview() if best is None else self._to_plane(best)
 
     def provenance(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
                                  "blend_noisy": self.config.blend_noisy}
-        if self.config.early_stopping:
-            facts["best_iteration"] = self.best_iteration
-            facts["stopped_by_holdout"] = self.finished
-            facts["stopping_signal"] = (None if self.correlated_noise is None else
-                                        "residual correlation (spatially correlated noise)" if self.correlated_noise
-                                        else "held-out error")
+        if self.early_stopping is not None:
+            facts.update(self.early_stopping.facts())
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()
