@@ -72,6 +72,46 @@ def test_denoiser_never_sees_the_noisy_value_of_a_hidden_pixel():
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
 
 
+def test_held_out_pixels_enter_neither_loss():
+    denoiser, siren, noisy, visible, invisible, offsets = _small_problem()
+    holdout = torch.rand(noisy.shape, generator=torch.Generator().manual_seed(3)) < 0.2
+    hidden_holdout = holdout & ~visible  # visible ones are denoiser input, as every visible pixel
+    assert hidden_holdout.any() and (hidden_holdout & invisible).any()
+    changed = torch.where(hidden_holdout, noisy + 0.5, noisy)
+
+    def losses_for(plane, held_out):
+        generator = torch.Generator().manual_seed(7)  # the same dropout in both passes
+        losses = ins_bsn_losses(denoiser, siren, plane, visible, invisible, offsets, generator=generator,
+                                holdout=held_out)
+        return torch.stack([losses.denoiser, losses.inr, losses.consistency])
+
+    torch.testing.assert_close(losses_for(noisy, holdout), losses_for(changed, holdout), rtol=0, atol=0)
+    # Without the holdout the same change reaches the denoiser's loss.
+    assert not torch.equal(losses_for(noisy, None), losses_for(changed, None))
+
+
+def test_early_stopping_keeps_the_best_check_and_ends_the_run(small_noisy):
+    run = DenoiseRun(small_noisy, "ins-bsn", seed=0, iterations=400, early_stopping=True, patience=20,
+                     validation_every=5, learning_rate=1e-2, device="cpu", **SMALL)
+    events = list(run)
+    record = run.metadata["planes"][0]
+    assert record["stopped_by_holdout"] is True
+    assert events[-1].iteration == record["iterations_done"] < 400
+    assert record["best_iteration"] <= record["iterations_done"] - 20
+    assert record["stopping_signal"] in ("held-out error", "residual correlation (spatially correlated noise)")
+
+
+def test_without_early_stopping_the_ensemble_starts_at_the_noisy_plane(small_noisy):
+    from napari_zsdenoise.config import INSBSNConfig
+    from napari_zsdenoise.methods.ins_bsn import INSBSNMethod
+
+    for early_stopping, start in ((False, "noisy"), (True, "zero")):
+        method = INSBSNMethod(INSBSNConfig(early_stopping=early_stopping, **SMALL))
+        method.prepare(small_noisy.astype(np.float32), device=torch.device("cpu"), seed=0)
+        assert method._ensemble.start == start
+        assert (method.early_stopping is not None) is early_stopping
+
+
 @pytest.mark.parametrize("shape", [(45, 37), (16, 16), (70, 33)])
 def test_unet_keeps_odd_shapes(shape):
     with torch.no_grad():
@@ -118,6 +158,10 @@ def test_stacks_and_previews(small_noisy):
         {"ema_beta": 1.0},
         {"learning_rate": 0.0},
         {"siren_learning_rate": -1e-4},
+        {"early_stopping": 1},
+        {"holdout_fraction": 0.5},
+        {"patience": 0},
+        {"validation_every": 0},
         {"no_such_setting": 1},
     ],
 )

@@ -21,7 +21,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blend-noisy", action="store_true", default=None,
                         help="MPI: combine the ensemble with the noisy image by an estimated weight (off by default; skipped for spatially correlated noise)")
     parser.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
-                        help="MPI: hold out 5%% of the pixels from the loss and stop when the error there stops falling "
+                        help="MPI, bsn and ins-bsn: hold out 5%% of the pixels from the loss and stop when the error there stops falling "
                              "(the preset's iterations become a maximum); default: the preset's")
     parser.add_argument("--weights", help="shipped (default: our pre-trained weights), none (random initialisation) or a checkpoint file")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")

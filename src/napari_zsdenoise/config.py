@@ -236,6 +236,17 @@ class INSBSNConfig:
         Dropout probability after each sine layer while the SIREN trains.
     ema_beta : float
         Weight of the running average in the masked EMA that is the output.
+    early_stopping : bool
+        Hold out ``holdout_fraction`` of the pixels from both losses and end the run
+        when the ensemble's score there has not improved for ``patience`` iterations,
+        as for MPI (see :class:`MPIConfig`); ``iterations`` is then a maximum and the
+        result the ensemble at the best check.
+    holdout_fraction : float
+        Share of pixels held out for ``early_stopping``, in (0, 0.5).
+    patience : int
+        Iterations without a better held-out score before the run ends.
+    validation_every : int
+        Iterations between held-out checks.
     """
 
     iterations: int = 1200
@@ -247,9 +258,16 @@ class INSBSNConfig:
     siren_layers: int = 3
     siren_dropout: float = 0.1
     ema_beta: float = 0.99
+    early_stopping: bool = False
+    holdout_fraction: float = 0.05
+    patience: int = 200
+    validation_every: int = 25
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations", "siren_width", "siren_layers"))
+        _check_ints(self, ("iterations", "siren_width", "siren_layers", "patience", "validation_every"))
+        if not isinstance(self.early_stopping, bool):
+            raise TypeError(f"early_stopping must be True or False; got {self.early_stopping!r}")
+        _check_range("holdout_fraction", self.holdout_fraction, 0.0, 0.5, low_open=True, high_open=True)
         _check_ints(self, ("dilation",), minimum=0)
         if not 0 <= self.dilation <= 8:
             raise ValueError(f"dilation must be in [0, 8]; got {self.dilation}")

@@ -63,7 +63,7 @@ class DenoiseWidget(Container):
         self.early_stopping_check = CheckBox(
             text="stop when it starts to fit the noise (held-out pixels)",
             value=False,
-            tooltip="MPI: 5% of the pixels never enter the loss; the result is the ensemble that did best there, "
+            tooltip="MPI, bsn and ins-bsn: 5% of the pixels never enter the loss; the result is the ensemble that did best there, "
             "and the run ends 200 iterations after it, so 'iterations' becomes a maximum.",
         )
         self.weights_combo = ComboBox(label="weights", choices=list(WEIGHTS_CHOICES), value=WEIGHTS_SHIPPED)

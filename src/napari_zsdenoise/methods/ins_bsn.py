@@ -22,6 +22,10 @@ Choices the paper leaves open (see the methods digest, section 3.6):
   preview. So ``result()`` is the EMA, and no extra inference pass is run.
 * Coordinates are normalised to [-1, 1] per axis; sub-pixel offsets are drawn in
   pixel units, uniform in [0, 1) per axis, before normalising. Losses are means.
+* Optional early stopping on held-out pixels, as for MPI (``methods/_early_stopping.py``):
+  held-out pixels enter neither ``L_dn`` nor ``L_inr``, so neither network learns their
+  noise. The paper reports no need for it; on FMD crops here the ensemble peaked and
+  then lost 2-3 dB by iteration 1200 (see ``INSBSNConfig.early_stopping``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import INSBSNConfig
+from napari_zsdenoise.methods._early_stopping import HoldoutEarlyStopping
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
 
@@ -138,21 +143,24 @@ def ins_bsn_losses(
     offsets: torch.Tensor,
     *,
     generator: torch.Generator | None = None,
+    holdout: torch.Tensor | None = None,
 ) -> INSBSNLosses:
     """Forward pass of one INS-BSN iteration on a (1, 1, H, W) plane.
 
     ``visible`` and ``invisible`` are boolean masks shaped like ``noisy``; ``offsets``
     holds one (row, column) sub-pixel shift in pixel units per visible pixel, in
-    row-major order. ``generator`` drives the SIREN's dropout.
+    row-major order. ``generator`` drives the SIREN's dropout. Pixels set in ``holdout``
+    (boolean, like ``noisy``) enter neither the SIREN's nor the denoiser's loss.
     """
     height, width = noisy.shape[-2:]
     pixels = pixel_grid(height, width, noisy.device)
     represented = siren(to_unit_coordinates(pixels, height, width), generator).reshape(noisy.shape)
-    inr_loss = _masked_mean((represented - noisy).abs(), visible)
+    fitted, supervised = (visible, invisible) if holdout is None else (visible & ~holdout, invisible & ~holdout)
+    inr_loss = _masked_mean((represented - noisy).abs(), fitted)
 
     shown = visible.to(noisy.dtype)
     denoised = denoiser(shown * noisy + (1.0 - shown) * represented.detach())
-    denoiser_loss = _masked_mean((denoised - noisy).abs(), invisible)
+    denoiser_loss = _masked_mean((denoised - noisy).abs(), supervised)
 
     visible_flat = visible.flatten()
     shifted = siren(to_unit_coordinates(pixels[visible_flat] + offsets, height, width), generator)[:, 0]
@@ -184,8 +192,15 @@ class INSBSNMethod:
         self.siren_optimizer = torch.optim.Adam(self.siren.parameters(), lr=config.siren_learning_rate)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
-        # The ensemble starts at the noisy plane, as in MPI.
-        self._ensemble = MaskedEnsemble(self._noisy, config.ema_beta, start="noisy")
+        # The ensemble starts at the noisy plane, as in MPI, unless it is validated: a
+        # noisy start would match the noisy values at held-out pixels by construction.
+        start = "zero" if config.early_stopping else "noisy"
+        self._ensemble = MaskedEnsemble(self._noisy, config.ema_beta, start=start)
+        self.early_stopping: HoldoutEarlyStopping | None = None
+        if config.early_stopping:
+            self.early_stopping = HoldoutEarlyStopping(
+                self._noisy, holdout_fraction=config.holdout_fraction, patience=config.patience,
+                validation_every=config.validation_every, seed=seed)
         self.iterations_done = 0
 
     def step(self) -> float:
@@ -195,7 +210,8 @@ class INSBSNMethod:
         )
         offsets = torch.rand((int(visible.sum()), 2), generator=self._generator, device=self._device)
         losses = ins_bsn_losses(
-            self.denoiser, self.siren, self._noisy, visible, invisible, offsets, generator=self._generator
+            self.denoiser, self.siren, self._noisy, visible, invisible, offsets, generator=self._generator,
+            holdout=None if self.early_stopping is None else self.early_stopping.holdout,
         )
         with torch.no_grad():
             # The ensemble takes the prediction of the weights before this update.
@@ -207,13 +223,31 @@ class INSBSNMethod:
         self.denoiser_optimizer.step()
         self.siren_optimizer.step()
         self.iterations_done += 1
+        if self.early_stopping is not None:
+            self.early_stopping.after_step(self.iterations_done, self._ensemble)
         return float(total.detach())
 
+    @property
+    def finished(self) -> bool:
+        """True once early stopping has ended the plane; the engine then moves on."""
+        return self.early_stopping is not None and self.early_stopping.finished
+
+    @staticmethod
+    def _to_plane(estimate: torch.Tensor) -> np.ndarray:
+        return estimate[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
+
     def preview(self) -> np.ndarray:
-        return self._ensemble.mean()[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
+        """The current ensemble (with early stopping, not necessarily the best one so far)."""
+        return self._to_plane(self._ensemble.mean())
 
     def result(self) -> np.ndarray:
-        return self.preview()
+        """The ensemble, or with early stopping the one at the best held-out check."""
+        best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
+        return self.preview() if best is None else self._to_plane(best)
 
     def provenance(self) -> dict[str, Any]:
-        return {"iterations_done": self.iterations_done, "output": "masked EMA of the denoiser at invisible pixels"}
+        facts: dict[str, Any] = {"iterations_done": self.iterations_done,
+                                 "output": "masked EMA of the denoiser at invisible pixels"}
+        if self.early_stopping is not None:
+            facts.update(self.early_stopping.facts())
+        return facts
