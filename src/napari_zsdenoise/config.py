@@ -26,7 +26,42 @@ def _check_ints(settings: object, names: tuple[str, ...], *, minimum: int | None
 
 
 @dataclass(frozen=True)
-class MPIConfig:
+class EarlyStoppingSettings:
+    """Early stopping on held-out pixels, shared by the blind-spot methods (MPI, INS-BSN).
+
+    Attributes
+    ----------
+    early_stopping : bool
+        Hold out a random ``holdout_fraction`` of the pixels from every loss. The
+        networks never learn their noise, so the error of the ensemble against the
+        noisy values there tracks its error against the clean image (plus the constant
+        noise variance); for spatially correlated noise the residual's neighbour
+        correlation is scored instead (``methods/_early_stopping.py``). Every
+        ``validation_every`` iterations the ensemble is scored; the result is the
+        ensemble at the best check, and the run ends once ``patience`` iterations pass
+        without a better one. ``iterations`` is then a maximum.
+    holdout_fraction : float
+        Share of pixels held out for ``early_stopping``, in (0, 0.5).
+    patience : int
+        Iterations without a better held-out score before the run ends.
+    validation_every : int
+        Iterations between held-out checks.
+    """
+
+    early_stopping: bool = False
+    holdout_fraction: float = 0.05
+    patience: int = 200
+    validation_every: int = 25
+
+    def _check_early_stopping(self) -> None:
+        if not isinstance(self.early_stopping, bool):
+            raise TypeError(f"early_stopping must be True or False; got {self.early_stopping!r}")
+        _check_ints(self, ("patience", "validation_every"))
+        _check_range("holdout_fraction", self.holdout_fraction, 0.0, 0.5, low_open=True, high_open=True)
+
+
+@dataclass(frozen=True)
+class MPIConfig(EarlyStoppingSettings):
     """Settings of MPI iterative filling (Ma et al., NeurIPS 2024, Algorithm 1).
 
     Attributes
@@ -59,21 +94,10 @@ class MPIConfig:
         predictions only (start-up weight divided out), combined with the noisy image by
         the weight that minimises the expected squared error, from an estimate of the
         noise variance (``methods/_ensemble.py``).
-    early_stopping : bool
-        Hold out a random ``holdout_fraction`` of the pixels from the loss. The network
-        never learns their noise, so the error of the ensemble against the noisy values
-        there tracks its error against the clean image (plus the constant noise
-        variance). Every ``validation_every`` iterations that error is measured; the
-        result is the ensemble at the best check, and the run ends once ``patience``
-        iterations pass without a better one. ``iterations`` is then a maximum. The
-        ensemble starts empty (predictions only, start-up weight divided out) so that
-        it can be validated from the first check.
-    holdout_fraction : float
-        Share of pixels held out for ``early_stopping``, in (0, 0.5).
-    patience : int
-        Iterations without a better held-out error before the run ends.
-    validation_every : int
-        Iterations between held-out checks.
+    early_stopping, holdout_fraction, patience, validation_every
+        See :class:`EarlyStoppingSettings`. With early stopping the ensemble starts
+        empty (predictions only, start-up weight divided out) so that it can be
+        validated from the first check.
     """
 
     iterations: int = 1000
@@ -85,17 +109,12 @@ class MPIConfig:
     width: int = 64
     scales: int = 5
     blend_noisy: bool = False
-    early_stopping: bool = False
-    holdout_fraction: float = 0.05
-    patience: int = 200
-    validation_every: int = 25
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations", "shuffle_factor", "width", "scales", "patience", "validation_every"))
-        for name in ("blend_noisy", "early_stopping"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        _check_range("holdout_fraction", self.holdout_fraction, 0.0, 0.5, low_open=True, high_open=True)
+        self._check_early_stopping()
+        _check_ints(self, ("iterations", "shuffle_factor", "width", "scales"))
+        if not isinstance(self.blend_noisy, bool):
+            raise TypeError(f"blend_noisy must be True or False; got {self.blend_noisy!r}")
         if not 1 <= self.shuffle_factor <= 8:
             raise ValueError(f"shuffle_factor must be in [1, 8]; got {self.shuffle_factor}")
         if self.width < 1 or not 1 <= self.scales <= 8:
@@ -211,7 +230,7 @@ class ZSN2MConfig:
 
 
 @dataclass(frozen=True)
-class INSBSNConfig:
+class INSBSNConfig(EarlyStoppingSettings):
     """Settings of INS-BSN, blind-spot denoising via implicit neural sampling.
 
     Attributes
@@ -236,17 +255,9 @@ class INSBSNConfig:
         Dropout probability after each sine layer while the SIREN trains.
     ema_beta : float
         Weight of the running average in the masked EMA that is the output.
-    early_stopping : bool
-        Hold out ``holdout_fraction`` of the pixels from both losses and end the run
-        when the ensemble's score there has not improved for ``patience`` iterations,
-        as for MPI (see :class:`MPIConfig`); ``iterations`` is then a maximum and the
-        result the ensemble at the best check.
-    holdout_fraction : float
-        Share of pixels held out for ``early_stopping``, in (0, 0.5).
-    patience : int
-        Iterations without a better held-out score before the run ends.
-    validation_every : int
-        Iterations between held-out checks.
+    early_stopping, holdout_fraction, patience, validation_every
+        See :class:`EarlyStoppingSettings`; held-out pixels enter neither the SIREN's
+        nor the denoiser's loss.
     """
 
     iterations: int = 1200
@@ -258,16 +269,10 @@ class INSBSNConfig:
     siren_layers: int = 3
     siren_dropout: float = 0.1
     ema_beta: float = 0.99
-    early_stopping: bool = False
-    holdout_fraction: float = 0.05
-    patience: int = 200
-    validation_every: int = 25
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations", "siren_width", "siren_layers", "patience", "validation_every"))
-        if not isinstance(self.early_stopping, bool):
-            raise TypeError(f"early_stopping must be True or False; got {self.early_stopping!r}")
-        _check_range("holdout_fraction", self.holdout_fraction, 0.0, 0.5, low_open=True, high_open=True)
+        self._check_early_stopping()
+        _check_ints(self, ("iterations", "siren_width", "siren_layers"))
         _check_ints(self, ("dilation",), minimum=0)
         if not 0 <= self.dilation <= 8:
             raise ValueError(f"dilation must be in [0, 8]; got {self.dilation}")
