@@ -124,3 +124,18 @@ def test_spatially_correlated_residuals_are_not_blended():
     white = clean + rng.normal(0.0, float(np.std(noisy - clean)), clean.shape)
     assert residual_correlation(as_tensor(white), as_tensor(estimate)) < 0.1
     assert blend_weights(as_tensor(white), as_tensor(estimate), noise_response(as_tensor(white))).mean() > 0.1  # e / (e + s2) ~ 0.18
+
+
+def test_binning_ratio_tells_pixel_independent_from_correlated_noise():
+    from scipy import ndimage
+
+    from napari_zsdenoise.methods._early_stopping import binning_noise_ratio, looks_spatially_correlated
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    white = np.random.default_rng(0).standard_normal((128, 96))
+    assert 0.45 < binning_noise_ratio(white) < 0.55  # binning halves white noise
+    assert binning_noise_ratio(torch.from_numpy(white)) == binning_noise_ratio(white)
+    # Camera-like noise: each pixel shares noise with its neighbours.
+    assert looks_spatially_correlated(0.5 + ndimage.gaussian_filter(white, 0.8))
+    phantom = fluorescence_phantom((96, 96), seed=3)
+    assert not looks_spatially_correlated(poisson_gaussian_noise(phantom, peak_photons=40, seed=4))

@@ -112,6 +112,23 @@ def test_without_early_stopping_the_ensemble_starts_at_the_noisy_plane(small_noi
         assert (method.early_stopping is not None) is early_stopping
 
 
+@pytest.mark.parametrize("blur, correlated", [(0.0, False), (0.8, True)])
+def test_noise_type_for_early_stopping_is_decided_from_the_image(blur, correlated):
+    from scipy import ndimage
+
+    from napari_zsdenoise.config import INSBSNConfig
+    from napari_zsdenoise.methods.ins_bsn import INSBSNMethod
+
+    noise = np.random.default_rng(1).standard_normal((64, 64))
+    plane = (0.5 + 0.1 * (ndimage.gaussian_filter(noise, blur) if blur else noise)).astype(np.float32)
+    method = INSBSNMethod(INSBSNConfig(early_stopping=True, **SMALL))
+    method.prepare(plane, device=torch.device("cpu"), seed=0)
+    assert method.early_stopping.correlated_noise is correlated  # before any check
+    method.step()
+    assert method.provenance()["stopping_signal"] == (
+        "residual correlation (spatially correlated noise)" if correlated else "held-out error")
+
+
 @pytest.mark.parametrize("shape", [(45, 37), (16, 16), (70, 33)])
 def test_unet_keeps_odd_shapes(shape):
     with torch.no_grad():
