@@ -118,6 +118,25 @@ def test_an_interrupted_bench_continues_from_its_per_image_figures(tmp_path, cap
     assert "scored with other settings" in capsys.readouterr().err
 
 
+def test_bench_refuses_figures_made_before_the_method_parameters_changed(tmp_path, capsys):
+    pairs, per_image = tmp_path / "pairs", tmp_path / "per-image"
+    pairs.mkdir()
+    _write_synthetic_pairs(pairs, count=1)
+    command = ["bench", str(pairs), "--method", "mpi-fast", "--crop", "64", "--per-image-dir", str(per_image), *FAST]
+    assert main(command) == 0
+    record_path = per_image / "img_0.tif.json"
+    record = json.loads(record_path.read_text())
+    assert main(command) == 0  # unchanged parameters: the record is reused
+
+    # Same command line, but the record says it was made when the preset had another ema_beta.
+    record["metadata"]["parameters"]["ema_beta"] = 0.5
+    record_path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(command) != 0
+    error = capsys.readouterr().err
+    assert "other mpi-fast parameters" in error and "ema_beta: 0.5 then" in error
+
+
 def test_bench_traces_the_preview_that_an_early_stop_would_return(tmp_path):
     pairs = tmp_path / "pairs"
     pairs.mkdir()

@@ -102,7 +102,9 @@ def run_benchmark(
 
     With ``per_image_dir``, each image's figures are written there as soon as it is scored
     and images already scored there with the same settings are not run again, so a slow
-    benchmark can be continued after an interruption (or in another session).
+    benchmark can be continued after an interruption (or in another session). A record whose
+    method parameters differ from the current ones (a preset changed since) is refused, not
+    mixed in.
 
     With ``trace_every``, the live preview is also scored every that many iterations, so
     one run shows how quality evolves with the iteration budget (for MPI, the preview at
@@ -115,6 +117,7 @@ def run_benchmark(
     if trace_every is not None and trace_every < 1:
         raise ValueError(f"trace_every must be >= 1, not {trace_every}")
     pairs = find_pairs(pairs_dir, pattern)[:limit]
+    parameters = _resolved_parameters(method, denoise_kwargs or {})
     settings = {
         "method": method,
         "crop": crop,
@@ -135,6 +138,12 @@ def run_benchmark(
                 raise ValueError(
                     f"{cached} was scored with other settings ({record.get('settings')}); "
                     f"use another per-image folder for {settings}"
+                )
+            changed = _changed_parameters(record.get("metadata", {}).get("parameters"), parameters)
+            if changed:
+                raise ValueError(
+                    f"{cached} was scored with other {method} parameters ({changed}); "
+                    "the method's settings have changed since, so score it again in another per-image folder"
                 )
             entry = PairScore(**record["score"])
             metadata = metadata or record["metadata"]
@@ -186,6 +195,32 @@ def run_benchmark(
         "mean_seconds": mean("seconds"),
         "images": [asdict(s) for s in scores],
     }
+
+
+# Keywords of DenoiseRun that choose how a run executes, not what the method computes.
+_RUN_KEYWORDS = frozenset({"config", "device", "seed", "plane", "preview_every", "preview_interval"})
+
+
+def _resolved_parameters(method: str, denoise_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The method parameters a benchmark run records, worked out without running it."""
+    from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
+
+    overrides = {key: value for key, value in denoise_kwargs.items() if key not in _RUN_KEYWORDS}
+    config = get_method_spec(method).resolve_config(denoise_kwargs.get("config"), **overrides)
+    # A JSON round trip gives the form a stored record is read back in.
+    return json.loads(json.dumps(config_parameters(config)))
+
+
+def _changed_parameters(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str:
+    """Which parameters differ between a stored record and the current settings ('' if none)."""
+    if recorded is None:
+        return "the record lists no parameters"
+    missing = object()
+    return ", ".join(
+        f"{key}: {recorded.get(key, 'absent')} then, {current.get(key, 'absent')} now"
+        for key in sorted(set(recorded) | set(current))
+        if recorded.get(key, missing) != current.get(key, missing)
+    )
 
 
 def iter_lines(summary: dict[str, Any]) -> Iterator[str]:

@@ -6,7 +6,6 @@ It imports neither Qt nor napari. Use :func:`denoise` for a blocking call, or it
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from napari_zsdenoise._validation import check_finite, check_image_array
-from napari_zsdenoise.methods.registry import get_method_spec
+from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
 from napari_zsdenoise.normalization import IntensityScaling
 
 
@@ -117,12 +116,7 @@ class DenoiseRun:
         **overrides: Any,
     ) -> None:
         self.spec = get_method_spec(method)
-        if config is None:
-            self.config = self.spec.make_config(**overrides)
-        else:
-            if not isinstance(config, self.spec.config_type):
-                raise TypeError(f"{method} expects a {self.spec.config_type.__name__}, got {type(config).__name__}")
-            self.config = dataclasses.replace(config, **overrides) if overrides else config
+        self.config = self.spec.resolve_config(config, **overrides)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int; got {seed!r}")
         if preview_every < 0 or preview_interval < 0:
@@ -232,10 +226,7 @@ class DenoiseRun:
             "software": "napari-zsdenoise",
             "version": __version__,
             "method": self.spec.name,
-            "parameters": {
-                k: (str(v) if v is not None and not isinstance(v, (int, float, bool)) else v)
-                for k, v in dataclasses.asdict(self.config).items()
-            },
+            "parameters": config_parameters(self.config),
             "seed": self.seed,
             "device": str(self.device),
             "torch_version": torch.__version__,

@@ -63,10 +63,30 @@ class MethodSpec:
             raise TypeError(f"{self.name} has no setting(s) {', '.join(sorted(unknown))}")
         return dataclasses.replace(self.default_config, **overrides)
 
+    def resolve_config(self, config: Any = None, **overrides: Any) -> Any:
+        """The settings a run uses: ``config`` (or the defaults) with ``overrides`` applied."""
+        if config is None:
+            return self.make_config(**overrides)
+        if not isinstance(config, self.config_type):
+            raise TypeError(f"{self.name} expects a {self.config_type.__name__}, got {type(config).__name__}")
+        return dataclasses.replace(config, **overrides) if overrides else config
+
     def build(self, config: Any) -> DenoisingMethod:
         module_name, _, class_name = self.implementation.partition(":")
         cls: Callable[[Any], DenoisingMethod] = getattr(importlib.import_module(module_name), class_name)
         return cls(config)
+
+
+def config_parameters(config: Any) -> dict[str, Any]:
+    """``config``'s fields as JSON-ready values (numbers, booleans and None kept, the rest as text).
+
+    This is the form kept in a run's provenance, so two runs used the same settings exactly
+    when these dictionaries are equal.
+    """
+    return {
+        key: (str(value) if value is not None and not isinstance(value, (int, float, bool)) else value)
+        for key, value in dataclasses.asdict(config).items()
+    }
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
