@@ -175,3 +175,39 @@ class HoldoutEarlyStopping:
         signal = (None if self.correlated_noise is None else
                   "residual correlation (spatially correlated noise)" if self.correlated_noise else "held-out error")
         return {"best_iteration": self.best_iteration, "stopped_by_holdout": self.finished, "stopping_signal": signal}
+
+
+class EnsembleOutputMethod:
+    """Step bookkeeping and output rule of the methods whose estimate is a masked ensemble.
+
+    MPI and INS-BSN share them: the preview is the current ensemble; the result is the
+    ensemble at the best held-out check when the run is stopped early, else the current
+    one. A subclass sets ``early_stopping`` and ``_ensemble`` in ``prepare``, calls
+    :meth:`_count_step` at the end of each ``step`` and implements ``_to_plane``.
+    """
+
+    early_stopping: HoldoutEarlyStopping | None = None
+    iterations_done: int = 0
+    _ensemble: MaskedEnsemble
+
+    def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def _count_step(self) -> None:
+        self.iterations_done += 1
+        if self.early_stopping is not None:
+            self.early_stopping.after_step(self.iterations_done, self._ensemble)
+
+    @property
+    def finished(self) -> bool:
+        """True once early stopping has ended the plane; the engine then moves on."""
+        return self.early_stopping is not None and self.early_stopping.finished
+
+    def preview(self) -> np.ndarray:
+        """The current ensemble (with early stopping, not necessarily the best one so far)."""
+        return self._to_plane(self._ensemble.mean())
+
+    def result(self) -> np.ndarray:
+        """The current ensemble, or with early stopping the one at the best held-out check."""
+        best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
+        return self.preview() if best is None else self._to_plane(best)

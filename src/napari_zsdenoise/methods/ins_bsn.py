@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_zsdenoise.config import INSBSNConfig
-from napari_zsdenoise.methods._early_stopping import HoldoutEarlyStopping, looks_spatially_correlated
+from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping, looks_spatially_correlated
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
 
@@ -169,7 +169,7 @@ def ins_bsn_losses(
     return INSBSNLosses(denoiser_loss, inr_loss, consistency, denoised)
 
 
-class INSBSNMethod:
+class INSBSNMethod(EnsembleOutputMethod):
     """INS-BSN on one grayscale plane; see :class:`~napari_zsdenoise.config.INSBSNConfig`."""
 
     def __init__(self, config: INSBSNConfig) -> None:
@@ -196,7 +196,7 @@ class INSBSNMethod:
         # noisy start would match the noisy values at held-out pixels by construction.
         start = "zero" if config.early_stopping else "noisy"
         self._ensemble = MaskedEnsemble(self._noisy, config.ema_beta, start=start)
-        self.early_stopping: HoldoutEarlyStopping | None = None
+        self.early_stopping = None
         if config.early_stopping:
             self.early_stopping = HoldoutEarlyStopping(
                 self._noisy, holdout_fraction=config.holdout_fraction, patience=config.patience,
@@ -227,28 +227,11 @@ class INSBSNMethod:
         total.backward()
         self.denoiser_optimizer.step()
         self.siren_optimizer.step()
-        self.iterations_done += 1
-        if self.early_stopping is not None:
-            self.early_stopping.after_step(self.iterations_done, self._ensemble)
+        self._count_step()
         return float(total.detach())
 
-    @property
-    def finished(self) -> bool:
-        """True once early stopping has ended the plane; the engine then moves on."""
-        return self.early_stopping is not None and self.early_stopping.finished
-
-    @staticmethod
-    def _to_plane(estimate: torch.Tensor) -> np.ndarray:
+    def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         return estimate[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
-
-    def preview(self) -> np.ndarray:
-        """The current ensemble (with early stopping, not necessarily the best one so far)."""
-        return self._to_plane(self._ensemble.mean())
-
-    def result(self) -> np.ndarray:
-        """The ensemble, or with early stopping the one at the best held-out check."""
-        best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
-        return self.preview() if best is None else self._to_plane(best)
 
     def provenance(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"iterations_done": self.iterations_done,

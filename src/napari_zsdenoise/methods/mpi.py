@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods._early_stopping import CORRELATION_CHECKS, HoldoutEarlyStopping, is_correlated_noise
+from napari_zsdenoise.methods._early_stopping import (
+    CORRELATION_CHECKS,
+    EnsembleOutputMethod,
+    HoldoutEarlyStopping,
+    is_correlated_noise,
+)
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
 from napari_zsdenoise.networks.checkpoints import load_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
@@ -61,7 +66,7 @@ def load_weights(weights: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     return network, {"source": "shipped", "sha256": info["sha256"], "model_card": summary, "mask_recipe": card["recipe"]["mask"]}
 
 
-class MPIMethod:
+class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
     def __init__(self, config: MPIConfig) -> None:
@@ -156,17 +161,10 @@ class MPIMethod:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.iterations_done += 1
-        if self.early_stopping is not None:
-            self.early_stopping.after_step(self.iterations_done, self._ensemble)
+        self._count_step()
         return float(loss.detach())
 
-    # Early-stopping state, for the engine (``finished``), studies and tests.
-    @property
-    def finished(self) -> bool:
-        """True once early stopping has ended the plane; the engine then moves on."""
-        return self.early_stopping is not None and self.early_stopping.finished
-
+    # Early-stopping state, for studies and tests.
     @property
     def best_iteration(self) -> int | None:
         return None if self.early_stopping is None else self.early_stopping.best_iteration
@@ -189,15 +187,6 @@ class MPIMethod:
             estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate)
         merged = merge_subimages(estimate, self.config.shuffle_factor)
         return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
-
-    def preview(self) -> np.ndarray:
-        """The current ensemble (with early stopping, not necessarily the best one so far)."""
-        return self._to_plane(self._ensemble.mean())
-
-    def result(self) -> np.ndarray:
-        """The current ensemble, or with early stopping the one at the best held-out check."""
-        best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
-        return self.preview() if best is None else self._to_plane(best)
 
     def provenance(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
