@@ -7,6 +7,7 @@ denoised output clipped to [0, 1], PSNR and SSIM with ``data_range=1``.
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -197,15 +198,18 @@ def run_benchmark(
     }
 
 
-# Keywords of DenoiseRun that choose how a run executes, not what the method computes.
-_RUN_KEYWORDS = frozenset({"config", "device", "seed", "plane", "preview_every", "preview_interval"})
-
-
 def _resolved_parameters(method: str, denoise_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The method parameters a benchmark run records, worked out without running it."""
+    from napari_zsdenoise.engine import DenoiseRun
     from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
 
-    overrides = {key: value for key, value in denoise_kwargs.items() if key not in _RUN_KEYWORDS}
+    # DenoiseRun's named keywords (device, seed, ...) choose how a run executes; the rest
+    # are the method's settings.
+    run_keywords = {
+        name for name, parameter in inspect.signature(DenoiseRun).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    overrides = {key: value for key, value in denoise_kwargs.items() if key not in run_keywords}
     config = get_method_spec(method).resolve_config(denoise_kwargs.get("config"), **overrides)
     # A JSON round trip gives the form a stored record is read back in.
     return json.loads(json.dumps(config_parameters(config)))
