@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
+import napari_zsdenoise
 from napari_zsdenoise.cli import main
 from napari_zsdenoise.io import read_tiff_metadata
 
@@ -106,6 +107,8 @@ def test_an_interrupted_bench_continues_from_its_per_image_figures(tmp_path, cap
     common = ["bench", str(pairs), "--method", "mpi-fast", "--crop", "64", "--per-image-dir", str(per_image), *FAST]
     assert main([*common, "--limit", "1", "--json", str(first)]) == 0  # "interrupted" after one image
     assert sorted(p.name for p in per_image.iterdir()) == ["img_0.tif.json"]
+    stored = json.loads((per_image / "img_0.tif.json").read_text())["metadata"]
+    assert stored["version"] == napari_zsdenoise.__version__ and stored["torch_threads"] >= 1
     assert main([*common, "--json", str(second)]) == 0
     before, after = json.loads(first.read_text()), json.loads(second.read_text())
     # The first image is read back, not run again (same figures, same seconds); the second is new.

@@ -40,6 +40,9 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
 
 
 CROP_ORIGINS = ("centre", "top-left")
+# What a per-image record keeps of the run's metadata: the parameters decide whether the
+# record may be reused; the versions and thread count say where its seconds came from.
+RECORDED_METADATA = ("device", "parameters", "weights", "version", "torch_version", "torch_threads")
 
 
 def centre_crop(image: np.ndarray, size: int | None, origin: str = "centre") -> np.ndarray:
@@ -163,7 +166,7 @@ def run_benchmark(
                     trace.append([event.iteration, *score(event.preview, clean)])
                     scoring_seconds += time.perf_counter() - scoring_start
             seconds = time.perf_counter() - start - scoring_seconds
-            metadata = {key: run.metadata.get(key) for key in ("device", "parameters", "weights")}
+            metadata = {key: run.metadata.get(key) for key in RECORDED_METADATA}
             psnr, ssim = score(run.result, clean)
             noisy_psnr, noisy_ssim = score(noisy, clean)
             entry = PairScore(raw_path.stem, psnr, ssim, noisy_psnr, noisy_ssim, seconds, trace)

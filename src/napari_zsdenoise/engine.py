@@ -230,6 +230,8 @@ class DenoiseRun:
             "seed": self.seed,
             "device": str(self.device),
             "torch_version": torch.__version__,
+            # Seconds on a CPU depend on how many threads torch used.
+            "torch_threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - start, 3),
             "input_shape": list(self.shape),
             "input_dtype": str(np.dtype(self.image.dtype)),
