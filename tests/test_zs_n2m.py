@@ -62,7 +62,7 @@ def test_presets_split_iterations_between_the_stages():
 
     full = get_method_spec("zs-n2m").default_config
     fast = get_method_spec("zs-n2m-fast").default_config
-    assert (full.iterations - full.refine_iterations, full.refine_iterations) == (2000, 1500)
+    assert (full.iterations - full.refine_iterations, full.refine_iterations) == (2000, 500)
     assert (fast.iterations, fast.refine_iterations) == (2000, 0)
 
 

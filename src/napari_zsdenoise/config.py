@@ -194,8 +194,8 @@ class ZSN2MConfig:
         Feature channels of the MBD network.
     """
 
-    iterations: int = 3500
-    refine_share: float = 3 / 7
+    iterations: int = 2500
+    refine_share: float = 0.2
     learning_rate: float = 1e-3
     refine_learning_rate: float = 5e-4
     alpha_ie: float = 10.0

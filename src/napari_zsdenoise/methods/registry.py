@@ -146,7 +146,7 @@ register_method(
 register_method(
     MethodSpec(
         name="zs-n2m",
-        summary="Zero-Shot Noise2Mean: MBD stage (2000 it) then GRD U-Net refinement (1500 it); slow on CPU",
+        summary="Zero-Shot Noise2Mean: MBD stage (2000 it) then GRD U-Net refinement (500 it); slow on CPU",
         implementation="napari_zsdenoise.methods.zs_n2m:ZSN2MMethod",
         default_config=ZSN2MConfig(),
     )
