@@ -11,6 +11,7 @@ import tifffile
 import napari_zsdenoise
 from napari_zsdenoise.cli import main
 from napari_zsdenoise.io import read_tiff_metadata
+from napari_zsdenoise.methods import method_names
 
 from conftest import FMD_TEST
 
@@ -69,9 +70,18 @@ def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
 
 def test_methods_lists_every_preset(capsys):
     assert main(["methods"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("mpi-fast ") for line in lines)
-    assert any(line.startswith("mpi ") for line in lines)
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert listed == set(method_names())
+    assert {"mpi", "mpi-fast", "bsn", "zs-n2n", "zs-n2m", "zs-n2m-fast", "ins-bsn"} <= listed
+
+
+def test_an_unknown_method_is_an_error_message_naming_the_choices(tmp_path, small_noisy, capsys):
+    source = tmp_path / "in.tif"
+    tifffile.imwrite(source, small_noisy)
+    assert main(["denoise", str(source), "-o", str(tmp_path / "out.tif"), "--method", "n2v"]) != 0
+    err = capsys.readouterr().err
+    assert "unknown method 'n2v'" in err and "zs-n2m-fast" in err
+    assert not (tmp_path / "out.tif").exists()
 
 
 def _write_synthetic_pairs(folder, count=2, side=72):
