@@ -36,7 +36,12 @@ def _names(viewer):
 
 def test_widget_lists_methods_and_loads_presets(viewer_and_widget):
     _, widget, _ = viewer_and_widget
-    assert {"mpi", "mpi-fast"} <= set(widget.method_combo.choices)
+    from napari_zsdenoise.methods import get_method_spec, method_names
+
+    assert list(widget.method_combo.choices) == list(method_names())
+    for name in method_names():
+        widget.method_combo.value = name
+        assert widget.iterations_spin.value == get_method_spec(name).default_config.iterations
     widget.method_combo.value = "mpi"
     assert widget.iterations_spin.value == 1000
     widget.method_combo.value = "mpi-fast"
