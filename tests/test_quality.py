@@ -19,7 +19,8 @@ CASES = {
     # 60 iterations from the shipped weights: 16.24 -> 21.71 dB (19.56 dB from random init).
     "mpi-fast": ({"iterations": 60}, 4.5),
     # The blind-spot control: MPI's filling from random init, 300 iterations with the
-    # preset's early stopping: 16.24 -> 21.62 dB (22.49 dB with early stopping off).
+    # preset's early stopping: 16.24 -> 21.74 dB on 2 threads, 21.62 on 1 (22.49 without
+    # early stopping, 1 thread).
     "bsn": ({"iterations": 300}, 4.5),
     # 400 iterations: 16.24 -> 22.25 dB.
     "zs-n2n": ({"iterations": 400}, 3.0),

@@ -28,7 +28,9 @@ Choices the paper leaves open (digest 4.9), made here:
 - Stage 2 takes 500 steps. A U-Net step costs about seven stage-1 steps on a CPU, and
   ``h(y)`` levels off well before 1500: on 128 x 128 centre crops of two FMD images kept
   out of the benchmark (Confocal_BPAE_B_2, TwoPhoton_BPAE_B_2), 500 steps ended 0.10 and
-  0.08 dB below 1500 steps at 2.3x less time.
+  0.08 dB below 1500 steps at 2.3x less time. On the 256 x 256 benchmark crops the gap
+  was larger (0.22-0.30 dB on three confocal and two-photon crops), and with either length
+  the GRD output is below ``f(y)`` on confocal and two-photon data (README, benchmark).
 - Stage 2 starts from an untrained U-Net's output, so the preview keeps showing
   ``f(y)`` for the first tenth of stage 2 (at least 20 steps) and then switches to ``h(y)``.
 """
