@@ -71,8 +71,7 @@ def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
 def test_methods_lists_every_preset(capsys):
     assert main(["methods"]) == 0
     listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
-    assert listed == set(method_names())
-    assert {"mpi", "mpi-fast", "bsn", "zs-n2n", "zs-n2m", "zs-n2m-fast", "ins-bsn"} <= listed
+    assert listed == set(method_names())  # which methods the registry must hold: test_all_methods.py
 
 
 def test_an_unknown_method_is_an_error_message_naming_the_choices(tmp_path, small_noisy, capsys):
