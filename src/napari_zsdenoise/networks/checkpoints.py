@@ -46,7 +46,8 @@ def read_checkpoint_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+        # torch's own message can be a bare number (a KeyError on a garbage byte), so name its type.
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
 def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
