@@ -1,0 +1,24 @@
+"""Seeded runs of every method repeat the values recorded before the method contract changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from record_golden_runs import GOLDEN, GOLDEN_METADATA, GOLDEN_SETTINGS, golden_run
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    import json
+
+    with np.load(GOLDEN) as arrays:
+        return {label: arrays[label] for label in arrays.files}, json.loads(GOLDEN_METADATA.read_text())
+
+
+@pytest.mark.parametrize("label", list(GOLDEN_SETTINGS))
+def test_a_seeded_run_is_bit_identical_to_the_recorded_one(label, recorded):
+    results, metadata = recorded
+    result, provenance = golden_run(label)
+    np.testing.assert_array_equal(result, results[label])
+    assert provenance == metadata[label]
