@@ -18,7 +18,7 @@ import torch
 
 from napari_zsdenoise.benchmark import centre_crop, find_pairs
 from napari_zsdenoise.io import read_image
-from napari_zsdenoise.methods.mpi import load_weights
+from napari_zsdenoise.networks.checkpoints import load_weights
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.normalization import IntensityScaling
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,10 +17,6 @@ import numpy as np
 from napari_zsdenoise._validation import check_finite, check_image_array
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
 from napari_zsdenoise.normalization import IntensityScaling
-
-
-# Facts of a method's provenance that differ from plane to plane and go in each plane's record.
-PER_PLANE_FACTS = ("blend_weight", "best_iteration", "stopped_by_holdout", "stopping_signal")
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,8 @@ class ProgressEvent:
         Number of planes being processed.
     plane_index : tuple of int
         Index of the current plane in the input's leading axes (empty for 2-D input).
+    scores : Mapping[str, float]
+        Named figures the method computed in this step (e.g. a held-out check), if any.
     """
 
     iteration: int
@@ -56,6 +54,7 @@ class ProgressEvent:
     plane: int
     n_planes: int
     plane_index: tuple[int, ...]
+    scores: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def fraction_done(self) -> float:
@@ -75,7 +74,11 @@ class DenoiseRun:
     Iterate it to run; each yielded :class:`ProgressEvent` reports progress. After the
     loop, :attr:`result` holds the denoised array and :attr:`metadata` its provenance.
     :meth:`stop` (safe from another thread) ends the run after the current iteration
-    and keeps what was computed so far.
+    and keeps what was computed so far: the interrupted plane's current estimate, and the
+    input values in the planes never reached (listed in ``metadata["planes_not_denoised"]``).
+
+    The method is built and set up (weights loaded) on construction, so bad settings or
+    weights fail here, before any computing.
 
     Parameters
     ----------
@@ -126,7 +129,7 @@ class DenoiseRun:
                 image = np.asarray(image)
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
-        self.shape = check_image_array(image, min_size=getattr(self.config, "min_size", 1))
+        self.shape = check_image_array(image, min_size=self.config.min_size)
         self.image = image
         self.seed = int(seed)
         self.preview_every = int(preview_every)
@@ -139,6 +142,8 @@ class DenoiseRun:
         from napari_zsdenoise.devices import resolve_device
 
         self.device = resolve_device(device)
+        self.method = self.spec.build(self.config)
+        self.method.setup(self.device, self.seed)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
@@ -171,54 +176,58 @@ class DenoiseRun:
         check_finite(plane, where=f"plane {index}" if index else "image")
         return plane
 
+    def _plane_seed(self, index: tuple[int, ...]) -> int:
+        # Seeding by the plane's own index makes a single-plane run reproduce that plane
+        # of a whole-stack run exactly.
+        return self.seed + (int(np.ravel_multi_index(index, self.shape[:-2])) if index else 0)
+
+    def _run_plane(self, raw: np.ndarray, index: tuple[int, ...], position: int, start: float,
+                   record: dict[str, Any]) -> Iterator[ProgressEvent]:
+        """Denoise one plane into ``record["estimate"]``, yielding progress events."""
+        method, total = self.method, self.config.iterations
+        scaling = IntensityScaling.fit(raw)
+        method.prepare(scaling.normalize(raw), self._plane_seed(index))
+        last_preview = time.perf_counter()
+        iteration = 0
+        for iteration in range(1, total + 1):
+            step = method.step()
+            now = time.perf_counter()
+            final = iteration == total or step.finished or self._stop.is_set()
+            due = final or (self.preview_every and iteration % self.preview_every == 0) or (
+                self.preview_interval and now - last_preview >= self.preview_interval
+            )
+            preview = scaling.denormalize(method.preview()) if due else None
+            if due:
+                last_preview = now
+            yield ProgressEvent(iteration, total, step.loss, preview, now - start, position, self.n_planes, index,
+                                step.scores)
+            if self._stop.is_set() or step.finished:
+                break
+        record["estimate"] = scaling.denormalize(method.result())
+        record["facts"] = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset,
+                           "scale": scaling.scale, **method.plane_facts()}
+
     def __iter__(self) -> Iterator[ProgressEvent]:
         from napari_zsdenoise import __version__
 
         start = time.perf_counter()
         out_shape = self.shape[-2:] if self._single_plane else self.shape
         output = np.empty(out_shape, dtype=np.float32)
-        total = self.config.iterations
         plane_records = []
-        provenance: dict[str, Any] = {}
+        not_denoised: list[list[int]] = []
         for position, index in enumerate(self._plane_indices):
             raw = self._load_plane(index)
             target = output if self._single_plane or not index else output[index]
             if self._stop.is_set():
                 # Planes never reached keep the input values, and the metadata says so.
                 target[...] = raw
+                not_denoised.append(list(index))
                 continue
-            scaling = IntensityScaling.fit(raw)
-            method = self.spec.build(self.config)
-            # Seeding by the plane's own index makes a single-plane run reproduce that
-            # plane of a whole-stack run exactly.
-            plane_seed = self.seed + (int(np.ravel_multi_index(index, self.shape[:-2])) if index else 0)
-            method.prepare(scaling.normalize(raw), device=self.device, seed=plane_seed)
-            last_preview = time.perf_counter()
-            iteration = 0
-            for iteration in range(1, total + 1):
-                loss = method.step()
-                now = time.perf_counter()
-                # A method may end a plane early by itself (MPI's held-out early stopping).
-                converged = bool(getattr(method, "finished", False))
-                final = iteration == total or converged or self._stop.is_set()
-                due = final or (self.preview_every and iteration % self.preview_every == 0) or (
-                    self.preview_interval and now - last_preview >= self.preview_interval
-                )
-                preview = scaling.denormalize(method.preview()) if due else None
-                if due:
-                    last_preview = now
-                yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index)
-                if self._stop.is_set():
-                    self.stopped_early = True
-                    break
-                if converged:
-                    break
-            target[...] = scaling.denormalize(method.result())
-            provenance = method.provenance()
-            record = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale}
-            # Per-plane facts of the output rule (e.g. MPI's blend weight), when the method has them.
-            record.update({key: provenance[key] for key in PER_PLANE_FACTS if key in provenance})
-            plane_records.append(record)
+            record: dict[str, Any] = {}
+            yield from self._run_plane(raw, index, position, start, record)
+            self.stopped_early = self.stopped_early or self._stop.is_set()
+            target[...] = record["estimate"]
+            plane_records.append(record["facts"])
         import torch
 
         self.result = output
@@ -238,7 +247,8 @@ class DenoiseRun:
             "planes": plane_records,
             "planes_total": self.n_planes,
             "stopped_early": self.stopped_early,
-            "weights": provenance.get("weights", {}),
+            "planes_not_denoised": not_denoised,
+            **self.method.run_facts(),
         }
 
 

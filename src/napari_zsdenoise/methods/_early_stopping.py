@@ -19,12 +19,14 @@ plane alone (:func:`looks_spatially_correlated`).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
 from napari_zsdenoise.methods._ensemble import (
     MAX_RESIDUAL_CORRELATION,
     MaskedEnsemble,
@@ -32,10 +34,8 @@ from napari_zsdenoise.methods._ensemble import (
     residual_correlation,
 )
 
-# FMD 256² crops, MPI: widefield from our weights 0.445, 0.443, 0.441, 0.441 and from
-# random initialisation 0.509, 0.480, 0.467, 0.461 (its best iteration was the first
-# check); Confocal_BPAE_B_1 from random initialisation 0.411, 0.319, 0.270 (signal the
-# young ensemble had not captured yet, not noise: its best iteration was 575).
+# How many checks the residual correlation must stay high to call the noise correlated
+# (the figures behind it: docs/design-notes.md, "Correlated noise").
 CORRELATION_CHECKS = 4
 # Offset of the held-out set's seed from the run's seed: its own random stream, so the
 # masks drawn during filling are the same with or without early stopping.
@@ -43,9 +43,8 @@ HOLDOUT_SEED_OFFSET = 7919
 
 
 # Ratio of the high-frequency noise level after and before 2x2 binning (see
-# binning_noise_ratio). Pixel-independent noise: 0.5 in theory. FMD test set, all 48 raw
-# images, full size and 256² centre crops: confocal and two-photon 0.53-0.73, widefield
-# (neighbour correlation of raw - gt 0.57-0.64) 1.53-1.63.
+# binning_noise_ratio): 0.5 in theory for pixel-independent noise, well above 1 for
+# camera-like correlated noise (measured values: docs/design-notes.md, "Correlated noise").
 MAX_PIXEL_INDEPENDENT_BINNING_RATIO = 1.0
 
 
@@ -80,6 +79,52 @@ def is_correlated_noise(correlations: list[float]) -> bool | None:
     return True if len(correlations) >= CORRELATION_CHECKS else None
 
 
+class StoppingRule:
+    """The early-stopping decision from a sequence of held-out checks; no tensors involved.
+
+    The product (:class:`HoldoutEarlyStopping`) and the studies that replay recorded
+    checks feed the same rule, so a replay decides exactly as a run would.
+
+    Parameters
+    ----------
+    patience : int
+        Iterations without a better score before :attr:`finished` turns True.
+    correlated_noise : bool or None
+        Decided up front, or None: decided from the first checks (:func:`is_correlated_noise`).
+    """
+
+    SIGNALS = ("error", "correlation")
+
+    def __init__(self, patience: int, correlated_noise: bool | None = None) -> None:
+        self.patience = patience
+        self.correlated_noise = correlated_noise
+        self.best_scores = {signal: float("inf") for signal in self.SIGNALS}
+        self.best_iterations: dict[str, int | None] = {signal: None for signal in self.SIGNALS}
+        self.correlations: list[float] = []
+        self.best_iteration: int | None = None
+        self.finished = False
+
+    @property
+    def signal(self) -> str:
+        """The signal that decides: the residual correlation for correlated noise, else the held-out error."""
+        return "correlation" if self.correlated_noise else "error"
+
+    def observe(self, iteration: int, error: float, correlation: float) -> list[str]:
+        """Take one check; return the signals whose best it improved."""
+        self.correlations.append(correlation)
+        improved = []
+        for signal, score in (("error", error), ("correlation", -correlation)):
+            if score < self.best_scores[signal]:
+                self.best_scores[signal], self.best_iterations[signal] = score, iteration
+                improved.append(signal)
+        if self.correlated_noise is None:
+            self.correlated_noise = is_correlated_noise(self.correlations)
+        self.best_iteration = self.best_iterations[self.signal]
+        if iteration - self.best_iteration >= self.patience:
+            self.finished = True
+        return improved
+
+
 class HoldoutEarlyStopping:
     """Held-out pixels of one plane (batch) and the running choice of the best ensemble.
 
@@ -111,15 +156,23 @@ class HoldoutEarlyStopping:
         holdout = torch.rand(noisy.shape, generator=generator) < holdout_fraction
         # A plane too small to hold any pixel out is simply not stopped early.
         self.holdout: torch.Tensor | None = holdout.to(noisy.device) if bool(holdout.any()) else None
-        self.finished = False
-        self.best_iteration: int | None = None
-        self.correlated_noise: bool | None = correlated_noise
+        self.rule = StoppingRule(patience, correlated_noise)
         # (iteration, held-out mean squared error, residual neighbour correlation)
         self.validation_trace: list[tuple[int, float, float]] = []
-        self._best_estimate: torch.Tensor | None = None
-        # Per stopping signal: [best score, its iteration, the ensemble then].
-        self._bests: dict[str, list[Any]] = {"error": [float("inf"), None, None],
-                                             "correlation": [float("inf"), None, None]}
+        # The ensemble at each signal's best check.
+        self._best_estimates: dict[str, torch.Tensor | None] = {signal: None for signal in StoppingRule.SIGNALS}
+
+    @property
+    def finished(self) -> bool:
+        return self.rule.finished
+
+    @property
+    def best_iteration(self) -> int | None:
+        return self.rule.best_iteration
+
+    @property
+    def correlated_noise(self) -> bool | None:
+        return self.rule.correlated_noise
 
     @property
     def active(self) -> bool:
@@ -133,32 +186,29 @@ class HoldoutEarlyStopping:
         """1 where a pixel may enter a loss, 0 where it is held out (None: no holdout)."""
         return None if self.holdout is None else (~self.holdout).to(self.noisy.dtype)
 
-    def after_step(self, iteration: int, ensemble: MaskedEnsemble) -> None:
-        """Check the ensemble when ``iteration`` (1-based, just finished) is due."""
+    def after_step(self, iteration: int, ensemble: MaskedEnsemble) -> dict[str, float]:
+        """Check the ensemble when ``iteration`` (1-based, just finished) is due; return the check's scores."""
         if self.holdout is not None and iteration % self.validation_every == 0:
-            self.check(iteration, ensemble)
+            return self.check(iteration, ensemble)
+        return {}
 
-    def check(self, iteration: int, ensemble: MaskedEnsemble) -> None:
-        """Score the ensemble; keep it if best, finish if no better one came for ``patience``."""
+    def check(self, iteration: int, ensemble: MaskedEnsemble) -> dict[str, float]:
+        """Score the ensemble, keep it if best, and return the scores ({} when nothing could be scored)."""
         if self.holdout is None:
-            return
+            return {}
         estimate = ensemble.mean()
         scored = self.holdout & (ensemble.weight > 0) if ensemble.weight is not None else self.holdout
         if not bool(scored.any()):
-            return
+            return {}
         error = float(((estimate - self.noisy)[scored] ** 2).mean())
         correlation = residual_correlation(self.noisy, estimate)
         self.validation_trace.append((iteration, error, correlation))
-        snapshot = None
-        for signal, score in (("error", error), ("correlation", -correlation)):
-            if score < self._bests[signal][0]:
-                snapshot = estimate.clone() if snapshot is None else snapshot
-                self._bests[signal] = [score, iteration, snapshot]
-        if self.correlated_noise is None:
-            self.correlated_noise = is_correlated_noise([row[2] for row in self.validation_trace])
-        _, self.best_iteration, self._best_estimate = self._bests["correlation" if self.correlated_noise else "error"]
-        if iteration - self.best_iteration >= self.patience:
-            self.finished = True
+        improved = self.rule.observe(iteration, error, correlation)
+        if improved:
+            snapshot = estimate.clone()
+            for signal in improved:
+                self._best_estimates[signal] = snapshot
+        return {"holdout_error": error, "residual_correlation": correlation}
 
     def best_estimate(self, iteration: int, ensemble: MaskedEnsemble) -> torch.Tensor | None:
         """The ensemble at the best check, checking first if the run ended between checks.
@@ -168,7 +218,7 @@ class HoldoutEarlyStopping:
         last_check = self.validation_trace[-1][0] if self.validation_trace else 0
         if self.holdout is not None and last_check < iteration:
             self.check(iteration, ensemble)
-        return self._best_estimate
+        return None if self.rule.best_iteration is None else self._best_estimates[self.rule.signal]
 
     def facts(self) -> dict[str, Any]:
         """Per-plane provenance: best iteration, whether the holdout ended the run, the signal used."""
@@ -177,31 +227,31 @@ class HoldoutEarlyStopping:
         return {"best_iteration": self.best_iteration, "stopped_by_holdout": self.finished, "stopping_signal": signal}
 
 
-class EnsembleOutputMethod:
+class EnsembleOutputMethod(DenoisingMethod):
     """Step bookkeeping and output rule of the methods whose estimate is a masked ensemble.
 
     MPI and INS-BSN share them: the preview is the current ensemble; the result is the
     ensemble at the best held-out check when the run is stopped early, else the current
-    one. A subclass sets ``early_stopping`` and ``_ensemble`` in ``prepare``, calls
-    :meth:`_count_step` at the end of each ``step`` and implements ``_to_plane``.
+    one. A subclass sets ``early_stopping`` and ``_ensemble`` in ``prepare``, ends each
+    ``step`` with :meth:`_finish_step` and implements ``_to_plane``.
     """
 
     early_stopping: HoldoutEarlyStopping | None = None
     iterations_done: int = 0
     _ensemble: MaskedEnsemble
 
+    @abstractmethod
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
-        raise NotImplementedError
+        """The (H, W) float32 plane of an ensemble estimate."""
 
-    def _count_step(self) -> None:
+    def _finish_step(self, loss: torch.Tensor) -> StepRecord:
         self.iterations_done += 1
-        if self.early_stopping is not None:
-            self.early_stopping.after_step(self.iterations_done, self._ensemble)
+        scores = {} if self.early_stopping is None else self.early_stopping.after_step(self.iterations_done, self._ensemble)
+        finished = self.early_stopping is not None and self.early_stopping.finished
+        return StepRecord(float(loss.detach()), finished, scores)
 
-    @property
-    def finished(self) -> bool:
-        """True once early stopping has ended the plane; the engine then moves on."""
-        return self.early_stopping is not None and self.early_stopping.finished
+    def plane_facts(self) -> dict[str, Any]:
+        return {} if self.early_stopping is None else self.early_stopping.facts()
 
     def preview(self) -> np.ndarray:
         """The current ensemble (with early stopping, not necessarily the best one so far)."""

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from napari_zsdenoise.networks.checkpoint_files import file_sha256, read_checkpoint_file
 from napari_zsdenoise.networks.hourglass import SkipHourglass
+from napari_zsdenoise.networks.official import is_official_checkpoint, load_official_mpi
+from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
+
+__all__ = ["file_sha256", "load_hourglass", "load_weights", "read_checkpoint_file", "save_hourglass"]
 
 CHECKPOINT_FORMAT = "napari-zsdenoise/mpi-hourglass"
 CHECKPOINT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_hourglass(network: SkipHourglass, path: str | Path, *, extra: dict[str, Any] | None = None) -> None:
@@ -39,17 +35,6 @@ def save_hourglass(network: SkipHourglass, path: str | Path, *, extra: dict[str,
     torch.save(payload, Path(path))
 
 
-def read_checkpoint_file(path: Path) -> Any:
-    """Unpickle ``path`` safely (tensors and plain containers only) on the CPU."""
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        # torch's own message can be a bare number (a KeyError on a garbage byte), so name its type.
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
-
-
 def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     """Rebuild a network saved by :func:`save_hourglass`, or from an official MPI ``.pth``.
 
@@ -64,8 +49,6 @@ def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     """
     path = Path(path)
     payload = read_checkpoint_file(path)
-    from napari_zsdenoise.networks.official import is_official_checkpoint, load_official_mpi
-
     if is_official_checkpoint(payload):
         network, info = load_official_mpi(path, payload)
         return network, {**info, "sha256": file_sha256(path)}
@@ -82,3 +65,16 @@ def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
         raise ValueError(f"{path} does not match the MPI hourglass network: {exc}") from exc
     info = {"path": str(path), "sha256": file_sha256(path), **payload.get("extra", {})}
     return network, info
+
+
+def load_weights(weights: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
+    """Load ``weights`` (``"shipped"`` or a checkpoint path) and describe where they came from."""
+    if str(weights) != SHIPPED:
+        return load_hourglass(weights)
+    path = shipped_weights_path()
+    card = shipped_model_card()
+    network, info = load_hourglass(path)
+    if info.get("sha256") != card.get("sha256"):
+        raise ValueError(f"shipped weights {path} do not match their model card (sha256); reinstall napari-zsdenoise")
+    summary = {key: card.get(key) for key in ("name", "iterations", "batch", "crop", "seed", "wall_time_seconds", "device")}
+    return network, {"source": "shipped", "sha256": info["sha256"], "model_card": summary, "mask_recipe": card["recipe"]["mask"]}

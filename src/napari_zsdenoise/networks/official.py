@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from napari_zsdenoise.networks.checkpoint_files import read_checkpoint_file
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 
 
@@ -68,8 +69,6 @@ def load_official_mpi(path: str | Path, payload: Any = None) -> tuple[SkipHourgl
     """Load an official MPI ``.pth`` from ``path`` (or its already-loaded ``payload``)."""
     path = Path(path)
     if payload is None:
-        from napari_zsdenoise.networks.checkpoints import read_checkpoint_file
-
         payload = read_checkpoint_file(path)
     if not is_official_checkpoint(payload):
         raise ValueError(f"{path} has no 'params' state dict; it is not an official MPI checkpoint")

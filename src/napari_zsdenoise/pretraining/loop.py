@@ -221,7 +221,7 @@ class Pretrainer:
             self._load_state()
 
     def _load_initial_weights(self, weights: str) -> dict[str, Any]:
-        from napari_zsdenoise.methods.mpi import load_weights
+        from napari_zsdenoise.networks.checkpoints import load_weights
         from napari_zsdenoise.weights import SHIPPED, shipped_model_card
 
         network, info = load_weights(weights)

@@ -32,3 +32,30 @@ def shipped_model_card(name: str = DEFAULT_NAME) -> dict[str, Any]:
     """The model card (JSON) of the shipped checkpoint ``name``."""
     card_path = shipped_weights_path(name).with_suffix(".json")
     return json.loads(card_path.read_text())
+
+
+#: What selects random initialisation where weights are chosen by text (CLI, forms).
+NO_WEIGHTS = "none"
+
+
+def parse_weights_choice(choice: str | Path | None) -> str | None:
+    """The weights setting a user's choice stands for: the one parser for CLI, widget and pre-training.
+
+    ``"shipped"`` (any case) selects the shipped weights, ``"none"``, an empty text or None
+    random initialisation, anything else a checkpoint file, which must exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file is named that does not exist.
+    """
+    if choice is None:
+        return None
+    text = str(choice).strip()
+    if text.lower() in ("", NO_WEIGHTS):
+        return None
+    if text.lower() == SHIPPED:
+        return SHIPPED
+    if not Path(text).expanduser().is_file():
+        raise FileNotFoundError(f"weights file not found: {text}")
+    return str(Path(text).expanduser())

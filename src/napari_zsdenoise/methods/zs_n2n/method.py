@@ -9,15 +9,13 @@ preview and the result.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from napari_zsdenoise.config import ZSN2NConfig
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
+from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
+from napari_zsdenoise.methods.zs_n2n.settings import ZSN2NConfig
+from napari_zsdenoise.networks.noise_predictor import NoisePredictor
 
 _DIAGONAL = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
 _ANTI_DIAGONAL = torch.tensor([[0.0, 0.5], [0.5, 0.0]])
@@ -35,23 +33,6 @@ def pair_downsample(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, second
 
 
-class NoisePredictor(nn.Module):
-    """conv3x3 - LeakyReLU - conv3x3 - LeakyReLU - conv1x1, predicting the noise."""
-
-    def __init__(self, channels: int = 1, hidden: int = 48) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(channels, hidden, 3, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(hidden, hidden, 3, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(hidden, channels, 1),
-        )
-
-    def denoise(self, image: torch.Tensor) -> torch.Tensor:
-        return image - self.layers(image)
-
-
 def zs_n2n_losses(network: NoisePredictor, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (residual + consistency loss, full-size estimate f(y)) for one step."""
     first, second = pair_downsample(noisy)
@@ -63,28 +44,30 @@ def zs_n2n_losses(network: NoisePredictor, noisy: torch.Tensor) -> tuple[torch.T
     return residual + consistency, full
 
 
-class ZSN2NMethod:
-    """ZS-N2N on one grayscale plane; see :class:`~napari_zsdenoise.config.ZSN2NConfig`."""
+class ZSN2NMethod(DenoisingMethod):
+    """ZS-N2N on one grayscale plane; see :class:`ZSN2NConfig`."""
+
+    config: ZSN2NConfig
 
     def __init__(self, config: ZSN2NConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.iterations_done = 0
 
-    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
-        self._height, self._width = image.shape
+    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+        self._height, self._width = plane.shape
         # Odd sides are reflected by one pixel so the 2x2 downsamplers tile the plane.
-        plane = plane_to_tensor(image, device, multiple=2)
-        self._noisy = plane
+        tensor = plane_to_tensor(plane, self.device, multiple=2)
+        self._noisy = tensor
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(plane_seed)
             self.network = NoisePredictor(1, self.config.hidden_channels)
-        self.network.to(device)
+        self.network.to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=self.config.step_size, gamma=self.config.gamma)
-        self._estimate = plane.clone()
+        self._estimate = tensor.clone()
         self.iterations_done = 0
 
-    def step(self) -> float:
+    def step(self) -> StepRecord:
         loss, full = zs_n2n_losses(self.network, self._noisy)
         self._estimate = full.detach()  # f(y) under the weights before this update
         self.optimizer.zero_grad(set_to_none=True)
@@ -92,7 +75,7 @@ class ZSN2NMethod:
         self.optimizer.step()
         self.schedule.step()
         self.iterations_done += 1
-        return float(loss.detach())
+        return StepRecord(float(loss.detach()))
 
     def preview(self) -> np.ndarray:
         return tensor_to_plane(self._estimate, self._height, self._width)
@@ -101,6 +84,3 @@ class ZSN2NMethod:
         with torch.no_grad():
             final = self.network.denoise(self._noisy)
         return tensor_to_plane(final, self._height, self._width)
-
-    def provenance(self) -> dict[str, Any]:
-        return {"iterations_done": self.iterations_done}

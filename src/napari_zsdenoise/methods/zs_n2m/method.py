@@ -42,11 +42,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from napari_zsdenoise.config import ZSN2MConfig
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
-from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample
+from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
+from napari_zsdenoise.methods.zs_n2m.settings import ZSN2MConfig
+from napari_zsdenoise.methods.zs_n2n.method import pair_downsample
+from napari_zsdenoise.networks.noise_predictor import NoisePredictor
+from napari_zsdenoise.networks.refinement_unet import RefinementUNet
 
 
 def balanced_mask(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -92,41 +94,22 @@ def stage1_losses(network: NoisePredictor, noisy: torch.Tensor, mask: torch.Tens
     return loss, full
 
 
-class RefinementUNet(nn.Module):
-    """The GRD network: a U-Net predicting the clean image directly.
-
-    Not residual: ``z - unet(z)`` would pass the within-2x2-block noise of the
-    full-size input straight through, because both stage-2 losses only ever see 2x2
-    averages of the full-size output.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        from napari_zsdenoise.networks.n2n_unet import N2NUNet
-
-        self.unet = N2NUNet(1, 1)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        height, width = image.shape[-2:]
-        pad_bottom, pad_right = (-height) % 32, (-width) % 32
-        mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
-        padded = F.pad(image, (0, pad_right, 0, pad_bottom), mode=mode) if pad_bottom or pad_right else image
-        return self.unet(padded)[..., :height, :width]
-
-
-class ZSN2MMethod:
+class ZSN2MMethod(DenoisingMethod):
     """ZS-N2M (both stages) or ZS-N2M* (``refine_share=0``) on one grayscale plane."""
 
+    config: ZSN2MConfig
+
     def __init__(self, config: ZSN2MConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.iterations_done = 0
         self.stage1_iterations = config.iterations - config.refine_iterations
         self._refiner: RefinementUNet | None = None
 
-    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
-        self._height, self._width = image.shape
-        plane = plane_to_tensor(image, device, multiple=2)  # the 2x2 downsamplers need even sides
-        self._noisy, self._device, self._seed = plane, device, seed
+    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+        device, seed = self.device, plane_seed
+        self._height, self._width = plane.shape
+        tensor = plane_to_tensor(plane, device, multiple=2)  # the 2x2 downsamplers need even sides
+        self._noisy, self._seed = tensor, seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.network = NoisePredictor(1, self.config.hidden_channels)
@@ -135,8 +118,8 @@ class ZSN2MMethod:
         milestone = max(1, int(0.75 * self.stage1_iterations))
         self.schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=milestone, gamma=0.5)
         self._generator = torch.Generator().manual_seed(seed)
-        self._half_shape = (1, 1, plane.shape[-2] // 2, plane.shape[-1] // 2)
-        self._estimate = plane.clone()
+        self._half_shape = (1, 1, tensor.shape[-2] // 2, tensor.shape[-1] // 2)
+        self._estimate = tensor.clone()
         self._refiner = None
         self.iterations_done = 0
 
@@ -153,15 +136,15 @@ class ZSN2MMethod:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + 1)
             self._refiner = RefinementUNet()
-        self._refiner.to(self._device)
+        self._refiner.to(self.device)
         self._refine_optimizer = torch.optim.Adam(self._refiner.parameters(), lr=self.config.refine_learning_rate)
         milestone = max(1, int(0.75 * self.config.refine_iterations))
         self._refine_schedule = torch.optim.lr_scheduler.StepLR(self._refine_optimizer, step_size=milestone, gamma=0.5)
         self._preview_switch = max(20, self.config.refine_iterations // 10)
 
-    def step(self) -> float:
+    def step(self) -> StepRecord:
         if self.stage == 1:
-            mask = balanced_mask(self._half_shape, self._generator, self._device)
+            mask = balanced_mask(self._half_shape, self._generator, self.device)
             loss, full = stage1_losses(self.network, self._noisy, mask, self.config)
             self._estimate = full.detach()
             optimizer, schedule = self.optimizer, self.schedule
@@ -180,7 +163,7 @@ class ZSN2MMethod:
         optimizer.step()
         schedule.step()
         self.iterations_done += 1
-        return float(loss.detach())
+        return StepRecord(float(loss.detach()))
 
     def preview(self) -> np.ndarray:
         return tensor_to_plane(self._estimate, self._height, self._width)
@@ -193,6 +176,6 @@ class ZSN2MMethod:
                 final = self.network.denoise(self._noisy)
         return tensor_to_plane(final, self._height, self._width)
 
-    def provenance(self) -> dict[str, Any]:
+    def plane_facts(self) -> dict[str, Any]:
         refined = max(0, self.iterations_done - self.stage1_iterations)
-        return {"iterations_done": self.iterations_done, "stage1_iterations": self.iterations_done - refined, "stage2_iterations": refined}
+        return {"stage1_iterations": self.iterations_done - refined, "stage2_iterations": refined}

@@ -12,24 +12,19 @@ decides when the network has started to learn the noise (see :class:`MPIConfig`)
 
 from __future__ import annotations
 
-from pathlib import Path
+import copy
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_zsdenoise.config import MPIConfig
-from napari_zsdenoise.methods._early_stopping import (
-    CORRELATION_CHECKS,
-    EnsembleOutputMethod,
-    HoldoutEarlyStopping,
-    is_correlated_noise,
-)
+from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
-from napari_zsdenoise.networks.checkpoints import load_hourglass
+from napari_zsdenoise.methods.base import StepRecord
+from napari_zsdenoise.methods.mpi.settings import MPIConfig
+from napari_zsdenoise.networks.checkpoints import load_weights
 from napari_zsdenoise.networks.hourglass import SkipHourglass
-from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
 
 
 def split_subimages(plane: torch.Tensor, factor: int) -> torch.Tensor:
@@ -50,40 +45,24 @@ def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
     return phases.permute(2, 3, 0, 4, 1).reshape(1, channels, height * factor, width * factor)
 
 
-__all__ = ["CORRELATION_CHECKS", "MPIMethod", "is_correlated_noise", "load_weights"]
-
-
-def load_weights(weights: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
-    """Load ``weights`` (``"shipped"`` or a checkpoint path) and describe where they came from."""
-    if str(weights) != SHIPPED:
-        return load_hourglass(weights)
-    path = shipped_weights_path()
-    card = shipped_model_card()
-    network, info = load_hourglass(path)
-    if info.get("sha256") != card.get("sha256"):
-        raise ValueError(f"shipped weights {path} do not match their model card (sha256); reinstall napari-zsdenoise")
-    summary = {key: card.get(key) for key in ("name", "iterations", "batch", "crop", "seed", "wall_time_seconds", "device")}
-    return network, {"source": "shipped", "sha256": info["sha256"], "model_card": summary, "mask_recipe": card["recipe"]["mask"]}
-
-
 class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
+    config: MPIConfig
+
     def __init__(self, config: MPIConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.iterations_done = 0
         self._weights_info: dict[str, Any] = {"source": "random initialisation"}
-        self.last_fill: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pretrained: SkipHourglass | None = None
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
         self.early_stopping: HoldoutEarlyStopping | None = None
 
-    def _build_network(self, seed: int) -> SkipHourglass:
+    def setup(self, device: torch.device, seed: int) -> None:
+        """Load (and hash) the starting weights once for the whole run, and check they fit the settings."""
+        super().setup(device, seed)
         if self.config.weights is None:
-            # Initialise on the CPU from a private RNG so runs are reproducible and the
-            # caller's global torch RNG is left untouched.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
+            return
         network, info = load_weights(self.config.weights)
         if (network.width, network.scales) != (self.config.width, self.config.scales):
             raise ValueError(
@@ -100,37 +79,48 @@ class MPIMethod(EnsembleOutputMethod):
             self._weights_info["grayscale_adaptation"] = (
                 f"plane replicated to {network.image_channels} channels, one shared mask, outputs averaged"
             )
-        return network
+        self._pretrained = network
 
-    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
+    def _fresh_network(self, seed: int) -> SkipHourglass:
+        """The starting network of a plane: a copy of the pre-trained one, or a seeded random one."""
+        if self._pretrained is not None:
+            return copy.deepcopy(self._pretrained)
+        # Initialise on the CPU from a private RNG so runs are reproducible and the
+        # caller's global torch RNG is left untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
+
+    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+        device, seed = self.device, plane_seed
+        image = plane
         factor = self.config.shuffle_factor
         height, width = image.shape
         self._height, self._width = height, width
-        self._device = device
-        plane = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
         pad_bottom, pad_right = (-height) % factor, (-width) % factor
         if pad_bottom or pad_right:
-            plane = F.pad(plane, (0, pad_right, 0, pad_bottom), mode="reflect")
-        self._noisy = split_subimages(plane, factor)
+            tensor = F.pad(tensor, (0, pad_right, 0, pad_bottom), mode="reflect")
+        self.noisy = split_subimages(tensor, factor)
         blend = self.config.blend_noisy
         validate = self.config.early_stopping
         # By default the authors' ensemble, started at the noisy image. Blending and
         # validation need an ensemble of predictions only: a noisy start would match the
         # noisy values at held-out pixels by construction.
         start = "zero" if blend or validate else "noisy"
-        self._ensemble = MaskedEnsemble(self._noisy, self.config.ema_beta, start=start)
-        self._noise_response = split_subimages(noise_response(plane), factor) if blend else None
+        self._ensemble = MaskedEnsemble(self.noisy, self.config.ema_beta, start=start)
+        self._noise_response = split_subimages(noise_response(tensor), factor) if blend else None
         self.blend_weight = None
         self.early_stopping = None
         self._loss_weight: torch.Tensor | None = None
         if validate:
             self.early_stopping = HoldoutEarlyStopping(
-                self._noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
+                self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
                 validation_every=self.config.validation_every, seed=seed)
             self._loss_weight = self.early_stopping.loss_weight()
-        self.network = self._build_network(seed).to(device)
+        self.network = self._fresh_network(seed).to(device)
         channels = self.network.image_channels
-        self._network_input = self._noisy.expand(-1, channels, -1, -1).contiguous()
+        self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous()
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
@@ -141,46 +131,31 @@ class MPIMethod(EnsembleOutputMethod):
 
     def draw_keep_mask(self) -> torch.Tensor:
         """Bernoulli keep-mask: 1 where the network sees the pixel, 0 (prob. mask_ratio) where hidden."""
-        noise = torch.rand(self._noisy.shape, generator=self._generator, device=self._device)
-        return (noise >= self.config.mask_ratio).to(self._noisy.dtype)
+        noise = torch.rand(self.noisy.shape, generator=self._generator, device=self.device)
+        return (noise >= self.config.mask_ratio).to(self.noisy.dtype)
 
-    def step(self) -> float:
+    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
+        """Add one step's prediction at the hidden pixels to the ensemble.
+
+        Studies extend this to feed other ensembles (other betas, other averaging rules)
+        the same predictions without a second training run.
+        """
+        self._ensemble.update(prediction, hidden)
+
+    def step(self) -> StepRecord:
         keep = self.draw_keep_mask()
         mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
         output = self.network(self._network_input * keep, mask_input)
         hidden = keep == 0
         with torch.no_grad():
             # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
-            prediction = output.detach().mean(dim=1, keepdim=True)
-            self._ensemble.update(prediction, hidden)
-            # Kept so studies can fold the same predictions into other ensembles
-            # (other betas, other averaging rules) without a second training run.
-            self.last_fill = (prediction, hidden)
+            self.fold_in(output.detach().mean(dim=1, keepdim=True), hidden)
         loss_weight = 1 - keep if self._loss_weight is None else (1 - keep) * self._loss_weight
         loss = torch.mean(((output - self._network_input) * loss_weight) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self._count_step()
-        return float(loss.detach())
-
-    # Early-stopping state, for studies and tests.
-    @property
-    def best_iteration(self) -> int | None:
-        return None if self.early_stopping is None else self.early_stopping.best_iteration
-
-    @property
-    def validation_trace(self) -> list[tuple[int, float, float]]:
-        """(iteration, held-out mean squared error, residual neighbour correlation) per check."""
-        return [] if self.early_stopping is None else self.early_stopping.validation_trace
-
-    @property
-    def correlated_noise(self) -> bool | None:
-        return None if self.early_stopping is None else self.early_stopping.correlated_noise
-
-    @property
-    def _holdout(self) -> torch.Tensor | None:
-        return None if self.early_stopping is None else self.early_stopping.holdout
+        return self._finish_step(loss)
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
@@ -188,13 +163,13 @@ class MPIMethod(EnsembleOutputMethod):
         merged = merge_subimages(estimate, self.config.shuffle_factor)
         return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
 
-    def provenance(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"weights": dict(self._weights_info), "iterations_done": self.iterations_done,
-                                 "blend_noisy": self.config.blend_noisy}
-        if self.early_stopping is not None:
-            facts.update(self.early_stopping.facts())
+    def plane_facts(self) -> dict[str, Any]:
+        facts = super().plane_facts()
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()
             facts["blend_weight"] = self.blend_weight
         return facts
+
+    def run_facts(self) -> dict[str, Any]:
+        return {"weights": dict(self._weights_info)}

@@ -25,62 +25,26 @@ Choices the paper leaves open (see the methods digest, section 3.6):
 * Optional early stopping on held-out pixels, as for MPI (``methods/_early_stopping.py``):
   held-out pixels enter neither ``L_dn`` nor ``L_inr``, so neither network learns their
   noise. The paper reports no need for it; on FMD crops here the ensemble peaked and
-  then lost 2-3 dB by iteration 1200 (see ``INSBSNConfig.early_stopping``).
+  then fell well before iteration 1200 (docs/design-notes.md, "Early stopping").
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_zsdenoise.config import INSBSNConfig
 from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping, looks_spatially_correlated
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble
+from napari_zsdenoise.methods.base import StepRecord
+from napari_zsdenoise.methods.ins_bsn.settings import INSBSNConfig
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
+from napari_zsdenoise.networks.siren import Siren
 
-SIREN_OMEGA = 30.0
 _CROSS = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
-
-
-class Siren(nn.Module):
-    """Sine-activated MLP (Sitzmann et al. 2020) with dropout after each sine layer.
-
-    Dropout masks are drawn from the generator passed to :meth:`forward`, so seeded
-    runs repeat without touching torch's global random state.
-    """
-
-    def __init__(self, width: int = 128, layers: int = 3, dropout: float = 0.1, *, in_features: int = 2,
-                 out_features: int = 1, omega: float = SIREN_OMEGA) -> None:
-        super().__init__()
-        self.omega = omega
-        self.dropout = dropout
-        sizes = [in_features] + [width] * layers
-        self.sine_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.output = nn.Linear(width, out_features)
-        with torch.no_grad():
-            # SIREN init: the first layer spans a few periods of sin(omega x) over
-            # [-1, 1]; later layers keep omega * W x roughly unit-variance.
-            first = self.sine_layers[0]
-            first.weight.uniform_(-1.0 / in_features, 1.0 / in_features)
-            for layer in [*self.sine_layers[1:], self.output]:
-                bound = math.sqrt(6.0 / layer.in_features) / omega
-                layer.weight.uniform_(-bound, bound)
-
-    def forward(self, coordinates: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(N, 2) coordinates in [-1, 1] -> (N, out_features)."""
-        features = coordinates
-        for layer in self.sine_layers:
-            features = torch.sin(self.omega * layer(features))
-            if self.training and self.dropout > 0:
-                keep = torch.rand(features.shape, generator=generator, device=features.device) >= self.dropout
-                features = features * keep / (1.0 - self.dropout)
-        return self.output(features)
 
 
 def dilate_cross(mask: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -170,15 +134,16 @@ def ins_bsn_losses(
 
 
 class INSBSNMethod(EnsembleOutputMethod):
-    """INS-BSN on one grayscale plane; see :class:`~napari_zsdenoise.config.INSBSNConfig`."""
+    """INS-BSN on one grayscale plane; see :class:`INSBSNConfig`."""
+
+    config: INSBSNConfig
 
     def __init__(self, config: INSBSNConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.iterations_done = 0
 
-    def prepare(self, image: np.ndarray, *, device: torch.device, seed: int) -> None:
-        config = self.config
-        self._device = device
+    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+        config, device, seed, image = self.config, self.device, plane_seed, plane
         self._noisy = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
         # Initialise on the CPU from a private RNG: reproducible, and the caller's
         # global torch RNG is left untouched.
@@ -203,17 +168,16 @@ class INSBSNMethod(EnsembleOutputMethod):
                 validation_every=config.validation_every, seed=seed,
                 # Decided from the image: the young INS-BSN ensemble is far from the
                 # signal for many checks on larger planes, so its residual correlates
-                # because of missing signal (Confocal_FISH_1 256²: classed as correlated
-                # by the first checks, ended at 225 iterations, 18.95 dB, noisy 20.23).
+                # because of missing signal, not noise (docs/design-notes.md).
                 correlated_noise=looks_spatially_correlated(image))
         self.iterations_done = 0
 
-    def step(self) -> float:
+    def step(self) -> StepRecord:
         config = self.config
         visible, invisible = draw_masks(
-            tuple(self._noisy.shape), config.visible_fraction, config.dilation, self._generator, self._device
+            tuple(self._noisy.shape), config.visible_fraction, config.dilation, self._generator, self.device
         )
-        offsets = torch.rand((int(visible.sum()), 2), generator=self._generator, device=self._device)
+        offsets = torch.rand((int(visible.sum()), 2), generator=self._generator, device=self.device)
         losses = ins_bsn_losses(
             self.denoiser, self.siren, self._noisy, visible, invisible, offsets, generator=self._generator,
             holdout=None if self.early_stopping is None else self.early_stopping.holdout,
@@ -227,15 +191,7 @@ class INSBSNMethod(EnsembleOutputMethod):
         total.backward()
         self.denoiser_optimizer.step()
         self.siren_optimizer.step()
-        self._count_step()
-        return float(total.detach())
+        return self._finish_step(total)
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         return estimate[0, 0].detach().cpu().numpy().astype(np.float32, copy=True)
-
-    def provenance(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"iterations_done": self.iterations_done,
-                                 "output": "masked EMA of the denoiser at invisible pixels"}
-        if self.early_stopping is not None:
-            facts.update(self.early_stopping.facts())
-        return facts

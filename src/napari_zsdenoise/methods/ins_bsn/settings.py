@@ -1,0 +1,54 @@
+"""Settings and preset of INS-BSN (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_zsdenoise.methods._shared_settings import EarlyStoppingSettings
+from napari_zsdenoise.methods.base import MethodSpec
+from napari_zsdenoise.settings import setting
+
+CITATION = "Quan, Zheng, Ma, Ji: Zero-Shot Blind-spot Image Denoising via Implicit Neural Sampling. CVPR 2025"
+
+
+@dataclass(frozen=True)
+class INSBSNConfig(EarlyStoppingSettings):
+    """Settings of INS-BSN, blind-spot denoising via implicit neural sampling.
+
+    With ``early_stopping`` (see :class:`EarlyStoppingSettings`) the held-out pixels enter
+    neither the SIREN's nor the denoiser's loss.
+    """
+
+    iterations: int = setting(1200, "Optimisation steps per plane (1200 in the paper; a maximum with early stopping).",
+                              low=1)
+    learning_rate: float = setting(4e-4, "Adam step size of the denoiser (the Noise2Noise U-Net).",
+                                   low=0.0, high=1.0, low_open=True, advanced=True)
+    siren_learning_rate: float = setting(1e-4, "Adam step size of the implicit neural representation (the SIREN).",
+                                         label="SIREN learning rate", low=0.0, high=1.0, low_open=True, advanced=True)
+    visible_fraction: float = setting(
+        0.1, "Probability p0 that a pixel is shown to the denoiser as it is in an iteration; 0.1 suits spatially "
+        "correlated camera noise, 0.3-0.5 pixel-independent noise.", low=0.0, high=1.0, low_open=True, high_open=True)
+    dilation: int = setting(
+        2, "Times the visible mask is dilated with a 3x3 cross to keep the visible pixels' neighbours out of the "
+        "supervised set; 0 supervises every pixel that is not visible.", low=0, high=8, advanced=True)
+    siren_width: int = setting(128, "Width of the SIREN.", label="SIREN width", low=1, advanced=True)
+    siren_layers: int = setting(3, "Sine layers of the SIREN (before a linear output).", label="SIREN layers",
+                                low=1, advanced=True)
+    siren_dropout: float = setting(0.1, "Dropout probability after each sine layer while the SIREN trains.",
+                                   label="SIREN dropout", low=0.0, high=1.0, high_open=True, advanced=True)
+    ema_beta: float = setting(0.99, "Weight of the running average in the masked EMA that is the output.",
+                              label="EMA beta", low=0.0, high=1.0, high_open=True, advanced=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the U-Net's reflection padding to 32 needs 16."""
+        return 16
+
+
+PRESETS = (
+    # Early stopping, as for `mpi`: without it the ensemble peaks and then falls by
+    # iteration 1000 on FMD crops (docs/design-notes.md, "Early stopping").
+    MethodSpec("ins-bsn", "INS-BSN: blind-spot U-Net fed SIREN estimates of hidden pixels, p0 0.1, "
+               "at most 1200 iterations, early stopping (slow on CPU)",
+               "napari_zsdenoise.methods.ins_bsn.method:INSBSNMethod", INSBSNConfig(early_stopping=True), CITATION),
+)

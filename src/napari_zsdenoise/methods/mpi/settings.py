@@ -1,0 +1,80 @@
+"""Settings and presets of MPI iterative filling (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_zsdenoise.methods._shared_settings import EarlyStoppingSettings
+from napari_zsdenoise.methods.base import MethodSpec
+from napari_zsdenoise.settings import setting
+
+CITATION = ("Ma, Wei, Jin, Ling, Liu, Wang, Dai, Chen: Masked Pre-training Enables Universal Zero-shot "
+            "Denoiser. NeurIPS 2024 (Algorithm 1, Eq. 8)")
+
+
+@dataclass(frozen=True)
+class MPIConfig(EarlyStoppingSettings):
+    """Settings of MPI iterative filling (Ma et al., NeurIPS 2024, Algorithm 1).
+
+    Each field's help text says what it does. Two need more words:
+
+    ``blend_noisy``: False keeps the authors' masked EMA, started at the noisy image.
+    True keeps the same EMA of predictions only (start-up weight divided out) and
+    combines it with the noisy image by the weight that minimises the expected squared
+    error, from an estimate of the noise variance (``methods/_ensemble.py``).
+
+    ``early_stopping`` (see :class:`EarlyStoppingSettings`): the ensemble then starts
+    empty (predictions only, start-up weight divided out) so that it can be validated
+    from the first check.
+    """
+
+    iterations: int = setting(1000, "Optimisation steps per plane (a maximum with early stopping).", low=1)
+    ema_beta: float = setting(
+        0.99, "Weight of the running ensemble in the masked EMA (Eq. 8); closer to 1 averages over more iterations.",
+        label="EMA beta", low=0.0, high=1.0, high_open=True)
+    mask_ratio: float = setting(
+        0.85, "Fraction of pixels hidden from the network at each step (and the only ones the loss and the "
+        "ensemble use); 0.85 for fluorescence, 0.3 for pixel-independent synthetic noise.",
+        low=0.0, high=1.0, low_open=True, high_open=True)
+    learning_rate: float = setting(
+        2e-3, "Adam step size during filling.", low=0.0, high=1.0, low_open=True, advanced=True)
+    shuffle_factor: int = setting(
+        1, "Pixel-shuffle factor d: the plane is split into d*d sub-images denoised as one batch; "
+        "above 1 only for spatially correlated noise.", low=1, high=8, advanced=True)
+    weights: str | Path | None = setting(
+        "shipped", "Starting weights: 'shipped' (pre-trained by this project), none (random initialisation) "
+        "or a checkpoint file (ours or an official MPI .pth).", kind="weights")
+    width: int = setting(64, "Hourglass feature channels per scale (must match the weights).", low=1, advanced=True)
+    scales: int = setting(5, "Hourglass scales (must match the weights).", low=1, high=8, advanced=True)
+    blend_noisy: bool = setting(
+        False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
+        "correlated noise).", label="blend with the noisy image", advanced=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane height/width in pixels this configuration accepts."""
+        return (2**self.scales + 1) * self.shuffle_factor
+
+
+_IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"
+
+
+def _preset(name: str, label: str, **settings) -> MethodSpec:
+    config = MPIConfig(**settings)
+    budget = (f"at most {config.iterations} iterations, early stopping" if config.early_stopping
+              else f"{config.iterations} iterations")
+    return MethodSpec(name, f"{label} (EMA beta {config.ema_beta}, {budget}, mask ratio {config.mask_ratio})",
+                      _IMPLEMENTATION, config, CITATION)
+
+
+# The fast preset stays the authors' fixed 200 iterations; the 1000-iteration presets stop
+# early because a fixed 1000 over-fits smaller images badly (docs/design-notes.md, "Early
+# stopping"). `bsn` is the control of every pre-training claim: MPI's filling from a random
+# network, i.e. a single-image masked blind-spot network with an EMA ensemble.
+PRESETS = (
+    _preset("mpi-fast", "MPI iterative filling, faster preset", ema_beta=0.9, iterations=200),
+    _preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000, early_stopping=True),
+    _preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000,
+            weights=None, early_stopping=True),
+)

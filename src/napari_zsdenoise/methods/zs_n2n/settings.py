@@ -1,0 +1,35 @@
+"""Settings and preset of Zero-Shot Noise2Noise (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_zsdenoise.methods.base import MethodSpec
+from napari_zsdenoise.settings import MethodSettings, setting
+
+CITATION = "Mansour, Heckel: Zero-Shot Noise2Noise: Efficient Image Denoising without any Data. CVPR 2023"
+
+
+@dataclass(frozen=True)
+class ZSN2NConfig(MethodSettings):
+    """Settings of Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023)."""
+
+    iterations: int = setting(2000, "Optimisation steps per plane (2000 in the paper's comparisons).", low=1)
+    learning_rate: float = setting(1e-3, "Adam step size at the start.", low=0.0, high=1.0, low_open=True, advanced=True)
+    step_size: int = setting(1500, "The learning rate is multiplied by gamma every this many iterations.",
+                             label="schedule step", low=1, advanced=True)
+    gamma: float = setting(0.5, "Factor of the learning-rate schedule.", label="schedule gamma",
+                           low=0.0, high=1.0, low_open=True, advanced=True)
+    hidden_channels: int = setting(48, "Feature channels of the two 3x3 convolutions.", low=1, advanced=True)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane side in pixels: the 2x downsampled pair must be at least 4x4."""
+        return 8
+
+
+PRESETS = (
+    MethodSpec("zs-n2n", "Zero-Shot Noise2Noise (Mansour & Heckel 2023): downsampled pairs, 2000 iterations, "
+               "tiny network (fast on CPU)", "napari_zsdenoise.methods.zs_n2n.method:ZSN2NMethod", ZSN2NConfig(),
+               CITATION),
+)

@@ -1,0 +1,202 @@
+"""Settings that describe themselves: label, help, range and level of every field.
+
+A method's settings are a frozen dataclass derived from :class:`MethodSettings` whose
+user-facing fields are declared with :func:`setting`. From that one declaration the
+values are validated, ``zsdenoise`` builds its command-line options, ``zsdenoise methods
+--verbose`` lists them and the napari widget builds its fields. No torch import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Kinds of setting values, each with its own parsing, validation and widget.
+SETTING_KINDS = ("int", "float", "bool", "weights")
+_METADATA_KEY = "napari_zsdenoise.setting"
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """What a user needs to know about one setting.
+
+    Attributes
+    ----------
+    name : str
+        The field name, also the Python keyword and (with dashes) the CLI option.
+    label : str
+        Short label for a form.
+    help : str
+        One or two sentences saying what the setting does.
+    kind : str
+        One of :data:`SETTING_KINDS`.
+    default : Any
+        The value in the settings the description was made from (a preset's value).
+    low, high : float or None
+        Bounds of the valid range (None: unbounded on that side).
+    low_open, high_open : bool
+        Whether the bound itself is excluded.
+    advanced : bool
+        Shown only in the advanced part of a form; most users never change it.
+    """
+
+    name: str
+    label: str
+    help: str
+    kind: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    advanced: bool = False
+
+    @property
+    def option(self) -> str:
+        """The command-line option, e.g. ``--mask-ratio``."""
+        return "--" + self.name.replace("_", "-")
+
+    def range_text(self) -> str:
+        """The valid range in interval notation, or '' when unbounded."""
+        if self.low is None and self.high is None:
+            return ""
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{left}{low}, {high}{right}"
+
+    def check(self, value: Any) -> None:
+        """Raise TypeError or ValueError unless ``value`` is valid for this setting."""
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError(f"{self.name} must be True or False; got {value!r}")
+            return
+        if self.kind == "weights":
+            if value is not None and not isinstance(value, (str, Path)):
+                raise TypeError(f"{self.name} must be a path or None; got {value!r}")
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real if self.kind == "float" else int):
+            raise TypeError(f"{self.name} must be {'a number' if self.kind == 'float' else 'an int'}; got {value!r}")
+        if self.kind == "int" and self.high is None and self.low is not None:
+            if value < self.low:
+                raise ValueError(f"{self.name} must be >= {self.low:g}; got {value}")
+            return
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high or (self.kind == "float" and math.isnan(value)):
+            raise ValueError(f"{self.name} must be in {self.range_text()}; got {value}")
+
+    def parse(self, text: str) -> Any:
+        """The value written as ``text`` (command line, ``--set NAME=VALUE``), checked."""
+        text = text.strip()
+        try:
+            if self.kind == "int":
+                value: Any = int(text)
+            elif self.kind == "float":
+                value = float(text)
+            elif self.kind == "bool":
+                value = _parse_bool(text)
+            else:
+                from napari_zsdenoise.weights import parse_weights_choice
+
+                value = parse_weights_choice(text)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: cannot read {text!r} as {_KIND_NOUNS[self.kind]} ({exc})") from None
+        self.check(value)
+        return value
+
+
+_KIND_NOUNS = {"int": "an integer", "float": "a number", "bool": "true or false", "weights": "weights"}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+
+
+def setting(
+    default: Any,
+    help: str,  # noqa: A002 - the natural name, as in argparse
+    *,
+    label: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    advanced: bool = False,
+    kind: str | None = None,
+) -> Any:
+    """A dataclass field that describes itself (see :class:`SettingInfo`).
+
+    ``kind`` is worked out from the field's type unless given (``"weights"`` must be).
+    """
+    if kind is not None and kind not in SETTING_KINDS:
+        raise ValueError(f"kind must be one of {SETTING_KINDS}; got {kind!r}")
+    description = {"label": label, "help": help, "low": low, "high": high, "low_open": low_open,
+                   "high_open": high_open, "advanced": advanced, "kind": kind}
+    return field(default=default, metadata={_METADATA_KEY: description})
+
+
+def _kind_of(annotation: Any) -> str:
+    for kind, python_type in (("bool", bool), ("int", int), ("float", float)):
+        if annotation is python_type:
+            return kind
+    raise TypeError(f"cannot tell the kind of a setting annotated {annotation!r}; pass kind=")
+
+
+def describe_settings(settings: Any) -> list[SettingInfo]:
+    """Every user-facing setting of ``settings`` (a settings dataclass instance or type), in field order.
+
+    Defaults are the values of ``settings`` when it is an instance (a preset), else the
+    class defaults.
+    """
+    settings_type = settings if isinstance(settings, type) else type(settings)
+    hints = typing.get_type_hints(settings_type)
+    infos = []
+    for item in dataclasses.fields(settings_type):
+        description = item.metadata.get(_METADATA_KEY)
+        if description is None:
+            continue
+        kind = description["kind"] or _kind_of(hints[item.name])
+        default = item.default if isinstance(settings, type) else getattr(settings, item.name)
+        label = description["label"] or item.name.replace("_", " ")
+        infos.append(SettingInfo(
+            name=item.name, label=label, help=description["help"], kind=kind, default=default,
+            low=description["low"], high=description["high"], low_open=description["low_open"],
+            high_open=description["high_open"], advanced=description["advanced"]))
+    return infos
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Base of every method's settings.
+
+    Every field declared with :func:`setting` is validated on construction from its own
+    description; a subclass adds checks that involve several fields in :meth:`check`.
+    Subclasses redeclare ``iterations`` with their own default and wording.
+    """
+
+    iterations: int = setting(100, "Optimisation steps per plane.", low=1)
+
+    def __post_init__(self) -> None:
+        for info in describe_settings(type(self)):
+            info.check(getattr(self, info.name))
+        self.check()
+
+    def check(self) -> None:
+        """Checks across fields (raise ValueError); the single-field ones are already done."""
+
+    @property
+    def min_size(self) -> int:
+        """Smallest plane height and width in pixels these settings accept."""
+        return 1
