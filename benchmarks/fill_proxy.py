@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 import torch
 
-from napari_zsdenoise.benchmark import centre_crop, find_pairs
+from napari_zsdenoise.evaluation import centre_crop, find_pairs
 from napari_zsdenoise.io import read_image
 from napari_zsdenoise.networks.checkpoints import load_weights
 from napari_zsdenoise.networks.hourglass import SkipHourglass

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from napari_zsdenoise.benchmark import run_benchmark
+from napari_zsdenoise.evaluation import run_benchmark
 from napari_zsdenoise.methods import method_names
 
 # Published means (PSNR dB / SSIM) and where they come from (methods digest §7). Each paper

@@ -36,13 +36,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_zsdenoise.benchmark import centre_crop, find_pairs, score, to_unit_range
-from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.devices import resolve_device
+from napari_zsdenoise.evaluation import centre_crop, find_pairs, score, to_unit_range
 from napari_zsdenoise.io import read_image
+from napari_zsdenoise.methods._early_stopping import StoppingRule
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response, residual_correlation
-from napari_zsdenoise.methods.mpi import MPIMethod, is_correlated_noise
+from napari_zsdenoise.methods.mpi import MPIConfig, MPIMethod
 from napari_zsdenoise.normalization import IntensityScaling
+from napari_zsdenoise.weights import parse_weights_choice
+
+
+class StudiedMPI(MPIMethod):
+    """MPI that also folds every step's predictions into the study's extra ensembles."""
+
+    def __init__(self, config: MPIConfig, extra_ensembles: list[MaskedEnsemble] | None = None) -> None:
+        super().__init__(config)
+        self.extra_ensembles = extra_ensembles or []
+
+    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
+        super().fold_in(prediction, hidden)
+        for ensemble in self.extra_ensembles:
+            ensemble.update(prediction, hidden)
 
 
 def ensemble_label(ensemble: MaskedEnsemble) -> str:
@@ -60,12 +74,15 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
         # Validation only: the study runs every iteration and records the held-out error,
         # so any patience can be replayed from the record.
         "early_stopping": True, "holdout_fraction": args.holdout, "patience": 10**9, "validation_every": args.trace_every}
-    config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=None if args.weights == "none" else args.weights,
+    config = MPIConfig(iterations=args.iterations, ema_beta=args.betas[-1], weights=parse_weights_choice(args.weights),
                        blend_noisy=False, **holdout)
-    method = MPIMethod(config)
-    method.prepare(scaling.normalize(noisy), device=device, seed=args.seed)
-    plane = method._noisy
+    method = StudiedMPI(config)
+    method.setup(device, args.seed)
+    method.prepare(scaling.normalize(noisy), args.seed)
+    plane = method.noisy
     ensembles = [MaskedEnsemble(plane, beta, start) for beta in args.betas for start in ("noisy", "zero")]
+    method.extra_ensembles = ensembles
+    holdout_pixels = None if method.early_stopping is None else method.early_stopping.holdout
     trace: dict[str, list[list[float]]] = {ensemble_label(e): [] for e in ensembles}
     response = noise_response(plane)
     for beta in args.betas:
@@ -76,26 +93,23 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     for iteration in range(1, args.iterations + 1):
         start = time.perf_counter()
         method.step()
-        prediction, hidden = method.last_fill
-        for ensemble in ensembles:
-            ensemble.update(prediction, hidden)
         compute += time.perf_counter() - start
         if iteration % args.trace_every == 0 or iteration == args.iterations:
             seconds_at[iteration] = compute
             for ensemble in ensembles:
                 trace[ensemble_label(ensemble)].append([iteration, *score(scaling.denormalize(plane_of(ensemble.mean())), clean)])
                 if ensemble.start == "zero":
-                    if method._holdout is not None:
-                        # What early stopping would see for this beta (method.validation_trace
-                        # has the same for the run's own beta).
-                        scored = method._holdout & (ensemble.weight > 0)
+                    if holdout_pixels is not None:
+                        # What early stopping would see for this beta (the method's own
+                        # validation trace has the same for the run's own beta).
+                        scored = holdout_pixels & (ensemble.weight > 0)
                         error = float(((ensemble.mean() - plane)[scored] ** 2).mean())
                         correlation = residual_correlation(plane, ensemble.mean())
                         trace.setdefault(f"holdout-{ensemble.beta:g}", []).append([iteration, error, correlation])
                     blended, weight = ensemble.blended(response)
                     trace[f"blend-{ensemble.beta:g}"].append(
                         [iteration, *score(scaling.denormalize(plane_of(blended)), clean), weight])
-        if (args.end_with_patience and method._holdout is not None and iteration % args.trace_every == 0
+        if (args.end_with_patience and holdout_pixels is not None and iteration % args.trace_every == 0
                 and iteration >= PRESETS[0][2]
                 and early_stopping_checks(trace[f"holdout-{config.ema_beta:g}"], args.iterations, args.end_with_patience)[2]):
             # The product's early stopping would end the run here; `mpi-fast`'s budget is always kept.
@@ -112,11 +126,11 @@ def study_image(noisy: np.ndarray, clean: np.ndarray, args: argparse.Namespace, 
     own = next(e for e in ensembles if e.beta == config.ema_beta and e.start == ("zero" if args.holdout else "noisy"))
     if not np.array_equal(plane_of(own.mean()), method.preview()):
         raise AssertionError("the study's EMA differs from the method's own ensemble")
-    record = {"trace": trace, "seconds_at": seconds_at, "weights": method.provenance()["weights"]}
+    record = {"trace": trace, "seconds_at": seconds_at, "weights": method.run_facts()["weights"]}
     if iteration < args.iterations:
         record["last_iteration"] = iteration
     if args.holdout:
-        record["validation"] = [list(row) for row in method.validation_trace]
+        record["validation"] = [list(row) for row in method.early_stopping.validation_trace]
     return record
 
 
@@ -147,24 +161,20 @@ PRESETS = (("mpi-fast", 0.9, 200), ("mpi", 0.99, 1000))
 
 
 def early_stopping_checks(checks: list[list[float]], max_iterations: int, patience: int) -> tuple[int, int, bool]:
-    """(best check, last check used, whether patience ran out) for held-out rows [iteration, error, correlation]."""
-    bests = {"error": (float("inf"), None), "correlation": (float("inf"), None)}
-    correlated, stop, correlations = None, None, []
+    """(best check, last check used, whether patience ran out) for held-out rows [iteration, error, correlation].
+
+    The rows go through the product's own :class:`StoppingRule`, so the replay decides as a run would.
+    """
+    rule, stop = StoppingRule(patience), None
     for iteration, error, *rest in checks:
         if iteration > max_iterations:
             break
         stop = iteration
         # Records made before the correlation rule have none: held-out error only.
-        correlations.append(rest[0] if rest else 0.0)
-        for signal, score in (("error", error), ("correlation", -correlations[-1])):
-            if score < bests[signal][0]:
-                bests[signal] = (score, iteration)
-        if correlated is None:
-            correlated = is_correlated_noise(correlations)
-        best_iteration = bests["correlation" if correlated else "error"][1]
-        if iteration - best_iteration >= patience:
-            return best_iteration, stop, True
-    return best_iteration, stop, False
+        rule.observe(iteration, error, rest[0] if rest else 0.0)
+        if rule.finished:
+            return rule.best_iteration, stop, True
+    return rule.best_iteration, stop, False
 
 
 def last_iteration(record: dict) -> int:

@@ -54,3 +54,38 @@ def test_stop_keeps_the_current_estimate(name, small_noisy):
             run.stop()
     assert run.metadata["stopped_early"] and run.metadata["planes"][0]["iterations_done"] < 10
     assert run.result.shape == small_noisy.shape and np.isfinite(run.result).all()
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_keeps_the_contract_and_describes_every_setting(name):
+    import dataclasses
+
+    from napari_zsdenoise.methods import DenoisingMethod
+    from napari_zsdenoise.settings import MethodSettings
+
+    spec = get_method_spec(name)
+    assert issubclass(spec.implementation_class(), DenoisingMethod)
+    assert isinstance(spec.default_config, MethodSettings)
+    described = {info.name for info in spec.settings()}
+    assert described == {field.name for field in dataclasses.fields(spec.default_config)}
+    for info in spec.settings():
+        assert info.help and info.label and info.kind in ("int", "float", "bool", "weights")
+
+
+def test_an_implementation_outside_the_contract_is_refused():
+    from napari_zsdenoise.methods import MethodSpec
+
+    spec = MethodSpec("not-a-method", "", "napari_zsdenoise.engine:DenoiseRun", get_method_spec("zs-n2n").default_config)
+    with pytest.raises(TypeError, match="not a DenoisingMethod"):
+        spec.build(spec.default_config)
+
+
+def test_weights_are_loaded_once_per_run_not_per_plane(small_noisy, monkeypatch):
+    import napari_zsdenoise.methods.mpi.method as mpi_method
+
+    loads = []
+    real_load = mpi_method.load_weights
+    monkeypatch.setattr(mpi_method, "load_weights", lambda choice: loads.append(choice) or real_load(choice))
+    run = DenoiseRun(np.stack([small_noisy] * 3), "mpi-fast", iterations=1, device="cpu")
+    list(run)
+    assert loads == ["shipped"] and len(run.metadata["planes"]) == 3

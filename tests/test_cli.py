@@ -165,7 +165,7 @@ def test_bench_traces_the_preview_that_an_early_stop_would_return(tmp_path):
 
 
 def test_bench_crops_at_the_centre_or_the_top_left_corner(tmp_path):
-    from napari_zsdenoise.benchmark import centre_crop
+    from napari_zsdenoise.evaluation import centre_crop
 
     image = np.arange(6 * 8).reshape(6, 8)
     assert centre_crop(image, 4).tolist() == image[1:5, 2:6].tolist()
@@ -198,3 +198,57 @@ def test_early_stopping_flag_reaches_the_output_metadata(tmp_path, small_noisy, 
     meta = read_tiff_metadata(target)
     assert meta["parameters"]["early_stopping"] is expected
     assert ("best_iteration" in meta["planes"][0]) is expected
+
+
+def _another_text(info):
+    """A valid value other than the preset's, as typed on the command line."""
+    if info.kind == "bool":
+        return None  # a flag, see below
+    if info.kind == "weights":
+        return "none" if info.default is not None else "shipped"
+    if info.kind == "int":
+        # Two steps, so odd-only settings (a window side) stay odd.
+        return str(info.default + 2 if info.high is None or info.default + 2 <= info.high else info.default - 2)
+    return repr(info.default * 0.5 if info.default else 0.5)
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_every_setting_of_every_method_is_reachable_from_the_command_line(method):
+    from napari_zsdenoise.cli import _method_overrides, build_parser
+    from napari_zsdenoise.methods import get_method_spec
+
+    spec = get_method_spec(method)
+    for info in spec.settings():
+        text = _another_text(info)
+        by_option = [info.option, text] if text is not None else [
+            info.option if not info.default else "--no-" + info.option.removeprefix("--")]
+        by_set = ["--set", f"{info.name}={text if text is not None else str(not info.default).lower()}"]
+        for words in (by_option, by_set):
+            args = build_parser().parse_args(["denoise", "in.tif", "-o", "out.tif", "--method", method, *words])
+            overrides = _method_overrides(args)
+            config = spec.make_config(**overrides)
+            assert getattr(config, info.name) != getattr(spec.default_config, info.name), (method, words)
+
+
+def test_set_names_the_settings_of_the_method_when_one_is_unknown(capsys):
+    assert main(["denoise", "in.tif", "-o", "out.tif", "--method", "zs-n2n", "--set", "mask_ratio=0.5"]) == 2
+    error = capsys.readouterr().err
+    assert "zs-n2n has no setting 'mask_ratio'" in error and "hidden_channels" in error
+
+
+def test_a_bad_setting_value_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["denoise", "in.tif", "-o", "out.tif", "--mask-ratio", "1.5"])
+    assert "mask_ratio must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_methods_verbose_lists_every_setting_with_its_default(capsys):
+    from napari_zsdenoise.methods import get_method_spec
+
+    assert main(["methods", "--verbose"]) == 0
+    listing = capsys.readouterr().out
+    for method in method_names():
+        block = listing.split(f"\n{method} ", 1)[1] if not listing.startswith(method) else listing
+        for info in get_method_spec(method).settings():
+            assert info.option in block.split("\n\n", 1)[0], (method, info.name)
+    assert "advanced" in listing and "basic" in listing and "NeurIPS 2024" in listing

@@ -8,8 +8,9 @@ import torch
 from scipy import ndimage
 
 from napari_zsdenoise import DenoiseRun, denoise
-from napari_zsdenoise.methods.ins_bsn import Siren, dilate_cross, draw_masks, ins_bsn_losses
+from napari_zsdenoise.methods.ins_bsn import dilate_cross, draw_masks, ins_bsn_losses
 from napari_zsdenoise.networks.n2n_unet import N2NUNet
+from napari_zsdenoise.networks.siren import Siren
 
 CROSS = ndimage.generate_binary_structure(2, 1)
 SMALL = {"siren_width": 16, "siren_layers": 2}
@@ -107,7 +108,8 @@ def test_without_early_stopping_the_ensemble_starts_at_the_noisy_plane(small_noi
 
     for early_stopping, start in ((False, "noisy"), (True, "zero")):
         method = INSBSNMethod(INSBSNConfig(early_stopping=early_stopping, **SMALL))
-        method.prepare(small_noisy.astype(np.float32), device=torch.device("cpu"), seed=0)
+        method.setup(torch.device("cpu"), 0)
+        method.prepare(small_noisy.astype(np.float32), 0)
         assert method._ensemble.start == start
         assert (method.early_stopping is not None) is early_stopping
 
@@ -122,10 +124,11 @@ def test_noise_type_for_early_stopping_is_decided_from_the_image(blur, correlate
     noise = np.random.default_rng(1).standard_normal((64, 64))
     plane = (0.5 + 0.1 * (ndimage.gaussian_filter(noise, blur) if blur else noise)).astype(np.float32)
     method = INSBSNMethod(INSBSNConfig(early_stopping=True, **SMALL))
-    method.prepare(plane, device=torch.device("cpu"), seed=0)
+    method.setup(torch.device("cpu"), 0)
+    method.prepare(plane, 0)
     assert method.early_stopping.correlated_noise is correlated  # before any check
     method.step()
-    assert method.provenance()["stopping_signal"] == (
+    assert method.plane_facts()["stopping_signal"] == (
         "residual correlation (spatially correlated noise)" if correlated else "held-out error")
 
 

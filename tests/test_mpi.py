@@ -26,7 +26,8 @@ def test_masked_ema_update_matches_a_hand_computed_case():
 
 def _prepared(image: np.ndarray, **settings) -> MPIMethod:
     method = MPIMethod(MPIConfig(**{**TINY, **settings}))
-    method.prepare(image.astype(np.float32), device=torch.device("cpu"), seed=7)
+    method.setup(torch.device("cpu"), 7)
+    method.prepare(image.astype(np.float32), 7)
     return method
 
 
@@ -93,10 +94,10 @@ def _step_with_its_prediction(method: MPIMethod) -> tuple[float, torch.Tensor, t
     keep = method.draw_keep_mask()
     method._generator.set_state(state)
     network_state = {k: v.clone() for k, v in method.network.state_dict().items()}
-    loss = method.step()
+    loss = method.step().loss
     method.network.load_state_dict(network_state)
     with torch.no_grad():
-        prediction = method.network(method._noisy * keep, keep)
+        prediction = method.network(method.noisy * keep, keep)
     return loss, keep, prediction
 
 
@@ -105,7 +106,7 @@ def test_loss_is_computed_on_hidden_pixels_only():
     method = _prepared(image)
     loss, keep, prediction = _step_with_its_prediction(method)
     hidden = keep == 0
-    expected = ((prediction - method._noisy)[hidden] ** 2).sum() / prediction.numel()
+    expected = ((prediction - method.noisy)[hidden] ** 2).sum() / prediction.numel()
     assert loss == pytest.approx(float(expected), rel=1e-4)
 
 
@@ -118,47 +119,60 @@ def test_shuffle_factor_handles_sizes_that_are_not_multiples():
 
 def test_random_initialisation_is_recorded():
     method = _prepared(np.zeros((40, 40)))
-    assert method.provenance()["weights"]["source"] == "random initialisation"
+    assert method.run_facts()["weights"]["source"] == "random initialisation"
 
 
-def test_last_fill_holds_what_the_ensemble_was_fed():
+def test_fold_in_receives_what_the_ensemble_is_fed():
+    fed = []
+
+    class Recording(MPIMethod):
+        def fold_in(self, prediction, hidden):
+            super().fold_in(prediction, hidden)
+            fed.append((prediction, hidden))
+
     image = np.random.default_rng(1).uniform(0.2, 0.8, (40, 40))
-    method = _prepared(image, ema_beta=0.8)
-    assert method.last_fill is None
+    method = Recording(MPIConfig(**{**TINY, "ema_beta": 0.8}))
+    method.setup(torch.device("cpu"), 7)
+    method.prepare(image.astype(np.float32), 7)
     outside = torch.from_numpy(image.astype(np.float32))[None, None]
     for _ in range(3):
         method.step()
-        prediction, hidden = method.last_fill
+        prediction, hidden = fed[-1]
         assert hidden.dtype == torch.bool and 0.6 < hidden.float().mean().item() < 0.95
         outside = masked_ema_update(outside, prediction, hidden, 0.8)
+    assert len(fed) == 3
     np.testing.assert_array_equal(outside[0, 0].numpy(), method.preview())
 
 
 def test_held_out_pixels_are_left_out_of_the_loss():
     image = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
     method = _prepared(image, early_stopping=True, holdout_fraction=0.2)
-    holdout = method._holdout
+    holdout = method.early_stopping.holdout
     assert 0.1 < holdout.float().mean().item() < 0.3
     loss, keep, prediction = _step_with_its_prediction(method)
     trained = (keep == 0) & ~holdout
-    expected = ((prediction - method._noisy)[trained] ** 2).sum() / prediction.numel()
+    expected = ((prediction - method.noisy)[trained] ** 2).sum() / prediction.numel()
     assert loss == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_early_stopping_keeps_the_ensemble_of_the_best_held_out_check():
     image = np.random.default_rng(2).uniform(0.2, 0.8, (40, 40))
     method = _prepared(image, early_stopping=True, validation_every=5, patience=10**6)
-    previews = {}
+    previews, records = {}, []
     for _ in range(40):
-        method.step()
+        records.append(method.step())
         if method.iterations_done % 5 == 0:
             previews[method.iterations_done] = method.preview()
-    iterations, errors, correlations = zip(*method.validation_trace)
+    stopping = method.early_stopping
+    iterations, errors, correlations = zip(*stopping.validation_trace)
     assert iterations == tuple(range(5, 41, 5))
-    assert method.correlated_noise is False  # independent uniform noise
-    assert method.best_iteration == iterations[int(np.argmin(errors))]
-    np.testing.assert_array_equal(method.result(), previews[method.best_iteration])
-    assert not method.finished
+    assert stopping.correlated_noise is False  # independent uniform noise
+    assert stopping.best_iteration == iterations[int(np.argmin(errors))]
+    np.testing.assert_array_equal(method.result(), previews[stopping.best_iteration])
+    assert not any(record.finished for record in records)
+    # Each check's scores reach the step record, the rest carry none.
+    checked = [(i + 1, r.scores["holdout_error"]) for i, r in enumerate(records) if r.scores]
+    assert checked == list(zip(iterations, errors))
 
 
 def test_early_stopping_ends_a_run_that_over_fits_pure_noise():
@@ -189,9 +203,9 @@ def test_a_run_ending_between_checks_is_checked_once_more():
     method = _prepared(image, early_stopping=True, validation_every=25)
     for _ in range(7):
         method.step()
-    assert method.validation_trace == []
+    assert method.early_stopping.validation_trace == []
     np.testing.assert_array_equal(method.result(), method.preview())
-    assert [row[0] for row in method.validation_trace] == [7] and method.best_iteration == 7
+    assert [row[0] for row in method.early_stopping.validation_trace] == [7] and method.early_stopping.best_iteration == 7
 
 
 def test_spatially_correlated_noise_is_scored_by_residual_correlation():
@@ -203,10 +217,10 @@ def test_spatially_correlated_noise_is_scored_by_residual_correlation():
     method = _prepared(0.5 + 0.1 * noise, early_stopping=True, validation_every=5, patience=10**6)
     for _ in range(30):
         method.step()
-    iterations, errors, correlations = zip(*method.validation_trace)
-    assert correlations[0] > 0.3 and method.correlated_noise is True
-    assert method.best_iteration == iterations[int(np.argmax(correlations))]
-    assert method.provenance()["stopping_signal"].startswith("residual correlation")
+    iterations, errors, correlations = zip(*method.early_stopping.validation_trace)
+    assert correlations[0] > 0.3 and method.early_stopping.correlated_noise is True
+    assert method.early_stopping.best_iteration == iterations[int(np.argmax(correlations))]
+    assert method.plane_facts()["stopping_signal"].startswith("residual correlation")
 
 
 @pytest.mark.parametrize("correlations, expected", [
@@ -218,6 +232,6 @@ def test_spatially_correlated_noise_is_scored_by_residual_correlation():
     ([0.445, 0.443], None),                # not decided yet
 ])
 def test_correlated_noise_needs_a_residual_correlation_that_stays_high(correlations, expected):
-    from napari_zsdenoise.methods.mpi import is_correlated_noise
+    from napari_zsdenoise.methods._early_stopping import is_correlated_noise
 
     assert is_correlated_noise(correlations) is expected

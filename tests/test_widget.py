@@ -10,6 +10,8 @@ pytest.importorskip("qtpy")
 
 from napari_zsdenoise._qt.widget import DenoiseWidget  # noqa: E402
 
+from napari_zsdenoise._qt.widget import WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED  # noqa: E402
+
 from conftest import TINY  # noqa: E402
 
 TIMEOUT_MS = 120_000
@@ -41,17 +43,92 @@ def test_widget_lists_methods_and_loads_presets(viewer_and_widget):
     assert list(widget.method_combo.choices) == list(method_names())
     for name in method_names():
         widget.method_combo.value = name
-        assert widget.iterations_spin.value == get_method_spec(name).default_config.iterations
+        spec = get_method_spec(name)
+        assert set(widget.settings) == {info.name for info in spec.settings()}
+        for info in spec.settings():
+            shown = widget.settings[info.name].value
+            if info.kind == "weights":
+                assert shown == (WEIGHTS_RANDOM if info.default is None else WEIGHTS_SHIPPED), (name, info.name)
+            else:
+                assert shown == pytest.approx(info.default), (name, info.name)
+        # Untouched fields run the preset exactly.
+        assert widget.method_overrides() == {}
     widget.method_combo.value = "mpi"
-    assert widget.iterations_spin.value == 1000
+    assert widget.settings["iterations"].value == 1000
     widget.method_combo.value = "mpi-fast"
-    assert widget.iterations_spin.value == 200
-    assert widget.mask_ratio_spin.value == pytest.approx(0.85)
+    assert widget.settings["iterations"].value == 200
+    assert widget.settings["mask_ratio"].value == pytest.approx(0.85)
+
+
+def _another_value(info):
+    if info.kind == "bool":
+        return not info.default
+    if info.kind == "weights":
+        return WEIGHTS_RANDOM if info.default is not None else WEIGHTS_SHIPPED
+    if info.kind == "int":
+        return info.default + 2 if info.high is None or info.default + 2 <= info.high else info.default - 2
+    return info.default * 0.5 if info.default else 0.5
+
+
+def test_every_setting_of_every_method_is_reachable_from_the_widget(viewer_and_widget):
+    from napari_zsdenoise.methods import get_method_spec, method_names
+
+    _, widget, _ = viewer_and_widget
+    for name in method_names():
+        widget.method_combo.value = name
+        for info in get_method_spec(name).settings():
+            widget.settings[info.name].value = _another_value(info)
+            assert info.name in widget.method_overrides(), (name, info.name)
+        overrides = widget.method_overrides()
+        assert set(overrides) == {info.name for info in get_method_spec(name).settings()}
+
+
+def test_advanced_settings_are_apart_and_hidden_until_asked_for(viewer_and_widget):
+    _, widget, _ = viewer_and_widget
+    widget.method_combo.value = "mpi"
+    assert widget.advanced_box.native.isHidden()
+    assert widget.form.fields["patience"] in list(widget.form.advanced)
+    assert widget.form.fields["iterations"] in list(widget.form.basic)
+    widget.advanced_check.value = True
+    assert not widget.advanced_box.native.isHidden()
+
+
+def test_bsn_chosen_in_the_widget_runs_from_random_initialisation(make_napari_viewer_proxy, monkeypatch, small_noisy):
+    import napari_zsdenoise._qt.widget as widget_module
+
+    started = []
+    real_run = widget_module.DenoiseRun
+
+    def recording_run(*args, **kwargs):
+        started.append(real_run(*args, **{**kwargs, "width": 8, "scales": 3, "iterations": 1}))
+        return started[-1]
+
+    monkeypatch.setattr(widget_module, "DenoiseRun", recording_run)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(small_noisy, name="cells")
+    widget = DenoiseWidget(viewer)
+    widget.method_combo.value = "mpi"
+    widget.method_combo.value = "bsn"
+    assert widget.settings["weights"].value == WEIGHTS_RANDOM
+    widget.start()
+    assert started and started[0].config.weights is None
+    widget.cancel()
+
+
+def test_the_image_menu_follows_the_selected_layer(make_napari_viewer_proxy, small_noisy):
+    viewer = make_napari_viewer_proxy()
+    noisy = viewer.add_image(small_noisy, name="noisy")
+    clean = viewer.add_image(small_noisy // 2, name="clean")
+    viewer.layers.selection.active = noisy
+    widget = DenoiseWidget(viewer)
+    assert widget.layer_combo.value.name == "noisy"
+    viewer.layers.selection.active = clean
+    assert widget.layer_combo.value.name == "clean"
 
 
 def test_run_to_completion_updates_one_preview_and_adds_the_result(viewer_and_widget, qtbot):
     viewer, widget, layer = viewer_and_widget
-    widget.iterations_spin.value = 6
+    widget.settings['iterations'].value = 6
     widget.seed_spin.value = 4
     inserted = []
     viewer.layers.events.inserted.connect(lambda e: inserted.append(e.value.name))
@@ -78,7 +155,7 @@ def test_run_to_completion_updates_one_preview_and_adds_the_result(viewer_and_wi
 
 def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
     viewer, widget, layer = viewer_and_widget
-    widget.iterations_spin.value = 100_000
+    widget.settings['iterations'].value = 100_000
     widget.start()
     worker = widget._worker
     # Wait until the preview layer exists and has been updated at least once more.
@@ -97,7 +174,7 @@ def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
 
 def test_cancel_keeps_nothing(viewer_and_widget, qtbot, small_noisy):
     viewer, widget, layer = viewer_and_widget
-    widget.iterations_spin.value = 100_000
+    widget.settings['iterations'].value = 100_000
     widget.start()
     worker = widget._worker
     qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
@@ -114,7 +191,7 @@ def test_stack_with_only_the_displayed_plane(viewer_and_widget, qtbot, small_noi
     widget.layer_combo.value = stack
     viewer.dims.set_current_step(0, 2)
     widget.current_plane_check.value = True
-    widget.iterations_spin.value = 3
+    widget.settings['iterations'].value = 3
     widget.start()
     with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
         pass
@@ -139,7 +216,7 @@ def test_closing_the_viewer_stops_a_running_worker(make_napari_viewer_proxy, qtb
     viewer.add_image(small_noisy, name="cells")
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.iterations_spin.value = 100_000
+    widget.settings['iterations'].value = 100_000
     widget.start()
     run, worker = widget._run, widget._worker
     qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
@@ -149,21 +226,22 @@ def test_closing_the_viewer_stops_a_running_worker(make_napari_viewer_proxy, qtb
 
 
 def test_weights_choice_reaches_the_engine(viewer_and_widget, tmp_path):
-    from napari_zsdenoise._qt.widget import WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED
-
     _, widget, _ = viewer_and_widget
-    assert widget.weights_combo.value == WEIGHTS_SHIPPED and widget.weights_file.native.isHidden()
-    assert widget.method_overrides()["weights"] == "shipped"
-    widget.weights_combo.value = WEIGHTS_RANDOM
+    weights, weights_file = widget.settings["weights"], widget.form.weights_file
+    assert weights.value == WEIGHTS_SHIPPED and weights_file.native.isHidden()
+    assert "weights" not in widget.method_overrides()  # the preset's shipped weights
+    weights.value = WEIGHTS_RANDOM
     assert widget.method_overrides()["weights"] is None
-    widget.weights_combo.value = WEIGHTS_FILE
-    assert not widget.weights_file.native.isHidden()
+    weights.value = WEIGHTS_FILE
+    assert not weights_file.native.isHidden()
     with pytest.raises(ValueError, match="existing weights file"):
         widget.method_overrides()
     checkpoint = tmp_path / "w.pt"
     checkpoint.write_bytes(b"x")
-    widget.weights_file.value = checkpoint
+    weights_file.value = checkpoint
     assert widget.method_overrides()["weights"] == str(checkpoint)
+    weights.value = WEIGHTS_SHIPPED
+    assert "weights" not in widget.method_overrides()
 
 
 def test_early_stopping_choice_follows_the_preset_and_reaches_the_engine(viewer_and_widget):
@@ -171,19 +249,19 @@ def test_early_stopping_choice_follows_the_preset_and_reaches_the_engine(viewer_
 
     _, widget, _ = viewer_and_widget
     widget.method_combo.value = "mpi"
-    assert widget.early_stopping_check.enabled
-    assert widget.early_stopping_check.value is get_method_spec("mpi").default_config.early_stopping
-    widget.early_stopping_check.value = not widget.early_stopping_check.value
-    assert widget.method_overrides()["early_stopping"] is widget.early_stopping_check.value
+    check = widget.settings["early_stopping"]
+    assert check.value is get_method_spec("mpi").default_config.early_stopping
+    check.value = not check.value
+    assert widget.method_overrides()["early_stopping"] is check.value
     widget.method_combo.value = "zs-n2n"
-    assert not widget.early_stopping_check.enabled
+    assert "early_stopping" not in widget.settings
     assert "early_stopping" not in widget.method_overrides()
 
 
 def test_early_stopping_run_reports_the_kept_iteration(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
-    widget.iterations_spin.value = 30
-    widget.early_stopping_check.value = True
+    widget.settings['iterations'].value = 30
+    widget.settings["early_stopping"].value = True
     widget.start()
     with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
         pass
@@ -191,3 +269,56 @@ def test_early_stopping_run_reports_the_kept_iteration(viewer_and_widget, qtbot)
     assert meta["parameters"]["early_stopping"] is True
     assert all(plane["best_iteration"] in (25, 30) for plane in meta["planes"])
     assert "best held-out check (iteration" in widget.status_label.value
+
+
+def _stack_layer(viewer, small_noisy, name="stack", z_scale=2.0, planes=3):
+    data = np.stack([small_noisy // (i + 1) for i in range(planes)])
+    return viewer.add_image(data, name=name, scale=(z_scale, 0.2, 0.1))
+
+
+def test_only_the_displayed_plane_maps_the_view_through_the_layers_own_scale(viewer_and_widget, qtbot, small_noisy):
+    viewer, widget, _ = viewer_and_widget
+    stack = _stack_layer(viewer, small_noisy, z_scale=2.0, planes=3)
+    _stack_layer(viewer, small_noisy, name="finer", z_scale=1.0, planes=6)  # a finer z spacing in the viewer
+    widget.layer_combo.value = stack
+    viewer.dims.set_point(0, 2.0)  # world z = 2: plane 1 of `stack`, step 2 of the viewer
+    widget.current_plane_check.value = True
+    widget.settings["iterations"].value = 2
+    widget.start()
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    meta = viewer.layers["stack_mpi-fast"].metadata["napari_zsdenoise"]
+    assert meta["planes"][0]["index"] == [1]
+    assert "plane (1,) of stack" in widget.status_label.value
+
+
+def test_the_view_follows_the_plane_being_computed(viewer_and_widget, qtbot, small_noisy):
+    viewer, widget, _ = viewer_and_widget
+    stack = _stack_layer(viewer, small_noisy)
+    widget.layer_combo.value = stack
+    viewer.dims.set_point(0, 0.0)
+    shown = []
+    widget.settings["iterations"].value = 2
+    widget.start()
+    widget._worker.yielded.connect(lambda event: shown.append(
+        (event.plane_index[0], int(round(stack.world_to_data(viewer.dims.point)[0])))))
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    assert {plane for plane, _ in shown} == {0, 1, 2}
+    assert all(plane == on_screen for plane, on_screen in shown)
+
+
+def test_stop_during_a_stack_says_which_planes_were_not_reached(viewer_and_widget, qtbot, small_noisy):
+    viewer, widget, _ = viewer_and_widget
+    stack = _stack_layer(viewer, small_noisy, planes=4)
+    widget.layer_combo.value = stack
+    widget.settings["iterations"].value = 100_000
+    widget.start()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: "stack [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.stop_button.clicked.emit()
+    meta = viewer.layers["stack_mpi-fast"].metadata["napari_zsdenoise"]
+    assert meta["planes_not_denoised"] == [[1], [2], [3]]
+    assert "planes 2-4 of 4 were not reached" in widget.status_label.value
+    np.testing.assert_array_equal(viewer.layers["stack_mpi-fast"].data[1:], stack.data[1:].astype(np.float32))

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.config import ZSN2MConfig
 from napari_zsdenoise.methods.zs_n2m import balanced_mask, contrast_similarity, local_mean, mix_pair, stage1_losses
-from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample
+from napari_zsdenoise.methods.zs_n2n import pair_downsample
+from napari_zsdenoise.networks.noise_predictor import NoisePredictor
 
 
 def test_balanced_masks_hide_exactly_half_and_differ():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from napari_zsdenoise import DenoiseRun, denoise
-from napari_zsdenoise.methods.zs_n2n import NoisePredictor, pair_downsample, zs_n2n_losses
+from napari_zsdenoise.methods.zs_n2n import pair_downsample, zs_n2n_losses
+from napari_zsdenoise.networks.noise_predictor import NoisePredictor
 
 
 def test_downsamplers_average_the_two_diagonals_of_each_block():

@@ -10,39 +10,67 @@ from pathlib import Path
 from typing import Any
 
 from napari_zsdenoise.io import READABLE_SUFFIXES
+from napari_zsdenoise.settings import SettingInfo
+
+
+def _settings_by_name() -> dict[str, tuple[SettingInfo, list[str]]]:
+    """Every setting of every registered method, once per name, with the methods that have it."""
+    from napari_zsdenoise.methods import get_method_spec, method_names
+
+    settings: dict[str, tuple[SettingInfo, list[str]]] = {}
+    for method in method_names():
+        for info in get_method_spec(method).settings():
+            settings.setdefault(info.name, (info, []))[1].append(method)
+    return settings
+
+
+def _argument_parser_for(info: SettingInfo):
+    def parse(text: str) -> Any:
+        try:
+            return info.parse(text)
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="mpi-fast", help="method or preset (see `zsdenoise methods`); default mpi-fast")
-    parser.add_argument("--iterations", type=int, help="iterations per plane (default: the preset's)")
-    parser.add_argument("--mask-ratio", type=float, help="fraction of pixels hidden per step (MPI p)")
-    parser.add_argument("--ema-beta", type=float, help="masked-EMA weight (MPI beta)")
-    parser.add_argument("--shuffle-factor", type=int, help="MPI pixel-shuffle factor d for spatially correlated noise (default 1)")
-    parser.add_argument("--blend-noisy", action="store_true", default=None,
-                        help="MPI: combine the ensemble with the noisy image by an estimated weight (off by default; skipped for spatially correlated noise)")
-    parser.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
-                        help="MPI, bsn and ins-bsn: hold out 5%% of the pixels from the loss and stop when the error there stops falling "
-                             "(the preset's iterations become a maximum); default: the preset's")
-    parser.add_argument("--weights", help="shipped (default: our pre-trained weights), none (random initialisation) or a checkpoint file")
+    group = parser.add_argument_group(
+        "method settings", "Each defaults to the chosen preset's value; `zsdenoise methods --verbose` lists them per method.")
+    for name, (info, methods) in _settings_by_name().items():
+        extra = f" ({', '.join(methods)})"
+        if info.kind == "bool":
+            group.add_argument(info.option, dest=f"setting_{name}", action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS,
+                               help=info.help.replace("%", "%%") + extra)
+        else:
+            bounds = f" Range {info.range_text()}." if info.range_text() else ""
+            # Absent unless given: None is a value of its own for some settings (weights).
+            group.add_argument(info.option, dest=f"setting_{name}", type=_argument_parser_for(info), metavar=name.upper(),
+                               default=argparse.SUPPRESS,
+                               help=(info.help + bounds).replace("%", "%%") + extra)
+    group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for option, name in (
-        ("iterations", "iterations"),
-        ("mask_ratio", "mask_ratio"),
-        ("ema_beta", "ema_beta"),
-        ("shuffle_factor", "shuffle_factor"),
-        ("blend_noisy", "blend_noisy"),
-        ("early_stopping", "early_stopping"),
-    ):
-        value = getattr(args, option)
-        if value is not None:
-            overrides[name] = value
-    if args.weights is not None:
-        overrides["weights"] = None if args.weights.lower() == "none" else args.weights
+    """The settings given on the command line, by option or by --set, checked against the chosen method."""
+    from napari_zsdenoise.methods import get_method_spec
+
+    overrides = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    spec = get_method_spec(args.method)
+    settings = {info.name: info for info in spec.settings()}
+    for item in args.set:
+        name, separator, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not separator:
+            raise ValueError(f"--set takes NAME=VALUE, not {item!r}")
+        if name not in settings:
+            raise ValueError(f"{spec.name} has no setting {name!r}; its settings: {', '.join(settings)}")
+        overrides[name] = settings[name].parse(text)
     return overrides
 
 
@@ -87,12 +115,12 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     from napari_zsdenoise.engine import DenoiseRun
     from napari_zsdenoise.io import read_image, write_tiff_atomic
 
+    overrides = _method_overrides(args)
     targets = _denoise_targets(Path(args.input), Path(args.output))
     existing = [str(out) for _, out in targets if out.exists()]
     if existing and not args.overwrite:
         print(f"error: refusing to overwrite {', '.join(existing)} (use --overwrite)", file=sys.stderr)
         return 1
-    overrides = _method_overrides(args)
     for source, destination in targets:
         image = read_image(source)
         run = DenoiseRun(image, args.method, device=args.device, seed=args.seed, plane=args.plane, preview_every=0, preview_interval=1.0, **overrides)
@@ -108,7 +136,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from napari_zsdenoise.benchmark import iter_lines, run_benchmark
+    from napari_zsdenoise.evaluation import iter_lines, run_benchmark
 
     overrides = _method_overrides(args)
     print(f"{'image':<24} {'PSNR':>7} {'SSIM':>6} {'noisy':>7} {'seconds':>8}", flush=True)
@@ -136,7 +164,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_speed(args: argparse.Namespace) -> int:
-    from napari_zsdenoise.benchmark import time_iterations
+    from napari_zsdenoise.evaluation import time_iterations
 
     for size in args.size:
         figures = time_iterations(args.method, size, iterations=args.iterations, warmup=args.warmup, device=args.device)
@@ -166,6 +194,7 @@ def _rerun_arguments(argv: Sequence[str]) -> list[str]:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from napari_zsdenoise.pretraining.loop import PretrainConfig, Pretrainer
+    from napari_zsdenoise.weights import parse_weights_choice
 
     config = PretrainConfig(
         mask_recipe=args.mask_recipe,
@@ -178,7 +207,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         learning_rate=args.learning_rate,
-        init_weights=args.init,
+        init_weights=parse_weights_choice(args.init),
     )
     command = ["zsdenoise", *_rerun_arguments(sys.argv[1:] if args.argv is None else args.argv)]
     trainer = Pretrainer(config, args.out, name=args.name, device=args.device, resume=args.resume, command=command, note=args.note)
@@ -205,11 +234,21 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_methods(_: argparse.Namespace) -> int:
+def _cmd_methods(args: argparse.Namespace) -> int:
     from napari_zsdenoise.methods import get_method_spec, method_names
 
     for name in method_names():
-        print(f"{name:<12} {get_method_spec(name).summary}")
+        spec = get_method_spec(name)
+        print(f"{name:<12} {spec.summary}")
+        if not args.verbose:
+            continue
+        if spec.citation:
+            print(f"{'':<12} {spec.citation}")
+        for info in spec.settings():
+            level = "advanced" if info.advanced else "basic"
+            bounds = f" in {info.range_text()}" if info.range_text() else ""
+            print(f"{'':<14}{info.option:<24} {info.default!s:<10} {level:<9}{info.help}{bounds}")
+        print()
     return 0
 
 
@@ -268,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.set_defaults(func=_cmd_pretrain, argv=None)
 
     methods = commands.add_parser("methods", help="list the available methods and presets")
+    methods.add_argument("-v", "--verbose", action="store_true", help="also every setting with its default, level and range")
     methods.set_defaults(func=_cmd_methods)
     return parser
 

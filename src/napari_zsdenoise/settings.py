@@ -200,3 +200,16 @@ class MethodSettings:
     def min_size(self) -> int:
         """Smallest plane height and width in pixels these settings accept."""
         return 1
+
+
+def check_range(name: str, value: float, low: float | None, high: float | None, *, low_open: bool = False,
+                high_open: bool = False) -> None:
+    """ValueError unless ``low <= value <= high`` (a bound excluded where it is open); for settings
+    not declared with :func:`setting`."""
+    SettingInfo(name, name, "", "float", value, low, high, low_open, high_open).check(value)
+
+
+def check_ints(settings: object, names: tuple[str, ...], *, minimum: int = 1) -> None:
+    """TypeError unless each named field of ``settings`` is an int (not a bool); ValueError below ``minimum``."""
+    for name in names:
+        SettingInfo(name, name, "", "int", None, low=minimum).check(getattr(settings, name))

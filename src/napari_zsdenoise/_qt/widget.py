@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
 
+from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names
-from napari_zsdenoise.weights import SHIPPED
 
-WEIGHTS_SHIPPED = "shipped (pre-trained)"
-WEIGHTS_RANDOM = "none (random initialisation)"
-WEIGHTS_FILE = "file…"
-WEIGHTS_CHOICES = (WEIGHTS_SHIPPED, WEIGHTS_RANDOM, WEIGHTS_FILE)
+__all__ = ["WEIGHTS_CHOICES", "WEIGHTS_FILE", "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
 
 if TYPE_CHECKING:
     import napari
@@ -28,6 +24,19 @@ def _iterate(run: DenoiseRun):
         if event.preview is not None:
             yield event
     return run
+
+
+def _plane_ranges(indices: list[list[int]]) -> str:
+    """'3-5, 9' for planes [[2], [3], [4], [8]] (1-based, as the status line counts)."""
+    if indices and all(len(index) == 1 for index in indices):
+        numbers = sorted(index[0] + 1 for index in indices)
+        spans, start = [], numbers[0]
+        for previous, current in zip(numbers, [*numbers[1:], None]):
+            if current != previous + 1:
+                spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+                start = current
+        return ", ".join(spans)
+    return ", ".join(str(tuple(index)) for index in indices)
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -58,16 +67,11 @@ class DenoiseWidget(Container):
 
         self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
         self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
-        self.iterations_spin = SpinBox(label="iterations", min=1, max=1_000_000)
-        self.mask_ratio_spin = FloatSpinBox(label="mask ratio", min=0.05, max=0.99, step=0.05)
-        self.early_stopping_check = CheckBox(
-            text="stop when it starts to fit the noise (held-out pixels)",
-            value=False,
-            tooltip="MPI, bsn and ins-bsn: 5% of the pixels never enter the loss; the result is the ensemble that did best there, "
-            "and the run ends 200 iterations after it, so 'iterations' becomes a maximum.",
-        )
-        self.weights_combo = ComboBox(label="weights", choices=list(WEIGHTS_CHOICES), value=WEIGHTS_SHIPPED)
-        self.weights_file = FileEdit(label="weights file", mode="r", filter="*.pt *.pth", visible=False)
+        # The method's own settings, generated from their descriptions (see settings_form.py).
+        self.settings_box = Container(labels=False)
+        self.advanced_check = CheckBox(text="show advanced settings", value=False)
+        self.advanced_box = Container(labels=False, visible=False)
+        self.form: SettingsForm | None = None
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
@@ -80,11 +84,9 @@ class DenoiseWidget(Container):
             [
                 self.layer_combo,
                 self.method_combo,
-                self.iterations_spin,
-                self.mask_ratio_spin,
-                self.early_stopping_check,
-                self.weights_combo,
-                self.weights_file,
+                self.settings_box,
+                self.advanced_check,
+                self.advanced_box,
                 self.device_combo,
                 self.seed_spin,
                 self.current_plane_check,
@@ -94,13 +96,15 @@ class DenoiseWidget(Container):
             ]
         )
         self.method_combo.changed.connect(self._load_preset)
-        self.weights_combo.changed.connect(lambda choice: setattr(self.weights_file, "visible", choice == WEIGHTS_FILE))
+        self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
         self.run_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.cancel_button.changed.connect(self.cancel)
         self._viewer.layers.events.inserted.connect(self._refresh_layers)
         self._viewer.layers.events.removed.connect(self._refresh_layers)
+        self._viewer.layers.selection.events.active.connect(self._follow_selection)
         self._load_preset(self.method_combo.value)
+        self._follow_selection()
 
         # Stop a running worker when the widget goes away (closed dock or viewer);
         # the closure must not hold `self`, which Qt may already have deleted.
@@ -123,45 +127,38 @@ class DenoiseWidget(Container):
 
     def _refresh_layers(self, *_: Any) -> None:
         self.layer_combo.reset_choices()
+        self._follow_selection()
+
+    def _follow_selection(self, *_: Any) -> None:
+        """Pick the layer selected in the layer list, when it is an image layer."""
+        import napari
+
+        active = self._viewer.layers.selection.active
+        if isinstance(active, napari.layers.Image) and active in [layer for _, layer in self._image_layer_choices()]:
+            self.layer_combo.value = active
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The fields of the chosen method's settings, by setting name."""
+        return {} if self.form is None else dict(self.form.fields)
 
     def _load_preset(self, name: str) -> None:
-        config = get_method_spec(name).default_config
-        self.iterations_spin.value = config.iterations
-        if hasattr(config, "mask_ratio"):
-            self.mask_ratio_spin.value = config.mask_ratio
-            self.mask_ratio_spin.enabled = True
-        else:
-            self.mask_ratio_spin.enabled = False
-        self.weights_combo.enabled = self.weights_file.enabled = hasattr(config, "weights")
-        self.early_stopping_check.enabled = hasattr(config, "early_stopping")
-        self.early_stopping_check.value = bool(getattr(config, "early_stopping", False))
+        """Rebuild the settings fields for method ``name``, each showing the preset's value."""
+        self.form = SettingsForm(get_method_spec(name).settings())
+        self.settings_box.clear()
+        self.advanced_box.clear()
+        self.settings_box.append(self.form.basic)
+        self.advanced_box.append(self.form.advanced)
 
     def method_overrides(self) -> dict[str, Any]:
-        """The settings chosen in the widget, as keyword overrides of the method's preset.
+        """The settings changed in the widget, as keyword overrides of the method's preset.
 
         Raises
         ------
         ValueError
             If "file" weights are chosen but no existing file is given.
         """
-        config = get_method_spec(self.method_combo.value).default_config
-        overrides: dict[str, Any] = {"iterations": int(self.iterations_spin.value)}
-        if hasattr(config, "mask_ratio"):
-            overrides["mask_ratio"] = float(self.mask_ratio_spin.value)
-        if hasattr(config, "early_stopping"):
-            overrides["early_stopping"] = bool(self.early_stopping_check.value)
-        if hasattr(config, "weights"):
-            choice = self.weights_combo.value
-            if choice == WEIGHTS_RANDOM:
-                overrides["weights"] = None
-            elif choice == WEIGHTS_FILE:
-                path = self.weights_file.value
-                if not path or not Path(path).is_file():
-                    raise ValueError("choose an existing weights file (.pt or .pth)")
-                overrides["weights"] = str(path)
-            else:
-                overrides["weights"] = SHIPPED
-        return overrides
+        return {} if self.form is None else self.form.overrides()
 
     # --- running -------------------------------------------------------------------
     @property
@@ -169,10 +166,19 @@ class DenoiseWidget(Container):
         return self._worker is not None
 
     def _plane_of_current_view(self, layer: Any) -> tuple[int, ...]:
+        """The layer's plane on screen: the viewer's position mapped through the layer's own transform."""
         leading = layer.data.ndim - 2
-        step = self._viewer.dims.current_step
-        world = step[len(step) - layer.data.ndim : len(step) - 2] if leading else ()
-        return tuple(int(np.clip(i, 0, n - 1)) for i, n in zip(world, layer.data.shape[:leading]))
+        position = layer.world_to_data(self._viewer.dims.point)[:leading]
+        return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, layer.data.shape[:leading]))
+
+    def _show_plane(self, index: tuple[int, ...]) -> None:
+        """Move the viewer to plane ``index`` of the source layer, so the preview on screen is the one being computed."""
+        source = self._source
+        leading = len(index)
+        world = source.data_to_world([*index, 0, 0])
+        axes = range(self._viewer.dims.ndim - source.ndim, self._viewer.dims.ndim - source.ndim + leading)
+        for axis, value in zip(axes, world[:leading]):
+            self._viewer.dims.set_point(axis, value)
 
     def start(self) -> None:
         """Start denoising the selected layer with the chosen settings."""
@@ -206,6 +212,7 @@ class DenoiseWidget(Container):
 
         self._run, self._source, self._cancelled = run, layer, False
         self._single_plane = plane is not None
+        self._shown_plane: tuple[int, ...] | None = None
         self._preview_layer = None
         self._started = time.perf_counter()
         worker = thread_worker(_iterate, start_thread=False)(run)
@@ -217,7 +224,8 @@ class DenoiseWidget(Container):
         self._shutdown_state.update(run=run, worker=worker)
         self._set_running(True)
         self.progress_bar.value = 0
-        self.status_label.value = f"Starting {spec.name} on {run.device}…"
+        which = f" (plane {plane} of {layer.name})" if plane is not None else ""
+        self.status_label.value = f"Starting {spec.name} on {run.device}{which}…"
         worker.start()
 
     def stop(self) -> None:
@@ -269,8 +277,13 @@ class DenoiseWidget(Container):
         else:
             self._preview_layer.data[event.plane_index] = event.preview
             self._preview_layer.refresh()
+            if event.plane_index != self._shown_plane:
+                # Once per plane, so that a user may look elsewhere while it runs.
+                self._shown_plane = event.plane_index
+                self._show_plane(event.plane_index)
         self.progress_bar.value = int(round(1000 * event.fraction_done))
-        plane = f"plane {event.plane + 1}/{event.n_planes} · " if event.n_planes > 1 else ""
+        plane = f"plane {event.plane + 1}/{event.n_planes} · " if event.n_planes > 1 else (
+            f"plane {event.plane_index} · " if self._single_plane and event.plane_index else "")
         self.status_label.value = (
             f"{plane}{event.iteration}/{event.total} it · loss {event.loss:.3g} · "
             f"{_format_seconds(event.elapsed)} elapsed · ETA {_format_seconds(event.eta_seconds)}"
@@ -306,6 +319,11 @@ class DenoiseWidget(Container):
         if best:
             iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
             kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
+        if self._single_plane and metadata["planes"]:
+            kept += f"; plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
+        if metadata["planes_not_denoised"]:
+            kept += (f"; planes {_plane_ranges(metadata['planes_not_denoised'])} of {metadata['planes_total']} "
+                     "were not reached and hold the input unchanged")
         self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']}){kept}"
 
     def _on_errored(self, exc: Exception) -> None:

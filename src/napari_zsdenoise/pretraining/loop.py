@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_zsdenoise.config import _check_ints, _check_range
+from napari_zsdenoise.settings import check_ints, check_range
 from napari_zsdenoise.networks.checkpoints import file_sha256, save_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.pretraining.corpus import CropSampler, load_image_folders
@@ -93,19 +93,19 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.mask_recipe not in MASK_RECIPES:
             raise ValueError(f"mask_recipe must be one of {sorted(MASK_RECIPES)}; got {self.mask_recipe!r}")
-        _check_ints(self, ("iterations", "batch_size", "crop", "procedural_side", "checkpoint_every", "width", "scales"))
-        _check_ints(self, ("procedural_images", "seed"), minimum=0)
+        check_ints(self, ("iterations", "batch_size", "crop", "procedural_side", "checkpoint_every", "width", "scales"))
+        check_ints(self, ("procedural_images", "seed"), minimum=0)
         if self.crop < 2**self.scales + 1:
             raise ValueError(f"crop must be >= {2**self.scales + 1} px for {self.scales} scales; got {self.crop}")
         if self.procedural_side < self.crop:
             raise ValueError("procedural_side must be >= crop")
-        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        _check_range("final_learning_rate", self.final_learning_rate, 0.0, self.learning_rate)
-        _check_range("procedural_fraction", self.procedural_fraction, 0.0, 1.0)
+        check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_range("final_learning_rate", self.final_learning_rate, 0.0, self.learning_rate)
+        check_range("procedural_fraction", self.procedural_fraction, 0.0, 1.0)
         if len(self.adam_betas) != 2:
             raise ValueError("adam_betas must be two numbers")
         for beta in self.adam_betas:
-            _check_range("adam beta", beta, 0.0, 1.0, high_open=True)
+            check_range("adam beta", beta, 0.0, 1.0, high_open=True)
         if self.init_weights is not None:
             object.__setattr__(self, "init_weights", str(self.init_weights))
         object.__setattr__(self, "folders", tuple(str(f) for f in self.folders))
