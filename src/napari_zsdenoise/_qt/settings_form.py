@@ -14,7 +14,7 @@ from typing import Any
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox, Widget
 
 from napari_zsdenoise.settings import SettingInfo
-from napari_zsdenoise.weights import SHIPPED, parse_weights_choice
+from napari_zsdenoise.weights import NO_WEIGHTS, SHIPPED, parse_weights_choice
 
 WEIGHTS_SHIPPED = "shipped (pre-trained)"
 WEIGHTS_RANDOM = "none (random initialisation)"
@@ -87,10 +87,8 @@ class SettingsForm:
         info, widget = self.settings[name], self.fields[name]
         if info.kind != "weights":
             return {"int": int, "float": float, "bool": bool}[info.kind](widget.value)
-        if widget.value == WEIGHTS_SHIPPED:
-            return SHIPPED
-        if widget.value == WEIGHTS_RANDOM:
-            return None
+        if widget.value != WEIGHTS_FILE:
+            return parse_weights_choice(SHIPPED if widget.value == WEIGHTS_SHIPPED else NO_WEIGHTS)
         path = self.weights_file.value if self.weights_file is not None else None
         if not path or not Path(path).is_file():
             raise ValueError("choose an existing weights file (.pt or .pth)")

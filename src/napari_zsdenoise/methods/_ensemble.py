@@ -24,9 +24,8 @@ import torch.nn.functional as F
 
 ENSEMBLE_STARTS = ("noisy", "zero")
 # Above this correlation between neighbouring residuals the noise is taken to be
-# spatially correlated: the variance estimate below then misses much of the noise (on
-# FMD WideField crops, residual correlation 0.45, blending cost 6 dB), so nothing is
-# blended. Independent noise measured 0.08-0.17 on FMD confocal/two-photon crops.
+# spatially correlated: the variance estimate below then misses much of the noise, so
+# nothing is blended (docs/design-notes.md, "Correlated noise").
 MAX_RESIDUAL_CORRELATION = 0.3
 
 

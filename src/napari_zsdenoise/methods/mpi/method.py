@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
+from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.mpi.settings import MPIConfig
 from napari_zsdenoise.networks.checkpoints import load_weights
@@ -93,14 +93,9 @@ class MPIMethod(EnsembleOutputMethod):
 
     def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
         device, seed = self.device, plane_seed
-        image = plane
         factor = self.config.shuffle_factor
-        height, width = image.shape
-        self._height, self._width = height, width
-        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
-        pad_bottom, pad_right = (-height) % factor, (-width) % factor
-        if pad_bottom or pad_right:
-            tensor = F.pad(tensor, (0, pad_right, 0, pad_bottom), mode="reflect")
+        self._height, self._width = plane.shape
+        tensor = plane_to_tensor(plane, device, multiple=factor)
         self.noisy = split_subimages(tensor, factor)
         blend = self.config.blend_noisy
         validate = self.config.early_stopping
@@ -160,8 +155,7 @@ class MPIMethod(EnsembleOutputMethod):
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
             estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate)
-        merged = merge_subimages(estimate, self.config.shuffle_factor)
-        return merged[0, 0, : self._height, : self._width].detach().cpu().numpy().astype(np.float32, copy=True)
+        return tensor_to_plane(merge_subimages(estimate, self.config.shuffle_factor), self._height, self._width)
 
     def plane_facts(self) -> dict[str, Any]:
         facts = super().plane_facts()

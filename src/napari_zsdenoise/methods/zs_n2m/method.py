@@ -25,12 +25,8 @@ Choices the paper leaves open (digest 4.9), made here:
 - ``h`` is the Noise2Noise U-Net (about 1M parameters; the paper's 2.7M U-Net is not
   specified further), predicting the clean image directly (see ``RefinementUNet``), Adam
   5e-4, halving after 75 % of stage 2.
-- Stage 2 takes 500 steps. A U-Net step costs about seven stage-1 steps on a CPU, and
-  ``h(y)`` levels off well before 1500: on 128 x 128 centre crops of two FMD images kept
-  out of the benchmark (Confocal_BPAE_B_2, TwoPhoton_BPAE_B_2), 500 steps ended 0.10 and
-  0.08 dB below 1500 steps at 2.3x less time. On the 256 x 256 benchmark crops the gap
-  was larger (0.22-0.30 dB on three confocal and two-photon crops), and with either length
-  the GRD output is below ``f(y)`` on confocal and two-photon data (README, benchmark).
+- Stage 2 takes 500 steps: a U-Net step costs several stage-1 steps on a CPU and
+  ``h(y)`` levels off well before 1500 (docs/design-notes.md, "ZS-N2M stage 2 length").
 - Stage 2 starts from an untrained U-Net's output, so the preview keeps showing
   ``f(y)`` for the first tenth of stage 2 (at least 20 steps) and then switches to ``h(y)``.
 """
@@ -44,9 +40,9 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
-from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
+from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.zs_n2m.settings import ZSN2MConfig
-from napari_zsdenoise.methods.zs_n2n.method import pair_downsample
+from napari_zsdenoise.methods.zs_n2n.method import ZSN2NMethod, optimiser_step, pair_downsample
 from napari_zsdenoise.networks.noise_predictor import NoisePredictor
 from napari_zsdenoise.networks.refinement_unet import RefinementUNet
 
@@ -94,8 +90,11 @@ def stage1_losses(network: NoisePredictor, noisy: torch.Tensor, mask: torch.Tens
     return loss, full
 
 
-class ZSN2MMethod(DenoisingMethod):
-    """ZS-N2M (both stages) or ZS-N2M* (``refine_share=0``) on one grayscale plane."""
+class ZSN2MMethod(ZSN2NMethod):
+    """ZS-N2M (both stages) or ZS-N2M* (``refine_share=0``) on one grayscale plane.
+
+    It shares ZS-N2N's network, downsampler and preview; stage 1's losses and stage 2 are its own.
+    """
 
     config: ZSN2MConfig
 
@@ -158,15 +157,8 @@ class ZSN2MMethod(DenoisingMethod):
             refine_steps = self.iterations_done - self.stage1_iterations
             self._estimate = full.detach() if refine_steps >= self._preview_switch else self._stage1_estimate
             optimizer, schedule = self._refine_optimizer, self._refine_schedule
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
         self.iterations_done += 1
-        return StepRecord(float(loss.detach()))
-
-    def preview(self) -> np.ndarray:
-        return tensor_to_plane(self._estimate, self._height, self._width)
+        return StepRecord(optimiser_step(loss, optimizer, schedule))
 
     def result(self) -> np.ndarray:
         with torch.no_grad():

@@ -33,6 +33,15 @@ def pair_downsample(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, second
 
 
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler) -> float:
+    """Back-propagate ``loss``, update the weights and the learning rate; return the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
 def zs_n2n_losses(network: NoisePredictor, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (residual + consistency loss, full-size estimate f(y)) for one step."""
     first, second = pair_downsample(noisy)
@@ -70,14 +79,11 @@ class ZSN2NMethod(DenoisingMethod):
     def step(self) -> StepRecord:
         loss, full = zs_n2n_losses(self.network, self._noisy)
         self._estimate = full.detach()  # f(y) under the weights before this update
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.schedule.step()
         self.iterations_done += 1
-        return StepRecord(float(loss.detach()))
+        return StepRecord(optimiser_step(loss, self.optimizer, self.schedule))
 
     def preview(self) -> np.ndarray:
+        """The estimate of the latest step (made before its update, so no extra pass)."""
         return tensor_to_plane(self._estimate, self._height, self._width)
 
     def result(self) -> np.ndarray:
