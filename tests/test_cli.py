@@ -159,7 +159,9 @@ def test_bench_traces_the_preview_that_an_early_stop_would_return(tmp_path):
     assert main([*common, "--iterations", "4", "--json", str(short)]) == 0
     image = json.loads(traced.read_text())["images"][0]
     assert [row[0] for row in image["trace"]] == [2, 4, 6]
-    assert image["trace"][-1][1:] == [image["psnr"], image["ssim"]]
+    assert image["trace"][-1][1:3] == [image["psnr"], image["ssim"]]
+    seconds = [row[3] for row in image["trace"]]
+    assert 0 < seconds[0] < seconds[1] < seconds[2] <= image["seconds"]
     # MPI's preview at iteration 4 of a 6-iteration run is what a 4-iteration run returns.
     assert image["trace"][1][1] == json.loads(short.read_text())["images"][0]["psnr"]
 

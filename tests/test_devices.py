@@ -36,3 +36,50 @@ def test_unavailable_device_is_a_clear_error():
 def test_nonsense_device_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("gpu-please")
+
+
+def test_precision_auto_follows_the_device_and_the_method(monkeypatch):
+    import torch
+
+    import napari_zsdenoise.devices as devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "_cpu_has_bf16_instructions", lambda: True)
+    assert devices.resolve_precision("auto", cpu) == "bf16"
+    assert devices.resolve_precision("auto", cpu, method_allows=False) == "fp32"
+    assert devices.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(devices, "_cpu_has_bf16_instructions", lambda: False)
+    assert devices.resolve_precision("auto", cpu) == "fp32"
+    assert devices.resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly: slow but allowed
+    with pytest.raises(ValueError, match="fp32 only"):
+        devices.resolve_precision("bf16", cpu, method_allows=False)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        devices.resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("capability, expected", [((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")])
+def test_precision_auto_on_cuda_needs_ampere_or_newer(monkeypatch, capability, expected):
+    # Simulated: no CUDA device is needed to decide from its compute capability.
+    import torch
+
+    from napari_zsdenoise.devices import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", torch.device("cuda:0")) == expected
+
+
+def test_apple_mps_stays_in_fp32():
+    import torch
+
+    from napari_zsdenoise.devices import resolve_precision
+
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+def test_losses_are_read_every_step_on_the_cpu_and_rarely_on_a_gpu():
+    from napari_zsdenoise.engine import LOSS_READ_EVERY, loss_is_read
+
+    assert all(loss_is_read("cpu", i, False) for i in range(1, 50))
+    cuda = [i for i in range(1, 3 * LOSS_READ_EVERY + 1) if loss_is_read("cuda", i, False)]
+    assert cuda == [LOSS_READ_EVERY, 2 * LOSS_READ_EVERY, 3 * LOSS_READ_EVERY]
+    assert loss_is_read("cuda", 7, True)  # a preview is due: the host waits anyway

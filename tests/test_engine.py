@@ -128,3 +128,23 @@ def test_global_torch_rng_is_left_alone(small_noisy):
     torch.manual_seed(99)
     _run(small_noisy)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_precision_is_recorded_and_bf16_only_where_the_method_allows_it(small_noisy):
+    fp32 = DenoiseRun(small_noisy, "mpi-fast", iterations=3, precision="fp32", device="cpu", **TINY)
+    bf16 = DenoiseRun(small_noisy, "mpi-fast", iterations=3, precision="bf16", device="cpu", **TINY)
+    list(fp32), list(bf16)
+    assert fp32.metadata["precision"] == "fp32" and bf16.metadata["precision"] == "bf16"
+    assert np.isfinite(bf16.result).all() and not np.array_equal(fp32.result, bf16.result)
+    with pytest.raises(ValueError, match="fp32 only"):
+        DenoiseRun(small_noisy, "ins-bsn", precision="bf16", device="cpu")
+    assert DenoiseRun(small_noisy, "ins-bsn", precision="auto", device="cpu").precision == "fp32"
+
+
+def test_large_allocations_stay_on_the_heap_only_during_a_run():
+    import platform
+
+    from napari_zsdenoise._runtime import large_allocations_on_the_heap
+
+    with large_allocations_on_the_heap() as changed:
+        assert changed is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

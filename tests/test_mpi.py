@@ -94,7 +94,7 @@ def _step_with_its_prediction(method: MPIMethod) -> tuple[float, torch.Tensor, t
     keep = method.draw_keep_mask()
     method._generator.set_state(state)
     network_state = {k: v.clone() for k, v in method.network.state_dict().items()}
-    loss = method.step().loss
+    loss = float(method.step().loss)
     method.network.load_state_dict(network_state)
     with torch.no_grad():
         prediction = method.network(method.noisy * keep, keep)

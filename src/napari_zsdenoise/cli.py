@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from napari_zsdenoise.devices import PRECISIONS
 from napari_zsdenoise.io import READABLE_SUFFIXES
 from napari_zsdenoise.settings import SettingInfo
 
@@ -53,6 +54,9 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (bfloat16 where the device computes it fast and the method allows it, else fp32), "
+                             "fp32 or bf16; default auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
@@ -123,7 +127,8 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         return 1
     for source, destination in targets:
         image = read_image(source)
-        run = DenoiseRun(image, args.method, device=args.device, seed=args.seed, plane=args.plane, preview_every=0, preview_interval=1.0, **overrides)
+        run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
+                         preview_every=0, preview_interval=1.0, **overrides)
         progress = _StderrProgress(source.name, args.quiet)
         for event in run:
             progress(event)
@@ -151,7 +156,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit,
         crop=args.crop,
         crop_origin=args.crop_origin,
-        denoise_kwargs={"device": args.device, "seed": args.seed, **overrides},
+        denoise_kwargs={"device": args.device, "precision": args.precision, "seed": args.seed, **overrides},
         on_score=report,
         per_image_dir=args.per_image_dir,
         trace_every=args.trace_every,

@@ -43,3 +43,49 @@ def resolve_device(requested: str | None = None) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {requested!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+#: Choices of the run-level ``precision`` setting.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _cpu_has_bf16_instructions() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); read from /proc/cpuinfo on Linux."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 autocast is worth using on ``device``: CPUs with bf16 instructions,
+    CUDA devices of compute capability 8.0 (Ampere) or newer."""
+    import torch
+
+    if device.type == "cpu":
+        return _cpu_has_bf16_instructions()
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device, *, method_allows: bool = True) -> str:
+    """``"fp32"`` or ``"bf16"``: what a run computes in.
+
+    ``"auto"`` picks bf16 where :func:`supports_bf16` and the method allow it, else fp32.
+
+    Raises
+    ------
+    ValueError
+        For an unknown choice, or bf16 asked of a method that computes in fp32 only.
+    """
+    choice = str(requested).lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {requested!r}")
+    if choice == "auto":
+        return "bf16" if method_allows and supports_bf16(device) else "fp32"
+    if choice == "bf16" and not method_allows:
+        raise ValueError("this method computes in fp32 only; use precision 'auto' or 'fp32'")
+    return choice

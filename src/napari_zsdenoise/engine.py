@@ -6,6 +6,7 @@ It imports neither Qt nor napari. Use :func:`denoise` for a blocking call, or it
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -14,9 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from napari_zsdenoise._runtime import large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
 from napari_zsdenoise.normalization import IntensityScaling
+
+
+# Reading a loss makes the host wait for the device. On a GPU that happens only every this
+# many steps and when a preview is due; on the CPU it costs nothing, so every step.
+LOSS_READ_EVERY = 20
+
+
+def loss_is_read(device_type: str, iteration: int, preview_due: bool) -> bool:
+    """Whether the engine reads this step's loss (see ``LOSS_READ_EVERY``)."""
+    return device_type == "cpu" or preview_due or iteration % LOSS_READ_EVERY == 0
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,8 @@ class ProgressEvent:
     total : int
         Iterations planned per plane.
     loss : float
-        Training loss of the latest iteration (normalised units).
+        Training loss of the latest iteration whose loss was read (normalised units): on
+        a GPU it may be up to ``LOSS_READ_EVERY`` steps old between previews.
     preview : numpy.ndarray or None
         Current estimate of the plane (2-D float32, input intensity units), or None on
         events emitted between previews.
@@ -90,6 +103,11 @@ class DenoiseRun:
         Complete settings for the method; by default the preset's, updated by ``overrides``.
     device : str, optional
         ``"auto"`` / None (CUDA, then MPS, then CPU), or e.g. ``"cpu"``, ``"cuda:1"``, ``"mps"``.
+    precision : {"auto", "fp32", "bf16"}
+        What the training steps compute in. ``"auto"``: bfloat16 autocast where the device
+        has fast bf16 (CPUs with bf16 instructions, CUDA Ampere and newer) and the method
+        allows it (:attr:`DenoisingMethod.bf16_safe`), else fp32. The choice is recorded
+        in the provenance.
     seed : int
         Seeds network initialisation and masks; the same seed on the same device
         reproduces a run.
@@ -112,6 +130,7 @@ class DenoiseRun:
         *,
         config: Any = None,
         device: str | None = None,
+        precision: str = "auto",
         seed: int = 0,
         plane: int | tuple[int, ...] | None = None,
         preview_every: int = 10,
@@ -139,10 +158,11 @@ class DenoiseRun:
         if isinstance(image, np.ndarray):
             # Checking everything now means a bad value fails before any torch work.
             check_finite(image)
-        from napari_zsdenoise.devices import resolve_device
+        from napari_zsdenoise.devices import resolve_device, resolve_precision
 
         self.device = resolve_device(device)
         self.method = self.spec.build(self.config)
+        self.precision = resolve_precision(precision, self.device, method_allows=self.method.bf16_safe)
         self.method.setup(self.device, self.seed)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
@@ -184,13 +204,17 @@ class DenoiseRun:
     def _run_plane(self, raw: np.ndarray, index: tuple[int, ...], position: int, start: float,
                    record: dict[str, Any]) -> Iterator[ProgressEvent]:
         """Denoise one plane into ``record["estimate"]``, yielding progress events."""
+        import torch
+
         method, total = self.method, self.config.iterations
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         scaling = IntensityScaling.fit(raw)
         method.prepare(scaling.normalize(raw), self._plane_seed(index))
         last_preview = time.perf_counter()
-        iteration = 0
+        iteration, loss = 0, float("nan")
         for iteration in range(1, total + 1):
-            step = method.step()
+            with autocast:
+                step = method.step()
             now = time.perf_counter()
             final = iteration == total or step.finished or self._stop.is_set()
             due = final or (self.preview_every and iteration % self.preview_every == 0) or (
@@ -199,7 +223,9 @@ class DenoiseRun:
             preview = scaling.denormalize(method.preview()) if due else None
             if due:
                 last_preview = now
-            yield ProgressEvent(iteration, total, step.loss, preview, now - start, position, self.n_planes, index,
+            if loss_is_read(self.device.type, iteration, bool(due)):
+                loss = float(step.loss)
+            yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index,
                                 step.scores)
             if self._stop.is_set() or step.finished:
                 break
@@ -215,19 +241,20 @@ class DenoiseRun:
         output = np.empty(out_shape, dtype=np.float32)
         plane_records = []
         not_denoised: list[list[int]] = []
-        for position, index in enumerate(self._plane_indices):
-            raw = self._load_plane(index)
-            target = output if self._single_plane or not index else output[index]
-            if self._stop.is_set():
-                # Planes never reached keep the input values, and the metadata says so.
-                target[...] = raw
-                not_denoised.append(list(index))
-                continue
-            record: dict[str, Any] = {}
-            yield from self._run_plane(raw, index, position, start, record)
-            self.stopped_early = self.stopped_early or self._stop.is_set()
-            target[...] = record["estimate"]
-            plane_records.append(record["facts"])
+        with large_allocations_on_the_heap() if self.device.type == "cpu" else contextlib.nullcontext():
+            for position, index in enumerate(self._plane_indices):
+                raw = self._load_plane(index)
+                target = output if self._single_plane or not index else output[index]
+                if self._stop.is_set():
+                    # Planes never reached keep the input values, and the metadata says so.
+                    target[...] = raw
+                    not_denoised.append(list(index))
+                    continue
+                record: dict[str, Any] = {}
+                yield from self._run_plane(raw, index, position, start, record)
+                self.stopped_early = self.stopped_early or self._stop.is_set()
+                target[...] = record["estimate"]
+                plane_records.append(record["facts"])
         import torch
 
         self.result = output
@@ -238,6 +265,7 @@ class DenoiseRun:
             "parameters": config_parameters(self.config),
             "seed": self.seed,
             "device": str(self.device),
+            "precision": self.precision,
             "torch_version": torch.__version__,
             # Seconds on a CPU depend on how many threads torch used.
             "torch_threads": torch.get_num_threads(),

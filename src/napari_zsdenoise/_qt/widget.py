@@ -54,7 +54,7 @@ class DenoiseWidget(Container):
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
-        from napari_zsdenoise.devices import available_devices
+        from napari_zsdenoise.devices import PRECISIONS, available_devices
 
         super().__init__(labels=True)
         self._viewer = napari_viewer
@@ -73,6 +73,9 @@ class DenoiseWidget(Container):
         self.advanced_box = Container(labels=False, visible=False)
         self.form: SettingsForm | None = None
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
+        self.precision_combo = ComboBox(
+            label="precision", choices=list(PRECISIONS), value="auto",
+            tooltip="auto: bfloat16 where the device computes it fast and the method allows it, else fp32")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
         self.run_button = PushButton(text="Run")
@@ -88,6 +91,7 @@ class DenoiseWidget(Container):
                 self.advanced_check,
                 self.advanced_box,
                 self.device_combo,
+                self.precision_combo,
                 self.seed_spin,
                 self.current_plane_check,
                 Container(widgets=[self.run_button, self.stop_button, self.cancel_button], layout="horizontal", labels=False),
@@ -199,6 +203,7 @@ class DenoiseWidget(Container):
                 layer.data,
                 spec.name,
                 device=self.device_combo.value,
+                precision=self.precision_combo.value,
                 seed=int(self.seed_spin.value),
                 plane=plane,
                 preview_every=0,

@@ -27,7 +27,8 @@ class PairScore:
     noisy_psnr: float
     noisy_ssim: float
     seconds: float
-    # (iteration, PSNR, SSIM) of the live preview, when the benchmark traces convergence.
+    # (iteration, PSNR, SSIM, seconds of computing so far) of the live preview, when the
+    # benchmark traces convergence; records made before seconds were traced have three.
     trace: list[list[float]] = field(default_factory=list)
 
 
@@ -92,7 +93,8 @@ def score_pair(raw_path: Path, gt_path: Path, method: str, *, crop: int | None, 
     for event in run:
         if trace_every and event.preview is not None:
             scoring_start = time.perf_counter()
-            trace.append([event.iteration, *score(event.preview, clean)])
+            computing = scoring_start - start - scoring_seconds
+            trace.append([event.iteration, *score(event.preview, clean), computing])
             scoring_seconds += time.perf_counter() - scoring_start
     seconds = time.perf_counter() - start - scoring_seconds
     psnr, ssim = score(run.result, clean)

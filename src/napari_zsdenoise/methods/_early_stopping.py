@@ -248,7 +248,7 @@ class EnsembleOutputMethod(DenoisingMethod):
         self.iterations_done += 1
         scores = {} if self.early_stopping is None else self.early_stopping.after_step(self.iterations_done, self._ensemble)
         finished = self.early_stopping is not None and self.early_stopping.finished
-        return StepRecord(float(loss.detach()), finished, scores)
+        return StepRecord(loss.detach(), finished, scores)
 
     def plane_facts(self) -> dict[str, Any]:
         return {} if self.early_stopping is None else self.early_stopping.facts()

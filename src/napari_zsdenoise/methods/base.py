@@ -23,7 +23,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from napari_zsdenoise.settings import MethodSettings, describe_settings
 
@@ -38,8 +38,9 @@ class StepRecord:
 
     Attributes
     ----------
-    loss : float
-        The step's training loss (normalised units).
+    loss : float or torch.Tensor
+        The step's training loss (normalised units). A method may return the detached
+        0-d tensor: the engine reads it (a host-device sync on a GPU) only when needed.
     finished : bool
         True when the method has decided that this plane is done (e.g. early stopping);
         the engine then moves on after this step.
@@ -48,7 +49,7 @@ class StepRecord:
         observers such as studies and the convergence plot.
     """
 
-    loss: float
+    loss: Any
     finished: bool = False
     scores: Mapping[str, float] = field(default_factory=dict)
 
@@ -60,7 +61,15 @@ class DenoisingMethod(ABC):
     ----------
     config : MethodSettings
         The method's validated settings (its own :class:`MethodSettings` subclass).
+
+    Attributes
+    ----------
+    bf16_safe : bool
+        Whether :meth:`step` may run under bfloat16 autocast (the engine's ``precision``).
+        A method sets it only after measuring that its quality holds.
     """
+
+    bf16_safe: ClassVar[bool] = False
 
     def __init__(self, config: MethodSettings) -> None:
         self.config = config

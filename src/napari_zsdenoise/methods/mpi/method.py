@@ -49,6 +49,10 @@ class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
     config: MPIConfig
+    # Measured per change in docs/time-to-quality.md.
+    bf16_safe = True
+    channels_last = True
+    fused_adam = False
 
     def __init__(self, config: MPIConfig) -> None:
         super().__init__(config)
@@ -113,13 +117,15 @@ class MPIMethod(EnsembleOutputMethod):
                 self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
                 validation_every=self.config.validation_every, seed=seed)
             self._loss_weight = self.early_stopping.loss_weight()
-        self.network = self._fresh_network(seed).to(device)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.network = self._fresh_network(seed).to(device, memory_format=layout)
         channels = self.network.image_channels
-        self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous()
+        self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous(memory_format=layout)
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate,
+                                          fused=self.fused_adam or None)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
         self.iterations_done = 0

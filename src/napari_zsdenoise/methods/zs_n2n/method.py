@@ -33,13 +33,14 @@ def pair_downsample(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, second
 
 
-def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler) -> float:
-    """Back-propagate ``loss``, update the weights and the learning rate; return the loss."""
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   schedule: torch.optim.lr_scheduler.LRScheduler) -> torch.Tensor:
+    """Back-propagate ``loss``, update the weights and the learning rate; return the detached loss."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     schedule.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def zs_n2n_losses(network: NoisePredictor, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
