@@ -37,6 +37,12 @@ def check_image_array(image: Any, *, min_size: int = 1) -> tuple[int, ...]:
     if 0 in shape:
         raise ValueError(f"image is empty (shape {shape})")
     height, width = shape[-2:]
+    if width in (3, 4) and height > 4 * width:
+        raise ValueError(
+            f"image of shape {shape} looks like colour (RGB/RGBA in its last axis); colour is not supported: "
+            f"denoise one channel at a time, e.g. image[..., 0], or move the channels to a leading axis "
+            f"(np.moveaxis(image, -1, 0)) to denoise them as planes"
+        )
     if height < min_size or width < min_size:
         raise ValueError(
             f"image planes are {height}x{width} pixels; this method needs at least {min_size}x{min_size}"
@@ -44,8 +50,17 @@ def check_image_array(image: Any, *, min_size: int = 1) -> tuple[int, ...]:
     return shape
 
 
+# float32 (the output type) keeps 24 significant bits.
+_FLOAT32_BITS = 24
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(plane: np.ndarray, *, where: str = "image") -> None:
-    """Raise ValueError if ``plane`` holds NaN or infinite values."""
+    """Raise ValueError if ``plane`` holds NaN or infinite values, or values float32 output cannot hold.
+
+    The output is float32 in the input's units: values beyond float32's range would become
+    infinite, and values far from zero that vary by little would lose that variation.
+    """
     if np.issubdtype(plane.dtype, np.floating):
         bad = ~np.isfinite(plane)
         count = int(bad.sum())
@@ -53,3 +68,13 @@ def check_finite(plane: np.ndarray, *, where: str = "image") -> None:
             raise ValueError(
                 f"{where} contains {count} NaN or infinite value(s); replace them (e.g. with np.nan_to_num) first"
             )
+    if not np.issubdtype(plane.dtype, np.number) or plane.size == 0:
+        return
+    low, high = float(np.min(plane)), float(np.max(plane))
+    if max(abs(low), abs(high)) > _FLOAT32_MAX:
+        raise ValueError(f"{where} holds values up to {max(abs(low), abs(high)):.3g}, beyond float32's range "
+                         f"(±{_FLOAT32_MAX:.3g}) that the output uses; rescale it first")
+    magnitude, span = max(abs(low), abs(high)), high - low
+    if span > 0 and magnitude / span > 2.0 ** (_FLOAT32_BITS - 8):
+        raise ValueError(f"{where} varies by only {span:.3g} around {magnitude:.3g}: float32 output would keep "
+                         f"fewer than 8 bits of that; subtract an offset (e.g. image - image.min()) first")

@@ -91,12 +91,16 @@ class DenoiseRun:
     input values in the planes never reached (listed in ``metadata["planes_not_denoised"]``).
 
     The method is built and set up (weights loaded) on construction, so bad settings or
-    weights fail here, before any computing.
+    weights fail here, before any computing. A run runs once: iterating it again raises
+    RuntimeError. :meth:`stop` before iterating gives the input unchanged as the result,
+    with ``stopped_early`` True and every plane listed as not denoised.
 
     Parameters
     ----------
     image : array-like
         Real-valued image, ``ndim >= 2``; the last two axes are Y and X. Never modified.
+        numpy, dask and zarr arrays and memory maps are read plane by plane; other
+        array-likes (lists, torch tensors) are converted to numpy first.
     method : str
         A registered method or preset name (see :func:`napari_zsdenoise.method_names`).
     config : dataclass, optional
@@ -143,11 +147,7 @@ class DenoiseRun:
             raise TypeError(f"seed must be an int; got {seed!r}")
         if preview_every < 0 or preview_interval < 0:
             raise ValueError("preview_every and preview_interval must be >= 0")
-        if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-            try:
-                image = np.asarray(image)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
+        image = _as_image_array(image)
         self.shape = check_image_array(image, min_size=self.config.min_size)
         self.image = image
         self.seed = int(seed)
@@ -168,6 +168,7 @@ class DenoiseRun:
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
         self.stopped_early = False
+        self._started = False
 
     def _select_planes(self, plane: int | tuple[int, ...] | None) -> list[tuple[int, ...]]:
         leading = self.shape[:-2]
@@ -236,6 +237,9 @@ class DenoiseRun:
     def __iter__(self) -> Iterator[ProgressEvent]:
         from napari_zsdenoise import __version__
 
+        if self._started:
+            raise RuntimeError("a DenoiseRun runs once; its result is in .result; create a new DenoiseRun to run again")
+        self._started = True
         start = time.perf_counter()
         out_shape = self.shape[-2:] if self._single_plane else self.shape
         output = np.empty(out_shape, dtype=np.float32)
@@ -249,6 +253,7 @@ class DenoiseRun:
                     # Planes never reached keep the input values, and the metadata says so.
                     target[...] = raw
                     not_denoised.append(list(index))
+                    self.stopped_early = True
                     continue
                 record: dict[str, Any] = {}
                 yield from self._run_plane(raw, index, position, start, record)
@@ -278,6 +283,23 @@ class DenoiseRun:
             "planes_not_denoised": not_denoised,
             **self.method.run_facts(),
         }
+
+
+def _as_image_array(image: Any) -> Any:
+    """``image`` as it can be read plane by plane: numpy arrays and lazy arrays with a numpy
+    dtype (dask, zarr, memory maps) as they are, anything else (lists, torch tensors) via numpy."""
+    if hasattr(image, "shape") and hasattr(image, "dtype"):
+        try:
+            np.dtype(image.dtype)
+            return image
+        except TypeError:
+            pass  # e.g. a torch tensor, whose dtype numpy does not know
+    if hasattr(image, "detach"):
+        image = image.detach().cpu()
+    try:
+        return np.asarray(image)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
 
 
 def denoise(image: Any, method: str = "mpi-fast", **kwargs: Any) -> np.ndarray:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 #: Kinds of setting values, each with its own parsing, validation and widget.
 SETTING_KINDS = ("int", "float", "bool", "weights")
 _METADATA_KEY = "napari_zsdenoise.setting"
@@ -81,15 +83,18 @@ class SettingInfo:
             if value is not None and not isinstance(value, (str, Path)):
                 raise TypeError(f"{self.name} must be a path or None; got {value!r}")
             return
-        if isinstance(value, bool) or not isinstance(value, numbers.Real if self.kind == "float" else int):
+        wanted = numbers.Real if self.kind == "float" else numbers.Integral
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, wanted):
             raise TypeError(f"{self.name} must be {'a number' if self.kind == 'float' else 'an int'}; got {value!r}")
+        if self.kind == "float" and not math.isfinite(value):
+            raise ValueError(f"{self.name} must be a finite number; got {value}")
         if self.kind == "int" and self.high is None and self.low is not None:
             if value < self.low:
                 raise ValueError(f"{self.name} must be >= {self.low:g}; got {value}")
             return
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        if too_low or too_high or (self.kind == "float" and math.isnan(value)):
+        if too_low or too_high:
             raise ValueError(f"{self.name} must be in {self.range_text()}; got {value}")
 
     def parse(self, text: str) -> Any:
@@ -190,7 +195,11 @@ class MethodSettings:
 
     def __post_init__(self) -> None:
         for info in describe_settings(type(self)):
-            info.check(getattr(self, info.name))
+            value = getattr(self, info.name)
+            info.check(value)
+            # numpy scalars are welcome, but the provenance keeps plain numbers.
+            if info.kind in ("int", "float") and not isinstance(value, (int, float)):
+                object.__setattr__(self, info.name, int(value) if info.kind == "int" else float(value))
         self.check()
 
     def check(self) -> None:
