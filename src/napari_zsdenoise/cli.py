@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from napari_zsdenoise.devices import PRECISIONS
-from napari_zsdenoise.io import READABLE_SUFFIXES
 from napari_zsdenoise.settings import SettingInfo
 
 
@@ -78,21 +78,6 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _denoise_targets(source: Path, output: Path) -> list[tuple[Path, Path]]:
-    if source.is_dir():
-        inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES)
-        if not inputs:
-            raise FileNotFoundError(f"no images ({', '.join(READABLE_SUFFIXES)}) in {source}")
-        if output.exists() and not output.is_dir():
-            raise NotADirectoryError(f"{output} must be a folder when the input is a folder")
-        return [(p, output / (p.stem + ".tif")) for p in inputs]
-    if not source.is_file():
-        raise FileNotFoundError(f"no such file or folder: {source}")
-    if output.is_dir():
-        return [(source, output / (source.stem + ".tif"))]
-    return [(source, output)]
-
-
 class _StderrProgress:
     """One self-overwriting progress line per file on stderr."""
 
@@ -116,28 +101,113 @@ class _StderrProgress:
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
-    from napari_zsdenoise.engine import DenoiseRun
-    from napari_zsdenoise.io import read_image, write_tiff_atomic
+    from napari_zsdenoise.batch import check_outputs, output_state, plan_jobs, resume_key
+    from napari_zsdenoise.methods import get_method_spec
+    from napari_zsdenoise.methods.registry import config_parameters
 
+    # Everything that can be checked is checked before the first iteration.
     overrides = _method_overrides(args)
-    targets = _denoise_targets(Path(args.input), Path(args.output))
-    existing = [str(out) for _, out in targets if out.exists()]
-    if existing and not args.overwrite:
-        print(f"error: refusing to overwrite {', '.join(existing)} (use --overwrite)", file=sys.stderr)
-        return 1
-    for source, destination in targets:
-        image = read_image(source)
-        run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
-                         preview_every=0, preview_interval=1.0, **overrides)
-        progress = _StderrProgress(source.name, args.quiet)
+    config = get_method_spec(args.method).make_config(**overrides)
+    parameters = json.loads(json.dumps(config_parameters(config)))
+    jobs = plan_jobs(args.input, args.output)
+    method = get_method_spec(args.method).name
+    states = {job: output_state(job, resume_key(job.source, method, parameters, args.seed)) if args.plane is None
+              else "other" for job in jobs}
+    done = [job for job in jobs if states[job] == "done"]
+    todo = [job for job in jobs if states[job] != "done"]
+    partial = frozenset(job.destination for job in todo if states[job] == "partial")
+    check_outputs(todo, overwrite=args.overwrite, replaceable=partial)
+    # Said even with -q: a skipped or redone file is a decision the user should see.
+    for job in done:
+        print(f"skipped {job.source}: {job.destination} is already denoised with these settings", file=sys.stderr)
+    for job in todo:
+        if states[job] == "partial":
+            print(f"redoing {job.source}: {job.destination} holds a run stopped before the end", file=sys.stderr)
+    failed: list[tuple[Path, str]] = []
+    finished = 0
+    for job in todo:
+        try:
+            written = _denoise_one(job, args, overrides)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {finished} file(s) finished and kept; run the same command again to continue",
+                  file=sys.stderr)
+            return 130
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            print(f"error: {job.source}: {exc}", file=sys.stderr)
+            failed.append((job.source, str(exc)))
+            continue
+        finished += written
+    if len(jobs) > 1 or failed:
+        summary = f"{finished} denoised, {len(done)} skipped (already done), {len(failed)} failed"
+        print(summary + "".join(f"\n  failed: {source}: {reason}" for source, reason in failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """Denoise one file and write it; return 1 when its result was written complete, else 0.
+
+    Ctrl-C (or SIGTERM) during a run asks the run to stop after the current iteration: the
+    finished planes are written, the rest marked as not denoised, and the command ends.
+    """
+    from napari_zsdenoise.batch import fallback_path
+    from napari_zsdenoise.engine import DenoiseRun
+    from napari_zsdenoise.io import read_image, read_image_info, write_tiff_atomic
+
+    image = read_image(job.source)
+    info = read_image_info(job.source)
+    run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
+                     preview_every=0, preview_interval=1.0, **overrides)
+    progress = _StderrProgress(job.source.name, args.quiet)
+    with _stop_on_interrupt(run):
         for event in run:
             progress(event)
-        progress.close()
-        metadata = {**run.metadata, "source": str(source)}
-        write_tiff_atomic(destination, run.result, metadata=metadata, overwrite=args.overwrite)
-        if not args.quiet:
-            print(f"{source} -> {destination} ({run.metadata['seconds']:.1f} s on {run.metadata['device']})", file=sys.stderr)
-    return 0
+    progress.close()
+    metadata = {**run.metadata, "source": str(job.source)}
+    output_info = info.for_planes(run.result.ndim)
+    try:
+        write_tiff_atomic(job.destination, run.result, metadata=metadata, overwrite=True, info=output_info)
+        where = job.destination
+    except OSError as exc:
+        where = fallback_path(job.destination)
+        write_tiff_atomic(where, run.result, metadata=metadata, overwrite=True, info=output_info)
+        raise OSError(f"cannot write {job.destination} ({exc.strerror or exc}); the result was saved to {where}") from None
+    stopped = run.metadata["stopped_early"]
+    if stopped:
+        missing = len(run.metadata["planes_not_denoised"])
+        print(f"\nstopped: {job.source} -> {where} holds {run.n_planes - missing} of {run.n_planes} plane(s) "
+              f"denoised (the last one stopped early), the rest unchanged (metadata: planes_not_denoised)", file=sys.stderr)
+        raise KeyboardInterrupt
+    _say(args, f"{job.source} -> {where} ({run.metadata['seconds']:.1f} s on {run.metadata['device']}, "
+               f"{run.metadata['precision']})")
+    return 1
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(run: Any):
+    """The first Ctrl-C or SIGTERM stops ``run`` gracefully; a second Ctrl-C interrupts at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        run.stop()
+        print("\nstopping after this iteration; finished planes are kept (Ctrl-C again to abort)", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -317,13 +387,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
     if argv is not None and hasattr(args, "argv"):
         args.argv = list(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the command like Ctrl-C: temporary files are removed, finished work kept.
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

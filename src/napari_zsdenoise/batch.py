@@ -1,0 +1,155 @@
+"""Files in, files out: plan a batch, check it before any computing, and know what is already done.
+
+The CLI's ``denoise`` command is a thin layer over this module and the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_zsdenoise.io import READABLE_SUFFIXES, TIFF_SUFFIXES, read_tiff_metadata
+
+# Room kept free beyond the outputs themselves (file system overhead, temporary files).
+_SPARE_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its result goes."""
+
+    source: Path
+    destination: Path
+
+
+def plan_jobs(source: str | Path, output: str | Path) -> list[Job]:
+    """The jobs for an input file or folder and an output file or folder.
+
+    A folder input gives one ``<stem>.tif`` per readable file. An output that is an
+    existing folder or ends with a path separator is a folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the input does not exist or a folder holds no readable image.
+    ValueError
+        If two inputs would be written to the same file, or a single output file is not TIFF.
+    NotADirectoryError
+        If the input is a folder and the output an existing file.
+    """
+    source, output_text = Path(source), str(output)
+    output = Path(output)
+    output_is_folder = output.is_dir() or output_text.endswith(("/", os.sep))
+    if source.is_dir():
+        inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES)
+        if not inputs:
+            raise FileNotFoundError(f"no images ({', '.join(READABLE_SUFFIXES)}) in {source}")
+        if output.exists() and not output.is_dir():
+            raise NotADirectoryError(f"{output} must be a folder when the input is a folder")
+        jobs = [Job(p, output / (p.stem + ".tif")) for p in inputs]
+    elif not source.is_file():
+        raise FileNotFoundError(f"no such file or folder: {source}")
+    elif output_is_folder:
+        jobs = [Job(source, output / (source.stem + ".tif"))]
+    else:
+        if output.suffix.lower() not in TIFF_SUFFIXES:
+            raise ValueError(f"the output is written as TIFF: name it .tif or .tiff, not {output.name}")
+        jobs = [Job(source, output)]
+    _check_collisions(jobs)
+    return jobs
+
+
+def _check_collisions(jobs: list[Job]) -> None:
+    by_destination: dict[Path, list[Path]] = {}
+    for job in jobs:
+        by_destination.setdefault(job.destination, []).append(job.source)
+    clashes = [f"{' and '.join(p.name for p in sources)} -> {destination}"
+               for destination, sources in by_destination.items() if len(sources) > 1]
+    if clashes:
+        raise ValueError(f"several inputs would be written to the same file: {'; '.join(clashes)}; rename one of them")
+
+
+def image_shape(path: Path) -> tuple[int, ...]:
+    """The shape of the image in ``path``, read from its header (no pixels are loaded)."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return tuple(int(n) for n in tif.series[0].shape)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+        channels = len(image.getbands())
+    return (height, width) if channels == 1 else (height, width, channels)
+
+
+def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What an output's provenance must say for the same command to skip it as done."""
+    return json.loads(json.dumps({"source": str(source), "method": method, "parameters": parameters, "seed": seed}))
+
+
+def output_state(job: Job, key: dict[str, Any]) -> str:
+    """What ``job``'s output is: ``"new"`` (absent), ``"done"`` (complete, from the same input,
+    method, settings and seed), ``"partial"`` (the same, but stopped before the end) or
+    ``"other"`` (anything else there)."""
+    if not job.destination.exists():
+        return "new"
+    try:
+        provenance = read_tiff_metadata(job.destination) if job.destination.is_file() else {}
+    except Exception:  # noqa: BLE001 - an unreadable file is simply not ours
+        return "other"
+    if not all(provenance.get(name) == value for name, value in key.items()):
+        return "other"
+    return "partial" if provenance.get("stopped_early") or provenance.get("planes_not_denoised") else "done"
+
+
+def check_outputs(jobs: list[Job], *, overwrite: bool, replaceable: frozenset[Path] = frozenset()) -> None:
+    """Before any computing: each output folder can be created and written, no output is a
+    folder or (without ``overwrite``) an existing file other than ``replaceable`` ones (a
+    stopped run's own partial output), and the disk has room for the results.
+
+    Raises
+    ------
+    FileExistsError, PermissionError, NotADirectoryError, OSError
+        Naming the path and the problem.
+    """
+    existing = [str(job.destination) for job in jobs if job.destination.exists()]
+    folders_as_outputs = [path for path in existing if Path(path).is_dir()]
+    if folders_as_outputs:
+        raise IsADirectoryError(f"cannot write over folder(s): {', '.join(folders_as_outputs)}")
+    existing = [path for path in existing if Path(path) not in replaceable]
+    if existing and not overwrite:
+        raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (use --overwrite)")
+    needed: dict[Path, int] = {}
+    for job in jobs:
+        folder = job.destination.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write to the output folder {folder}: permission denied")
+        try:
+            # float32 output, one value per input pixel.
+            size = 4 * int(np.prod(image_shape(job.source)))
+        except Exception:  # noqa: BLE001 - an unreadable input fails later, by name, without stopping the rest
+            size = 0
+        needed[folder] = needed.get(folder, 0) + size
+    for folder, size in needed.items():
+        free = shutil.disk_usage(folder).free
+        if size + _SPARE_BYTES > free:
+            raise OSError(f"the results need about {size / 2**20:.0f} MB in {folder}, which has {free / 2**20:.0f} MB free")
+
+
+def fallback_path(destination: Path) -> Path:
+    """Where a result goes when its destination cannot be written: the system's temporary folder."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"zsdenoise-{os.getpid()}-{destination.name}"
