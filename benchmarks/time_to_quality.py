@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     pairs = [pair for pair in find_pairs(args.pairs, args.pattern) if not args.names or pair[0].stem in args.names]
     pairs = pairs[: args.limit]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps({"methods": args.methods, "pattern": args.pattern, "limit": args.limit,
+                                                "names": args.names,
+                                                "crop": args.crop, "crop_origin": args.crop_origin,
+                                                "threads": args.threads}, indent=1) + "\n")
     for index, (raw_path, _) in enumerate(pairs):
         order = args.methods if index % 2 == 0 else args.methods[::-1]
         for label in order:
@@ -83,10 +88,6 @@ def run(args: argparse.Namespace) -> None:
                     per_image_dir=out / label_folder(label), trace_every=args.trace_every)
             image = summary["images"][0]
             print(f"{label:<32} {image['name']:<22} {image['psnr']:6.2f} dB {image['seconds']:7.1f} s", flush=True)
-    (out / "study.json").write_text(json.dumps({"methods": args.methods, "pattern": args.pattern, "limit": args.limit,
-                                                "names": args.names,
-                                                "crop": args.crop, "crop_origin": args.crop_origin,
-                                                "threads": args.threads}, indent=1) + "\n")
 
 
 def load_records(out: Path) -> dict[str, dict[str, dict]]:

@@ -237,3 +237,19 @@ def test_provenance_of_earlier_releases_is_still_read(tmp_path):
     path = tmp_path / "old.tif"
     tifffile.imwrite(path, np.zeros((8, 8), np.float32), description=json.dumps({"method": "mpi"}), metadata=None)
     assert read_tiff_metadata(path) == {"method": "mpi"}
+
+
+def test_a_truncated_tiff_is_named_in_the_error(tmp_path):
+    from napari_zsdenoise.io import read_image
+
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint16))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"cannot read {path}"):
+        read_image(path)
+
+
+def test_a_folder_given_as_weights_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["denoise", "in.tif", "-o", "out.tif", "--weights", str(tmp_path)])
+    assert "not a folder" in capsys.readouterr().err

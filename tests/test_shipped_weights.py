@@ -55,10 +55,9 @@ def test_cli_weights_option_selects_shipped_none_or_file(tmp_path, small_noisy):
     for option, expected in (("shipped", "shipped"), ("none", "random initialisation"), (str(shipped_weights_path()), "checkpoint")):
         out = tmp_path / f"out-{expected[:4]}.tif"
         assert main(["denoise", str(source), "-o", str(out), "--iterations", "1", "--weights", option, "-q"]) == 0
-        with tifffile.TiffFile(out) as tif:
-            import json
+        from napari_zsdenoise.io import read_tiff_metadata
 
-            assert json.loads(tif.pages[0].description)["weights"]["source"] == expected
+        assert read_tiff_metadata(out)["weights"]["source"] == expected
 
 
 def test_shipped_weights_fill_masked_fluorescence_better_than_random():

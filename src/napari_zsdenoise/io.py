@@ -51,18 +51,31 @@ class ImageInfo:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF (any dtype, any ndim) or an 8/16-bit grayscale PNG."""
+    """Read a TIFF (any dtype, any ndim) or an 8/16-bit grayscale PNG.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        For another suffix, or a file that cannot be decoded (the message names the file).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in TIFF_SUFFIXES:
-        import tifffile
+    if suffix not in READABLE_SUFFIXES:
+        raise ValueError(f"cannot read {path}: supported suffixes are {', '.join(READABLE_SUFFIXES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
 
-        return tifffile.imread(path)
-    if suffix == ".png":
+            return tifffile.imread(path)
         from skimage.io import imread
 
         return np.asarray(imread(path))
-    raise ValueError(f"cannot read {path}: supported suffixes are {', '.join(READABLE_SUFFIXES)}")
+    except Exception as exc:  # noqa: BLE001 - any decoding failure: say which file and why
+        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def _ome_info(xml_text: str) -> ImageInfo:

@@ -210,7 +210,7 @@ class DenoiseWidget(Container):
                 preview_interval=0.25,
                 **overrides,
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OSError) as exc:
             self.status_label.value = f"Cannot run: {exc}"
             return
         from napari.qt.threading import thread_worker

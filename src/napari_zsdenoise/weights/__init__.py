@@ -56,6 +56,8 @@ def parse_weights_choice(choice: str | Path | None) -> str | None:
         return None
     if text.lower() == SHIPPED:
         return SHIPPED
+    if Path(text).expanduser().is_dir():
+        raise ValueError(f"weights must be a checkpoint file, not a folder: {text}")
     if not Path(text).expanduser().is_file():
         raise FileNotFoundError(f"weights file not found: {text}")
     return str(Path(text).expanduser())
