@@ -209,7 +209,7 @@ def test_sigterm_during_a_stack_keeps_the_finished_planes_and_no_temporary_file(
     import napari_zsdenoise.cli as cli
 
     source, target = tmp_path / "stack.tif", tmp_path / "out.tif"
-    tifffile.imwrite(source, np.stack([small_noisy] * 3))
+    tifffile.imwrite(source, np.stack([small_noisy] * 3), photometric="minisblack")
     real_progress = cli._StderrProgress.__call__
 
     def progress(self, event):
