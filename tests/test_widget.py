@@ -149,8 +149,23 @@ def test_run_to_completion_updates_one_preview_and_adds_the_result(viewer_and_wi
     assert meta["method"] == "mpi-fast" and meta["seed"] == 4 and meta["source_layer"] == "cells"
     assert meta["planes"][0]["iterations_done"] == 6 and not meta["stopped_early"]
     assert meta["device"] == "cpu" and meta["version"] and "weights" in meta
+    import torch
+
+    from napari_zsdenoise.devices import resolve_precision
+
+    assert widget.precision_combo.value == "auto" and meta["precision"] == resolve_precision("auto", torch.device("cpu"))
     assert widget.run_button.enabled and not widget.stop_button.enabled
     assert widget.progress_bar.value == widget.progress_bar.max
+
+
+def test_the_precision_choice_reaches_the_run(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    widget.precision_combo.value = "fp32"
+    widget.settings["iterations"].value = 2
+    widget.start()
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    assert viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]["precision"] == "fp32"
 
 
 def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
