@@ -48,7 +48,7 @@ def apply_variant(variant: str) -> str:
     from napari_zsdenoise.methods.mpi.method import MPIMethod
 
     changes = _CHANGES[variant]
-    MPIMethod.channels_last = "channels-last" in changes
+    MPIMethod.channels_last_with = ("fp32", "bf16") if "channels-last" in changes else ()
     MPIMethod.fused_adam = "fused-adam" in changes
     if "heap" in changes:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))

@@ -33,16 +33,8 @@ REFERENCE_SUFFIX = "@reference"
 
 @contextlib.contextmanager
 def arithmetic(label: str):
-    """The MPI speed-ups on, or off for a label ending in ``@reference``."""
-    from napari_zsdenoise.methods.mpi.method import MPIMethod
-
-    saved = MPIMethod.channels_last, MPIMethod.fused_adam
-    if label.endswith(REFERENCE_SUFFIX):
-        MPIMethod.channels_last = MPIMethod.fused_adam = False
-    try:
-        yield "fp32" if label.endswith(REFERENCE_SUFFIX) else None
-    finally:
-        MPIMethod.channels_last, MPIMethod.fused_adam = saved
+    """The precision to ask for: fp32 (the arithmetic before the speed-ups) for a label ending in ``@reference``."""
+    yield "fp32" if label.endswith(REFERENCE_SUFFIX) else None
 
 
 def parse_method(text: str) -> tuple[str, dict]:

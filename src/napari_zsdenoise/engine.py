@@ -163,7 +163,7 @@ class DenoiseRun:
         self.device = resolve_device(device)
         self.method = self.spec.build(self.config)
         self.precision = resolve_precision(precision, self.device, method_allows=self.method.bf16_safe)
-        self.method.setup(self.device, self.seed)
+        self.method.setup(self.device, self.seed, self.precision)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}

@@ -3,7 +3,7 @@
 A run calls, in this order::
 
     method = spec.build(config)          # the method's settings, validated
-    method.setup(device, seed)           # once per run: weights loaded and hashed once
+    method.setup(device, seed, precision)  # once per run: weights loaded and hashed once
     for each plane:
         method.prepare(plane, plane_seed)
         until finished, stopped or out of iterations:
@@ -74,10 +74,14 @@ class DenoisingMethod(ABC):
     def __init__(self, config: MethodSettings) -> None:
         self.config = config
 
-    def setup(self, device: torch.device, seed: int) -> None:
-        """Run-level preparation, once before the first plane (load weights here, not per plane)."""
+    def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
+        """Run-level preparation, once before the first plane (load weights here, not per plane).
+
+        ``precision`` is what the engine runs :meth:`step` in (``"fp32"`` or ``"bf16"``).
+        """
         self.device = device
         self.seed = seed
+        self.precision = precision
 
     @abstractmethod
     def prepare(self, plane: np.ndarray, plane_seed: int) -> None:

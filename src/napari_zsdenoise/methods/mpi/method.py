@@ -49,9 +49,10 @@ class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
     config: MPIConfig
-    # Measured per change in docs/time-to-quality.md.
+    # Measured per change in docs/time-to-quality.md. Channels-last layout only with bf16, so
+    # that fp32 runs repeat earlier releases bit for bit.
     bf16_safe = True
-    channels_last = True
+    channels_last_with: tuple[str, ...] = ("bf16",)
     fused_adam = False
 
     def __init__(self, config: MPIConfig) -> None:
@@ -62,9 +63,9 @@ class MPIMethod(EnsembleOutputMethod):
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
         self.early_stopping: HoldoutEarlyStopping | None = None
 
-    def setup(self, device: torch.device, seed: int) -> None:
+    def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load (and hash) the starting weights once for the whole run, and check they fit the settings."""
-        super().setup(device, seed)
+        super().setup(device, seed, precision)
         if self.config.weights is None:
             return
         network, info = load_weights(self.config.weights)
@@ -117,7 +118,7 @@ class MPIMethod(EnsembleOutputMethod):
                 self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
                 validation_every=self.config.validation_every, seed=seed)
             self._loss_weight = self.early_stopping.loss_weight()
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
         self.network = self._fresh_network(seed).to(device, memory_format=layout)
         channels = self.network.image_channels
         self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous(memory_format=layout)
