@@ -37,8 +37,7 @@ import numpy as np
 import torch
 
 from napari_zsdenoise.devices import resolve_device
-from napari_zsdenoise.evaluation import centre_crop, find_pairs, score, to_unit_range
-from napari_zsdenoise.io import read_image
+from napari_zsdenoise.evaluation import find_pairs, load_pair, score
 from napari_zsdenoise.methods._early_stopping import StoppingRule
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response, residual_correlation
 from napari_zsdenoise.methods.mpi import MPIConfig, MPIMethod
@@ -274,8 +273,7 @@ def main() -> None:
             if args.save_arrays:
                 arrays = Path(args.save_arrays) / f"{raw_path.stem}.npz"
                 arrays.parent.mkdir(parents=True, exist_ok=True)
-            noisy = centre_crop(to_unit_range(read_image(raw_path)), args.crop, args.crop_origin)
-            clean = centre_crop(to_unit_range(read_image(gt_path)), args.crop, args.crop_origin)
+            noisy, clean = load_pair(raw_path, gt_path, args.crop, args.crop_origin)
             noisy_psnr, noisy_ssim = score(noisy, clean)
             record = {"settings": settings, "name": raw_path.stem, "device": str(device),
                       "threads": torch.get_num_threads(), "noisy_psnr": noisy_psnr, "noisy_ssim": noisy_ssim,

@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
 
@@ -31,10 +30,9 @@ import numpy as np
 REFERENCE_SUFFIX = "@reference"
 
 
-@contextlib.contextmanager
-def arithmetic(label: str):
-    """The precision to ask for: fp32 (the arithmetic before the speed-ups) for a label ending in ``@reference``."""
-    yield "fp32" if label.endswith(REFERENCE_SUFFIX) else None
+def precision_for(label: str, requested: str) -> str:
+    """fp32 (the arithmetic before the speed-ups) for a label ending in ``@reference``, else ``requested``."""
+    return "fp32" if label.endswith(REFERENCE_SUFFIX) else requested
 
 
 def parse_method(text: str) -> tuple[str, dict]:
@@ -72,12 +70,11 @@ def run(args: argparse.Namespace) -> None:
         order = args.methods if index % 2 == 0 else args.methods[::-1]
         for label in order:
             method, settings = parse_method(label)
-            with arithmetic(label) as precision:
-                summary = run_benchmark(
-                    args.pairs, method, pattern=raw_path.name, crop=args.crop, crop_origin=args.crop_origin,
-                    denoise_kwargs={"device": args.device, "seed": args.seed, "precision": precision or args.precision,
-                                    **settings},
-                    per_image_dir=out / label_folder(label), trace_every=args.trace_every)
+            summary = run_benchmark(
+                args.pairs, method, pattern=raw_path.name, crop=args.crop, crop_origin=args.crop_origin,
+                denoise_kwargs={"device": args.device, "seed": args.seed,
+                                "precision": precision_for(label, args.precision), **settings},
+                per_image_dir=out / label_folder(label), trace_every=args.trace_every)
             image = summary["images"][0]
             print(f"{label:<32} {image['name']:<22} {image['psnr']:6.2f} dB {image['seconds']:7.1f} s", flush=True)
 

@@ -36,6 +36,16 @@ def _names(viewer):
     return [layer.name for layer in viewer.layers]
 
 
+def _press_during_a_long_run(viewer, widget, qtbot, button, layer_name):
+    """Start a run that would take very long, wait for its preview, press ``button``, wait for the end."""
+    widget.settings["iterations"].value = 100_000
+    widget.start()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: f"{layer_name} [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        button.clicked.emit()
+
+
 def test_widget_lists_methods_and_loads_presets(viewer_and_widget):
     _, widget, _ = viewer_and_widget
     from napari_zsdenoise.methods import get_method_spec, method_names
@@ -189,12 +199,7 @@ def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
 
 def test_cancel_keeps_nothing(viewer_and_widget, qtbot, small_noisy):
     viewer, widget, layer = viewer_and_widget
-    widget.settings['iterations'].value = 100_000
-    widget.start()
-    worker = widget._worker
-    qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
-    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
-        widget.cancel_button.clicked.emit()
+    _press_during_a_long_run(viewer, widget, qtbot, widget.cancel_button, "cells")
     assert _names(viewer) == ["cells"]
     np.testing.assert_array_equal(layer.data, small_noisy)
     assert "Cancelled" in widget.status_label.value
@@ -327,12 +332,7 @@ def test_stop_during_a_stack_says_which_planes_were_not_reached(viewer_and_widge
     viewer, widget, _ = viewer_and_widget
     stack = _stack_layer(viewer, small_noisy, planes=4)
     widget.layer_combo.value = stack
-    widget.settings["iterations"].value = 100_000
-    widget.start()
-    worker = widget._worker
-    qtbot.waitUntil(lambda: "stack [preview]" in _names(viewer), timeout=TIMEOUT_MS)
-    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
-        widget.stop_button.clicked.emit()
+    _press_during_a_long_run(viewer, widget, qtbot, widget.stop_button, "stack")
     meta = viewer.layers["stack_mpi-fast"].metadata["napari_zsdenoise"]
     assert meta["planes_not_denoised"] == [[1], [2], [3]]
     assert "planes 2-4 of 4 were not reached" in widget.status_label.value

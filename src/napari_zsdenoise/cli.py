@@ -107,10 +107,10 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
     # Everything that can be checked is checked before the first iteration.
     overrides = _method_overrides(args)
-    config = get_method_spec(args.method).make_config(**overrides)
-    parameters = json.loads(json.dumps(config_parameters(config)))
+    spec = get_method_spec(args.method)
+    parameters = json.loads(json.dumps(config_parameters(spec.make_config(**overrides))))
     jobs = plan_jobs(args.input, args.output)
-    method = get_method_spec(args.method).name
+    method = spec.name
     states = {job: output_state(job, resume_key(job.source, method, parameters, args.seed)) if args.plane is None
               else "other" for job in jobs}
     done = [job for job in jobs if states[job] == "done"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,9 +202,9 @@ class DenoiseRun:
         # of a whole-stack run exactly.
         return self.seed + (int(np.ravel_multi_index(index, self.shape[:-2])) if index else 0)
 
-    def _run_plane(self, raw: np.ndarray, index: tuple[int, ...], position: int, start: float,
-                   record: dict[str, Any]) -> Iterator[ProgressEvent]:
-        """Denoise one plane into ``record["estimate"]``, yielding progress events."""
+    def _run_plane(self, raw: np.ndarray, index: tuple[int, ...], position: int,
+                   start: float) -> Generator[ProgressEvent, None, tuple[np.ndarray, dict[str, Any]]]:
+        """Denoise one plane, yielding progress events; return its estimate and its provenance record."""
         import torch
 
         method, total = self.method, self.config.iterations
@@ -230,9 +230,11 @@ class DenoiseRun:
                                 step.scores)
             if self._stop.is_set() or step.finished:
                 break
-        record["estimate"] = scaling.denormalize(method.result())
-        record["facts"] = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset,
-                           "scale": scaling.scale, **method.plane_facts()}
+        # The result first: forming it may run a last held-out check that the facts report.
+        estimate = scaling.denormalize(method.result())
+        facts = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale,
+                 **method.plane_facts()}
+        return estimate, facts
 
     def __iter__(self) -> Iterator[ProgressEvent]:
         from napari_zsdenoise import __version__
@@ -255,11 +257,10 @@ class DenoiseRun:
                     not_denoised.append(list(index))
                     self.stopped_early = True
                     continue
-                record: dict[str, Any] = {}
-                yield from self._run_plane(raw, index, position, start, record)
+                estimate, facts = yield from self._run_plane(raw, index, position, start)
                 self.stopped_early = self.stopped_early or self._stop.is_set()
-                target[...] = record["estimate"]
-                plane_records.append(record["facts"])
+                target[...] = estimate
+                plane_records.append(facts)
         import torch
 
         self.result = output
