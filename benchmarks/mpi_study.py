@@ -52,10 +52,10 @@ class StudiedMPI(MPIMethod):
         super().__init__(config)
         self.extra_ensembles = extra_ensembles or []
 
-    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
-        super().fold_in(prediction, hidden)
+    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor, region=None) -> None:
+        super().fold_in(prediction, hidden, region)
         for ensemble in self.extra_ensembles:
-            ensemble.update(prediction, hidden)
+            ensemble.update(prediction, hidden, region)
 
 
 def ensemble_label(ensemble: MaskedEnsemble) -> str:

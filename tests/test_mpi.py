@@ -126,8 +126,8 @@ def test_fold_in_receives_what_the_ensemble_is_fed():
     fed = []
 
     class Recording(MPIMethod):
-        def fold_in(self, prediction, hidden):
-            super().fold_in(prediction, hidden)
+        def fold_in(self, prediction, hidden, region=None):
+            super().fold_in(prediction, hidden, region)
             fed.append((prediction, hidden))
 
     image = np.random.default_rng(1).uniform(0.2, 0.8, (40, 40))
@@ -235,3 +235,49 @@ def test_correlated_noise_needs_a_residual_correlation_that_stays_high(correlati
     from napari_zsdenoise.methods._early_stopping import is_correlated_noise
 
     assert is_correlated_noise(correlations) is expected
+
+
+def test_a_training_crop_as_large_as_the_plane_trains_on_the_whole_plane():
+    image = np.random.default_rng(3).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+    whole, cropped = _prepared(image), _prepared(image, training_crop=64)
+    for _ in range(3):
+        assert float(whole.step().loss) == float(cropped.step().loss)
+    np.testing.assert_array_equal(whole.result(), cropped.result())
+
+
+def test_training_crops_fill_the_ensemble_only_where_they_lie():
+    image = np.random.default_rng(4).uniform(0.2, 0.8, (64, 48)).astype(np.float32)
+    method = _prepared(image, training_crop=24, crops_per_step=2)
+    regions = []
+    draw = method.draw_regions
+    method.draw_regions = lambda: regions.append(draw()) or regions[-1]
+    method.step()
+    (first, second), = regions
+    inside = np.zeros(image.shape, dtype=bool)
+    for rows, columns in (first, second):
+        assert (rows.stop - rows.start, columns.stop - columns.start) == (24, 24)
+        inside[rows, columns] = True
+    changed = method.preview() != image
+    assert changed.any() and not np.any(changed & ~inside)
+
+
+def test_a_whole_plane_fill_reaches_pixels_the_crops_missed():
+    image = np.random.default_rng(5).uniform(0.2, 0.8, (64, 64)).astype(np.float32)
+    method = _prepared(image, training_crop=17, fill_every=1)
+    method.step()
+    changed = method.preview() != image
+    assert changed.mean() > 0.6  # about mask_ratio of the plane, far beyond one 17x17 crop
+
+
+def test_training_crop_positions_are_reproducible_and_spread_over_the_plane():
+    image = np.random.default_rng(6).uniform(0.2, 0.8, (96, 96)).astype(np.float32)
+    first, second = (_prepared(image, training_crop=32, crops_per_step=4) for _ in range(2))
+    drawn = [first.draw_regions() for _ in range(20)]
+    assert drawn == [second.draw_regions() for _ in range(20)]
+    tops = {rows.start for regions in drawn for rows, _ in regions}
+    assert min(tops) < 16 and max(tops) > 48
+
+
+def test_a_training_crop_smaller_than_the_network_takes_is_refused():
+    with pytest.raises(ValueError, match="training_crop must be 0"):
+        MPIConfig(**{**TINY, "training_crop": 5})

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 ENSEMBLE_STARTS = ("noisy", "zero")
+# A rectangle of a plane: (rows, columns).
+Region = tuple[slice, slice]
 # Above this correlation between neighbouring residuals the noise is taken to be
 # spatially correlated: the variance estimate below then misses much of the noise, so
 # nothing is blended (docs/design-notes.md, "Correlated noise").
@@ -138,11 +140,19 @@ class MaskedEnsemble:
         self.average = noisy.clone() if start == "noisy" else torch.zeros_like(noisy)
         self.weight = None if start == "noisy" else torch.zeros_like(noisy)
 
-    def update(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
-        """Fold ``prediction`` in at the ``hidden`` pixels."""
-        self.average = masked_ema_update(self.average, prediction, hidden, self.beta)
+    def update(self, prediction: torch.Tensor, hidden: torch.Tensor, region: Region | None = None) -> None:
+        """Fold ``prediction`` in at the ``hidden`` pixels, of the whole plane or of ``region`` (rows, columns)."""
+        if region is None:
+            self.average = masked_ema_update(self.average, prediction, hidden, self.beta)
+            if self.weight is not None:
+                self.weight = masked_ema_update(self.weight, torch.ones_like(prediction), hidden, self.beta)
+            return
+        rows, columns = region
+        self.average[..., rows, columns] = masked_ema_update(
+            self.average[..., rows, columns], prediction, hidden, self.beta)
         if self.weight is not None:
-            self.weight = masked_ema_update(self.weight, torch.ones_like(prediction), hidden, self.beta)
+            self.weight[..., rows, columns] = masked_ema_update(
+                self.weight[..., rows, columns], torch.ones_like(prediction), hidden, self.beta)
 
     def mean(self) -> torch.Tensor:
         """The ensemble estimate."""

@@ -8,6 +8,10 @@ the noisy plane. The masked EMA is both the live preview and the result.
 
 With ``early_stopping`` a few pixels never enter the loss; the ensemble's error at them
 decides when the network has started to learn the noise (see :class:`MPIConfig`).
+
+With a ``training_crop`` each step trains on random crops instead of the whole plane, so
+that a step costs the same on any plane size; the crops' predictions fill the ensemble
+where they lie, and ``fill_every`` adds untrained masked predictions of the whole plane.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping
-from napari_zsdenoise.methods._ensemble import MaskedEnsemble, noise_response
+from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_response
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.mpi.settings import MPIConfig
@@ -43,6 +47,10 @@ def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
     _, channels, height, width = subimages.shape
     phases = subimages.reshape(factor, factor, channels, height, width)
     return phases.permute(2, 3, 0, 4, 1).reshape(1, channels, height * factor, width * factor)
+
+
+# Offset of the crop positions' seed from the plane's seed: their own random stream.
+CROP_SEED_OFFSET = 104729
 
 
 class MPIMethod(EnsembleOutputMethod):
@@ -129,35 +137,87 @@ class MPIMethod(EnsembleOutputMethod):
                                           fused=self.fused_adam or None)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
+        # Crop positions come from the CPU so that drawing them never waits for the device.
+        self._crop_generator = torch.Generator(device="cpu")
+        self._crop_generator.manual_seed(seed + CROP_SEED_OFFSET)
+        self._crop_size = self._training_crop_size()
         self.iterations_done = 0
 
-    def draw_keep_mask(self) -> torch.Tensor:
-        """Bernoulli keep-mask: 1 where the network sees the pixel, 0 (prob. mask_ratio) where hidden."""
-        noise = torch.rand(self.noisy.shape, generator=self._generator, device=self.device)
+    def _training_crop_size(self) -> tuple[int, int] | None:
+        """(height, width) of the training crops on the network's input, or None: the whole plane."""
+        if self.config.training_crop == 0:
+            return None
+        side = self.config.training_crop // self.config.shuffle_factor
+        height, width = self.noisy.shape[-2:]
+        if side >= height and side >= width:
+            return None
+        return min(side, height), min(side, width)
+
+    def draw_regions(self) -> list[Region]:
+        """The rectangles trained on in one step: the whole plane, or ``crops_per_step`` random crops."""
+        if self._crop_size is None:
+            return [(slice(None), slice(None))]
+        crop_height, crop_width = self._crop_size
+        height, width = self.noisy.shape[-2:]
+        count = self.config.crops_per_step
+        tops = torch.randint(0, height - crop_height + 1, (count,), generator=self._crop_generator).tolist()
+        lefts = torch.randint(0, width - crop_width + 1, (count,), generator=self._crop_generator).tolist()
+        return [(slice(top, top + crop_height), slice(left, left + crop_width)) for top, left in zip(tops, lefts)]
+
+    def draw_keep_mask(self, shape: torch.Size | None = None) -> torch.Tensor:
+        """Bernoulli keep-mask (of the plane, or of ``shape``): 1 where the network sees the pixel,
+        0 (probability mask_ratio) where it is hidden."""
+        noise = torch.rand(self.noisy.shape if shape is None else shape, generator=self._generator, device=self.device)
         return (noise >= self.config.mask_ratio).to(self.noisy.dtype)
 
-    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor) -> None:
-        """Add one step's prediction at the hidden pixels to the ensemble.
+    def fold_in(self, prediction: torch.Tensor, hidden: torch.Tensor, region: Region | None = None) -> None:
+        """Add one prediction at its hidden pixels to the ensemble (of the whole plane or of ``region``).
 
         Studies extend this to feed other ensembles (other betas, other averaging rules)
         the same predictions without a second training run.
         """
-        self._ensemble.update(prediction, hidden)
+        self._ensemble.update(prediction, hidden, region)
+
+    def _masked_prediction(self, network_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's output for ``network_input`` under a fresh mask, and that keep-mask."""
+        keep = self.draw_keep_mask(network_input.shape[:1] + self.noisy.shape[1:2] + network_input.shape[2:])
+        mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
+        return self.network(network_input * keep, mask_input), keep
 
     def step(self) -> StepRecord:
-        keep = self.draw_keep_mask()
-        mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
-        output = self.network(self._network_input * keep, mask_input)
+        regions = self.draw_regions()
+        whole_plane = self._crop_size is None
+        batch = self.noisy.shape[0]
+        network_input = (self._network_input if whole_plane else
+                         torch.cat([self._network_input[..., rows, columns] for rows, columns in regions]))
+        output, keep = self._masked_prediction(network_input)
         hidden = keep == 0
         with torch.no_grad():
             # The ensemble takes theta_t's prediction, before this step's update (Algorithm 1).
-            self.fold_in(output.detach().mean(dim=1, keepdim=True), hidden)
-        loss_weight = 1 - keep if self._loss_weight is None else (1 - keep) * self._loss_weight
-        loss = torch.mean(((output - self._network_input) * loss_weight) ** 2)
+            prediction = output.detach().mean(dim=1, keepdim=True)
+            if whole_plane:
+                self.fold_in(prediction, hidden)
+            else:
+                for index, region in enumerate(regions):
+                    part = slice(index * batch, (index + 1) * batch)
+                    self.fold_in(prediction[part], hidden[part], region)
+        loss_weight = 1 - keep
+        if self._loss_weight is not None:
+            loss_weight = loss_weight * (self._loss_weight if whole_plane else torch.cat(
+                [self._loss_weight[..., rows, columns] for rows, columns in regions]))
+        loss = torch.mean(((output - network_input) * loss_weight) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if not whole_plane and self.config.fill_every and (self.iterations_done + 1) % self.config.fill_every == 0:
+            self._fill_whole_plane()
         return self._finish_step(loss)
+
+    @torch.no_grad()
+    def _fill_whole_plane(self) -> None:
+        """Fold a masked prediction of the whole plane into the ensemble, without training."""
+        output, keep = self._masked_prediction(self._network_input)
+        self.fold_in(output.mean(dim=1, keepdim=True), keep == 0)
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:

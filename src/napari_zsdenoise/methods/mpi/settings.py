@@ -47,6 +47,15 @@ class MPIConfig(EarlyStoppingSettings):
         "or a checkpoint file (ours or an official MPI .pth).", kind="weights")
     width: int = setting(64, "Hourglass feature channels per scale (must match the weights).", low=1, advanced=True)
     scales: int = setting(5, "Hourglass scales (must match the weights).", low=1, high=8, advanced=True)
+    training_crop: int = setting(
+        0, "Side in pixels of the square crops trained on at each step; 0 trains on the whole plane. With "
+        "crops a step costs the same on any plane size; the predictions fill the result where the crops lie.",
+        label="training crop", low=0, advanced=True)
+    crops_per_step: int = setting(
+        1, "Random crops trained on together at each step (with a training crop).", low=1, high=64, advanced=True)
+    fill_every: int = setting(
+        0, "With a training crop, every this many steps the whole plane is also predicted (without "
+        "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
@@ -55,6 +64,11 @@ class MPIConfig(EarlyStoppingSettings):
     def min_size(self) -> int:
         """Smallest plane height/width in pixels this configuration accepts."""
         return (2**self.scales + 1) * self.shuffle_factor
+
+    def check(self) -> None:
+        if 0 < self.training_crop < self.min_size:
+            raise ValueError(f"training_crop must be 0 (whole plane) or at least {self.min_size} pixels for "
+                             f"{self.scales} scales and shuffle factor {self.shuffle_factor}; got {self.training_crop}")
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"
