@@ -148,3 +148,21 @@ def test_large_allocations_stay_on_the_heap_only_during_a_run():
 
     with large_allocations_on_the_heap() as changed:
         assert changed is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_finished_planes_are_taken_as_they_are_and_new_ones_reported_as_they_finish(small_noisy):
+    stack = np.stack([small_noisy, small_noisy + 1, small_noisy + 2]).astype(np.float32)
+    first = DenoiseRun(stack, "mpi-fast", device="cpu", seed=3, iterations=2, **TINY)
+    for _ in first:
+        pass
+    saved = {}
+    earlier = {(0,): (first.result[0], first.metadata["planes"][0])}
+    second = DenoiseRun(stack, "mpi-fast", device="cpu", seed=3, iterations=2, finished_planes=earlier,
+                        on_plane_finished=lambda index, estimate, record: saved.update({index: estimate.copy()}), **TINY)
+    events = list(second)
+    assert {event.plane_index for event in events} == {(1,), (2,)}
+    assert sorted(saved) == [(1,), (2,)]
+    np.testing.assert_array_equal(second.result, first.result)
+    assert [plane.get("resumed", False) for plane in second.metadata["planes"]] == [True, False, False]
+    with pytest.raises(ValueError, match="not among the planes"):
+        DenoiseRun(stack, "mpi-fast", device="cpu", finished_planes={(5,): (stack[0], {})}, **TINY)

@@ -134,7 +134,8 @@ def test_an_output_that_is_not_tiff_is_refused(tmp_path, small_noisy, capsys):
     source = tmp_path / "a.tif"
     tifffile.imwrite(source, small_noisy)
     assert main(["denoise", str(source), "-o", str(tmp_path / "x.png"), *FAST]) == 2
-    assert "name it .tif or .tiff" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert "name the output TIFF (.tif, .tiff) or OME-Zarr" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_an_output_ending_with_a_separator_is_a_folder(tmp_path, small_noisy):
@@ -170,7 +171,7 @@ def test_a_full_disk_is_found_before_computing(tmp_path, small_noisy, monkeypatc
 
 
 def test_a_write_error_keeps_the_result_and_says_where(tmp_path, small_noisy, monkeypatch, capsys):
-    import napari_zsdenoise.io as io
+    import napari_zsdenoise.outputs as io
 
     source, target = tmp_path / "a.tif", tmp_path / "out.tif"
     tifffile.imwrite(source, small_noisy)
@@ -226,11 +227,109 @@ def test_sigterm_during_a_stack_keeps_the_finished_planes_and_no_temporary_file(
     assert meta["stopped_early"] and meta["planes_not_denoised"] == [[2]]
     assert [plane["iterations_done"] for plane in meta["planes"]] == [50, 2]
     assert _tmp_files(tmp_path) == []
-    # The same command again redoes the stopped file.
+    # The same command again continues from the first unfinished plane.
     monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
     assert main([*arguments, "-q"]) == 0
-    assert "redoing" in capsys.readouterr().err
-    assert not read_tiff_metadata(target)["planes_not_denoised"]
+    assert "continuing" in capsys.readouterr().err
+    meta = read_tiff_metadata(target)
+    assert not meta["planes_not_denoised"] and not meta["stopped_early"]
+    assert [plane.get("resumed", False) for plane in meta["planes"]] == [True, False, False]
+    assert [plane["iterations_done"] for plane in meta["planes"]] == [50, 50, 50]
+    assert not (tmp_path / "out.tif.partial").exists() and _tmp_files(tmp_path) == []
+
+
+def _stack_source(tmp_path, small_noisy, planes=3):
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, np.stack([small_noisy + i for i in range(planes)]), imagej=True,
+                     resolution=(1 / 0.2, 1 / 0.2), metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"})
+    return source
+
+
+def _crash_at_plane(monkeypatch, plane):
+    """The process dies (an exception no handler keeps) when the run reaches ``plane``."""
+    import napari_zsdenoise.cli as cli
+
+    real_progress = cli._StderrProgress.__call__
+
+    def progress(self, event):
+        real_progress(self, event)
+        if event.plane == plane:
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(cli._StderrProgress, "__call__", progress)
+    return real_progress
+
+
+def test_a_killed_stack_run_is_continued_from_its_saved_planes(tmp_path, small_noisy, monkeypatch, capsys):
+    import napari_zsdenoise.cli as cli
+
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.tif"
+    arguments = ["denoise", str(source), "-o", str(target), *FAST]
+    real_progress = _crash_at_plane(monkeypatch, 2)
+    with pytest.raises(SystemExit):
+        main(arguments)
+    # Killed before the TIFF was written: the two finished planes wait in the progress folder.
+    assert not target.exists()
+    progress = json.loads((tmp_path / "out.tif.partial" / "progress.json").read_text())
+    assert [plane["index"] for plane in progress["planes"]] == [[0], [1]]
+    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
+    capsys.readouterr()
+    assert main(arguments) == 0
+    assert "2 of 3 plane(s) already denoised" in capsys.readouterr().err
+    meta = read_tiff_metadata(target)
+    assert [plane.get("resumed", False) for plane in meta["planes"]] == [True, True, False]
+    assert not (tmp_path / "out.tif.partial").exists()
+    # Continuing gives what one uninterrupted run gives.
+    assert main(["denoise", str(source), "-o", str(tmp_path / "whole.tif"), *FAST]) == 0
+    np.testing.assert_array_equal(tifffile.imread(target), tifffile.imread(tmp_path / "whole.tif"))
+
+
+def test_a_stack_is_written_as_ome_zarr_with_its_physical_layout(tmp_path, small_noisy):
+    import zarr
+
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.ome.zarr"
+    assert main(["denoise", str(source), "-o", str(target), *FAST]) == 0
+    group = zarr.open_group(str(target), mode="r")
+    (multiscale,) = group.attrs["multiscales"]
+    assert [axis["name"] for axis in multiscale["axes"]] == ["z", "y", "x"]
+    assert {axis.get("unit") for axis in multiscale["axes"]} == {"micrometer"}
+    assert multiscale["datasets"][0]["coordinateTransformations"][0]["scale"] == pytest.approx([0.5, 0.2, 0.2])
+    provenance = group.attrs["napari_zsdenoise"]
+    assert provenance["complete"] and provenance["method"] == "mpi-fast"
+    assert main(["denoise", str(source), "-o", str(tmp_path / "out.tif"), *FAST]) == 0
+    np.testing.assert_array_equal(np.asarray(group["0"]), tifffile.imread(tmp_path / "out.tif"))
+
+
+def test_an_ome_zarr_stack_is_written_plane_by_plane_and_continued(tmp_path, small_noisy, monkeypatch, capsys):
+    import zarr
+
+    import napari_zsdenoise.cli as cli
+
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.ome.zarr"
+    arguments = ["denoise", str(source), "-o", str(target), *FAST]
+    real_progress = _crash_at_plane(monkeypatch, 1)
+    with pytest.raises(SystemExit):
+        main(arguments)
+    provenance = zarr.open_group(str(target), mode="r").attrs["napari_zsdenoise"]
+    assert not provenance["complete"] and [p["index"] for p in provenance["finished_planes"]] == [[0]]
+    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
+    assert main(arguments) == 0
+    assert "continuing" in capsys.readouterr().err
+    provenance = zarr.open_group(str(target), mode="r").attrs["napari_zsdenoise"]
+    assert provenance["complete"] and [p.get("resumed", False) for p in provenance["planes"]] == [True, False, False]
+    # The same command once more has nothing left to do.
+    assert main(arguments) == 0
+    assert "already denoised with these settings" in capsys.readouterr().err
+
+
+def test_an_ome_zarr_output_with_more_than_five_axes_is_refused_before_computing(tmp_path, small_noisy, monkeypatch,
+                                                                                 capsys):
+    source = tmp_path / "six.tif"
+    tifffile.imwrite(source, small_noisy[:33, :33].reshape((1,) * 4 + (33, 33)).repeat(2, axis=0)[None],
+                     photometric="minisblack")
+    monkeypatch.setattr("napari_zsdenoise.engine.DenoiseRun.__iter__", lambda self: pytest.fail("computing started"))
+    assert main(["denoise", str(source), "-o", str(tmp_path / "out.ome.zarr"), *FAST]) == 2
+    assert "OME-Zarr holds at most 5 axes" in capsys.readouterr().err
 
 
 def test_provenance_of_earlier_releases_is_still_read(tmp_path):

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from napari_zsdenoise.io import READABLE_SUFFIXES, TIFF_SUFFIXES, read_tiff_metadata
+from napari_zsdenoise.io import READABLE_SUFFIXES, TIFF_SUFFIXES
+from napari_zsdenoise.outputs import (
+    OUTPUT_FORMATS,
+    check_output_layout,
+    is_output_path,
+    is_zarr_path,
+    progress_folder,
+    read_provenance,
+)
 
 # Room kept free beyond the outputs themselves (file system overhead, temporary files).
 _SPARE_BYTES = 16 * 2**20
@@ -32,20 +40,21 @@ def plan_jobs(source: str | Path, output: str | Path) -> list[Job]:
     """The jobs for an input file or folder and an output file or folder.
 
     A folder input gives one ``<stem>.tif`` per readable file. An output that is an
-    existing folder or ends with a path separator is a folder.
+    existing folder or ends with a path separator is a folder; one named ``.ome.zarr``
+    or ``.zarr`` is an OME-Zarr store, never a folder of outputs.
 
     Raises
     ------
     FileNotFoundError
         If the input does not exist or a folder holds no readable image.
     ValueError
-        If two inputs would be written to the same file, or a single output file is not TIFF.
+        If two inputs would be written to the same file, or a single output is neither TIFF nor OME-Zarr.
     NotADirectoryError
         If the input is a folder and the output an existing file.
     """
     source, output_text = Path(source), str(output)
     output = Path(output)
-    output_is_folder = output.is_dir() or output_text.endswith(("/", os.sep))
+    output_is_folder = not is_zarr_path(output) and (output.is_dir() or output_text.endswith(("/", os.sep)))
     if source.is_dir():
         inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES)
         if not inputs:
@@ -58,8 +67,8 @@ def plan_jobs(source: str | Path, output: str | Path) -> list[Job]:
     elif output_is_folder:
         jobs = [Job(source, output / (source.stem + ".tif"))]
     else:
-        if output.suffix.lower() not in TIFF_SUFFIXES:
-            raise ValueError(f"the output is written as TIFF: name it .tif or .tiff, not {output.name}")
+        if not is_output_path(output):
+            raise ValueError(f"cannot write {output.name}: name the output {OUTPUT_FORMATS}")
         jobs = [Job(source, output)]
     _check_collisions(jobs)
     return jobs
@@ -97,17 +106,27 @@ def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int)
 
 def output_state(job: Job, key: dict[str, Any]) -> str:
     """What ``job``'s output is: ``"new"`` (absent), ``"done"`` (complete, from the same input,
-    method, settings and seed), ``"partial"`` (the same, but stopped before the end) or
-    ``"other"`` (anything else there)."""
+    method, settings and seed), ``"partial"`` (the same, but stopped or killed before the
+    end: the same command continues it) or ``"other"`` (anything else there)."""
+    progress = progress_folder(job.destination)
     if not job.destination.exists():
-        return "new"
+        return "partial" if not is_zarr_path(job.destination) and _progress_key(progress) == key else "new"
     try:
-        provenance = read_tiff_metadata(job.destination) if job.destination.is_file() else {}
+        provenance = read_provenance(job.destination) if job.destination.is_file() or is_zarr_path(job.destination) else {}
     except Exception:  # noqa: BLE001 - an unreadable file is simply not ours
         return "other"
     if not all(provenance.get(name) == value for name, value in key.items()):
         return "other"
-    return "partial" if provenance.get("stopped_early") or provenance.get("planes_not_denoised") else "done"
+    unfinished = (provenance.get("stopped_early") or provenance.get("planes_not_denoised")
+                  or provenance.get("complete") is False)
+    return "partial" if unfinished else "done"
+
+
+def _progress_key(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / "progress.json").read_text()).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def check_outputs(jobs: list[Job], *, overwrite: bool, replaceable: frozenset[Path] = frozenset()) -> None:
@@ -121,7 +140,10 @@ def check_outputs(jobs: list[Job], *, overwrite: bool, replaceable: frozenset[Pa
         Naming the path and the problem.
     """
     existing = [str(job.destination) for job in jobs if job.destination.exists()]
-    folders_as_outputs = [path for path in existing if Path(path).is_dir()]
+    folders_as_outputs = [path for path in existing if Path(path).is_dir() and not is_zarr_path(Path(path))]
+    zarr_files = [path for path in existing if Path(path).is_file() and is_zarr_path(Path(path))]
+    if zarr_files:
+        raise FileExistsError(f"an OME-Zarr output is a folder, but these are files: {', '.join(zarr_files)}")
     if folders_as_outputs:
         raise IsADirectoryError(f"cannot write over folder(s): {', '.join(folders_as_outputs)}")
     existing = [path for path in existing if Path(path) not in replaceable]
@@ -137,10 +159,15 @@ def check_outputs(jobs: list[Job], *, overwrite: bool, replaceable: frozenset[Pa
         if not os.access(folder, os.W_OK | os.X_OK):
             raise PermissionError(f"cannot write to the output folder {folder}: permission denied")
         try:
-            # float32 output, one value per input pixel.
-            size = 4 * int(np.prod(image_shape(job.source)))
+            shape = image_shape(job.source)
         except Exception:  # noqa: BLE001 - an unreadable input fails later, by name, without stopping the rest
-            size = 0
+            shape = ()
+        check_output_layout(job.destination, len(shape))
+        # float32 output, one value per input pixel; a TIFF stack's finished planes also
+        # wait in its progress folder until the file is written.
+        size = 4 * int(np.prod(shape)) if shape else 0
+        if len(shape) > 2 and not is_zarr_path(job.destination):
+            size *= 2
         needed[folder] = needed.get(folder, 0) + size
     for folder, size in needed.items():
         free = shutil.disk_usage(folder).free

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,23 +112,20 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     parameters = json.loads(json.dumps(config_parameters(spec.make_config(**overrides))))
     jobs = plan_jobs(args.input, args.output)
     method = spec.name
-    states = {job: output_state(job, resume_key(job.source, method, parameters, args.seed)) if args.plane is None
-              else "other" for job in jobs}
+    keys = {job: resume_key(job.source, method, parameters, args.seed) for job in jobs}
+    states = {job: output_state(job, keys[job]) if args.plane is None else "other" for job in jobs}
     done = [job for job in jobs if states[job] == "done"]
     todo = [job for job in jobs if states[job] != "done"]
     partial = frozenset(job.destination for job in todo if states[job] == "partial")
     check_outputs(todo, overwrite=args.overwrite, replaceable=partial)
-    # Said even with -q: a skipped or redone file is a decision the user should see.
+    # Said even with -q: a skipped file is a decision the user should see.
     for job in done:
         print(f"skipped {job.source}: {job.destination} is already denoised with these settings", file=sys.stderr)
-    for job in todo:
-        if states[job] == "partial":
-            print(f"redoing {job.source}: {job.destination} holds a run stopped before the end", file=sys.stderr)
     failed: list[tuple[Path, str]] = []
     finished = 0
     for job in todo:
         try:
-            written = _denoise_one(job, args, overrides)
+            written = _denoise_one(job, args, overrides, keys[job], continuing=states[job] == "partial")
         except KeyboardInterrupt:
             print(f"\ninterrupted: {finished} file(s) finished and kept; run the same command again to continue",
                   file=sys.stderr)
@@ -148,39 +146,50 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text, file=sys.stderr)
 
 
-def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], key: dict[str, Any], *,
+                 continuing: bool) -> int:
     """Denoise one file and write it; return 1 when its result was written complete, else 0.
 
-    Ctrl-C (or SIGTERM) during a run asks the run to stop after the current iteration: the
-    finished planes are written, the rest marked as not denoised, and the command ends.
+    Each finished plane of a stack is saved as soon as it is done, and planes an earlier
+    run of the same command finished are taken from there. Ctrl-C (or SIGTERM) asks the
+    run to stop after the current iteration: the result so far is written, the finished
+    planes are kept for the next run, and the command ends.
     """
     from napari_zsdenoise.batch import fallback_path
     from napari_zsdenoise.engine import DenoiseRun
-    from napari_zsdenoise.io import read_image, read_image_info, write_tiff_atomic
+    from napari_zsdenoise.io import read_image, read_image_info
+    from napari_zsdenoise.outputs import result_writer
 
     image = read_image(job.source)
     info = read_image_info(job.source)
+    whole = args.plane is None
+    writer = result_writer(job.destination, key, image.shape if whole else image.shape[-2:], info)
+    finished = writer.finished_planes() if whole else {}
+    if continuing:
+        n_planes = math.prod(image.shape[:-2]) if whole else 1
+        print(f"continuing {job.source}: {len(finished)} of {n_planes} plane(s) already denoised by an earlier run "
+              f"of this command" + (", the rest are computed now" if finished else ""), file=sys.stderr)
     run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
-                     preview_every=0, preview_interval=1.0, **overrides)
+                     preview_every=0, preview_interval=1.0, finished_planes=finished,
+                     on_plane_finished=writer.save_plane if whole else None, **overrides)
     progress = _StderrProgress(job.source.name, args.quiet)
     with _stop_on_interrupt(run):
         for event in run:
             progress(event)
     progress.close()
     metadata = {**run.metadata, "source": str(job.source)}
-    output_info = info.for_planes(run.result.ndim)
     try:
-        write_tiff_atomic(job.destination, run.result, metadata=metadata, overwrite=True, info=output_info)
-        where = job.destination
+        where = writer.write(run.result, metadata)
     except OSError as exc:
-        where = fallback_path(job.destination)
-        write_tiff_atomic(where, run.result, metadata=metadata, overwrite=True, info=output_info)
+        where = writer.write(run.result, metadata, fallback_path(job.destination))
         raise OSError(f"cannot write {job.destination} ({exc.strerror or exc}); the result was saved to {where}") from None
     stopped = run.metadata["stopped_early"]
     if stopped:
         missing = len(run.metadata["planes_not_denoised"])
+        complete = len(writer.records) if whole else 0
         print(f"\nstopped: {job.source} -> {where} holds {run.n_planes - missing} of {run.n_planes} plane(s) "
-              f"denoised (the last one stopped early), the rest unchanged (metadata: planes_not_denoised)", file=sys.stderr)
+              f"denoised (the last one stopped early), the rest unchanged (metadata: planes_not_denoised); "
+              f"{complete} finished plane(s) are kept: run the same command again to continue", file=sys.stderr)
         raise KeyboardInterrupt
     _say(args, f"{job.source} -> {where} ({run.metadata['seconds']:.1f} s on {run.metadata['device']}, "
                f"{run.metadata['precision']})")
@@ -333,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     denoise = commands.add_parser("denoise", help="denoise an image file or a folder of them")
     denoise.add_argument("input", help="TIFF/PNG file, or a folder of them")
-    denoise.add_argument("-o", "--output", required=True, help="output TIFF file, or folder for folder input")
+    denoise.add_argument("-o", "--output", required=True, help="output file, TIFF (.tif) or OME-Zarr (.ome.zarr), or a folder for folder input "
+                         "(TIFF files); a stopped run is continued by the same command")
     denoise.add_argument("--plane", type=int, help="denoise only this plane (flattened index over the leading axes)")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing output files")
     denoise.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,14 @@ class DenoiseRun:
     preview_interval : float
         Also attach a preview when this many seconds have passed since the last one
         (0: never by time).
+    finished_planes : Mapping, optional
+        Planes already denoised by an earlier run with the same settings (plane index ->
+        (estimate, provenance record)): they are taken as they are, not computed again,
+        and their records say ``"resumed": True``.
+    on_plane_finished : callable, optional
+        Called as ``on_plane_finished(index, estimate, record)`` as soon as a plane is
+        denoised to its end (not for a plane cut short by :meth:`stop`), so that a caller
+        can save finished work while the run goes on.
     **overrides
         Settings of the method's config to change, e.g. ``iterations=50``.
     """
@@ -139,6 +147,8 @@ class DenoiseRun:
         plane: int | tuple[int, ...] | None = None,
         preview_every: int = 10,
         preview_interval: float = 0.25,
+        finished_planes: Mapping[tuple[int, ...], tuple[np.ndarray, dict[str, Any]]] | None = None,
+        on_plane_finished: Callable[[tuple[int, ...], np.ndarray, dict[str, Any]], None] | None = None,
         **overrides: Any,
     ) -> None:
         self.spec = get_method_spec(method)
@@ -155,6 +165,8 @@ class DenoiseRun:
         self.preview_interval = float(preview_interval)
         self._plane_indices = self._select_planes(plane)
         self._single_plane = plane is not None
+        self._finished_planes = self._check_finished_planes(finished_planes or {})
+        self._on_plane_finished = on_plane_finished
         if isinstance(image, np.ndarray):
             # Checking everything now means a bad value fails before any torch work.
             check_finite(image)
@@ -183,6 +195,17 @@ class DenoiseRun:
         if len(index) != len(leading) or any(not 0 <= i < n for i, n in zip(index, leading)):
             raise ValueError(f"plane index {plane} does not fit the leading axes {leading}")
         return [index]
+
+    def _check_finished_planes(self, finished: Mapping) -> dict[tuple[int, ...], tuple[np.ndarray, dict[str, Any]]]:
+        planes = {}
+        for index, (estimate, record) in finished.items():
+            index = tuple(int(i) for i in index)
+            if index not in self._plane_indices:
+                raise ValueError(f"finished plane {index} is not among the planes of this run")
+            if np.shape(estimate) != self.shape[-2:]:
+                raise ValueError(f"finished plane {index} has shape {np.shape(estimate)}, not {self.shape[-2:]}")
+            planes[index] = (estimate, dict(record))
+        return planes
 
     @property
     def n_planes(self) -> int:
@@ -249,8 +272,13 @@ class DenoiseRun:
         not_denoised: list[list[int]] = []
         with large_allocations_on_the_heap() if self.device.type == "cpu" else contextlib.nullcontext():
             for position, index in enumerate(self._plane_indices):
-                raw = self._load_plane(index)
                 target = output if self._single_plane or not index else output[index]
+                if index in self._finished_planes:
+                    estimate, record = self._finished_planes[index]
+                    target[...] = estimate
+                    plane_records.append({**record, "resumed": True})
+                    continue
+                raw = self._load_plane(index)
                 if self._stop.is_set():
                     # Planes never reached keep the input values, and the metadata says so.
                     target[...] = raw
@@ -258,9 +286,12 @@ class DenoiseRun:
                     self.stopped_early = True
                     continue
                 estimate, facts = yield from self._run_plane(raw, index, position, start)
-                self.stopped_early = self.stopped_early or self._stop.is_set()
                 target[...] = estimate
                 plane_records.append(facts)
+                if self._stop.is_set():
+                    self.stopped_early = True
+                elif self._on_plane_finished is not None:
+                    self._on_plane_finished(index, target, facts)
         import torch
 
         self.result = output

@@ -127,7 +127,7 @@ def read_image_info(path: str | Path) -> ImageInfo:
     return ImageInfo(axes, pixel_size, float(spacing) if spacing else None, unit)
 
 
-def _imagej_axes(info: ImageInfo | None, ndim: int) -> str | None:
+def imagej_axes(info: ImageInfo | None, ndim: int) -> str | None:
     """Axes for an ImageJ hyperstack of ``ndim`` dimensions, or None if ImageJ cannot hold it."""
     axes = info.axes if info is not None and info.axes and len(info.axes) == ndim else _DEFAULT_AXES.get(ndim)
     if axes is None or not axes.endswith("YX") or len(set(axes)) != len(axes):
@@ -162,7 +162,7 @@ def write_tiff_atomic(path: str | Path, data: np.ndarray, *, metadata: dict[str,
         provenance = json.dumps(metadata or {}, default=str)
         options: dict[str, Any] = {"photometric": "minisblack",
                                    "extratags": [(PROVENANCE_TAG, "s", 0, provenance, True)]}
-        axes = _imagej_axes(info, data.ndim) if data.dtype in (np.float32, np.uint8, np.uint16) else None
+        axes = imagej_axes(info, data.ndim) if data.dtype in (np.float32, np.uint8, np.uint16) else None
         if axes is not None:
             imagej_metadata: dict[str, Any] = {"axes": axes}
             if info is not None and info.unit:
