@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.devices import available_devices, resolve_device
+
+from conftest import TINY
 
 
 def test_auto_picks_the_best_available_device():
@@ -83,3 +87,46 @@ def test_losses_are_read_every_step_on_the_cpu_and_rarely_on_a_gpu():
     cuda = [i for i in range(1, 3 * LOSS_READ_EVERY + 1) if loss_is_read("cuda", i, False)]
     assert cuda == [LOSS_READ_EVERY, 2 * LOSS_READ_EVERY, 3 * LOSS_READ_EVERY]
     assert loss_is_read("cuda", 7, True)  # a preview is due: the host waits anyway
+
+
+def test_a_gpu_running_out_of_memory_is_a_one_line_error_that_keeps_finished_planes(monkeypatch, small_noisy):
+    # The CUDA-specific parts (the error type, the free-memory query, the cache release) are
+    # simulated, so that the path is tested on machines without a GPU.
+    from napari_zsdenoise import devices
+    from napari_zsdenoise.methods.mpi import MPIMethod
+
+    released = []
+    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: 512 * 2**20)
+    monkeypatch.setattr(devices, "release_cached_memory", lambda device: released.append(str(device)))
+    real_step, steps = MPIMethod.step, []
+
+    def step(self):
+        steps.append(1)
+        if len(steps) > 2:  # the second plane's first step
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_step(self)
+
+    monkeypatch.setattr(MPIMethod, "step", step)
+    saved = []
+    run = DenoiseRun(np.stack([small_noisy, small_noisy]), "mpi-fast", device="cpu", iterations=2, **TINY,
+                     on_plane_finished=lambda index, estimate, record: saved.append(index))
+    with pytest.raises(devices.OutOfDeviceMemory) as caught:
+        for _ in run:
+            pass
+    message = str(caught.value)
+    assert "\n" not in message and "512 MB free" in message and "training_crop=256" in message
+    assert f"{small_noisy.shape[0]}x{small_noisy.shape[1]} plane" in message
+    assert released == ["cpu"] and saved == [(0,)]
+
+
+@pytest.mark.parametrize("error, expected", [
+    (torch.cuda.OutOfMemoryError("CUDA out of memory"), True),
+    (RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"), True),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory"), True),
+    (RuntimeError("shapes cannot be multiplied"), False),
+    (ValueError("out of memory"), False),
+])
+def test_out_of_memory_errors_are_recognised_on_every_device(error, expected):
+    from napari_zsdenoise.devices import is_out_of_memory
+
+    assert is_out_of_memory(error) is expected

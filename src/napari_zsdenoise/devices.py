@@ -89,3 +89,50 @@ def resolve_precision(requested: str, device: torch.device, *, method_allows: bo
     if choice == "bf16" and not method_allows:
         raise ValueError("this method computes in fp32 only; use precision 'auto' or 'fp32'")
     return choice
+
+
+class OutOfDeviceMemory(RuntimeError):
+    """A run needed more memory than its device had; the message says what to change."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a device running out of memory (CUDA, MPS or the CPU allocator)."""
+    import torch
+
+    kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None),
+                                    getattr(torch.cuda, "OutOfMemoryError", None)) if kind is not None)
+    if kinds and isinstance(error, kinds):
+        return True
+    text = str(error).lower()
+    return isinstance(error, (RuntimeError, MemoryError)) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Free memory on a CUDA ``device`` in bytes; None where torch cannot tell (CPU, MPS)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Give memory the caching allocator holds back to the device (after running out of it)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def out_of_memory_error(device: torch.device, plane_shape: tuple[int, ...]) -> OutOfDeviceMemory:
+    """The one-line error for a plane that did not fit on ``device``, with what to change."""
+    release_cached_memory(device)
+    free = free_memory_bytes(device)
+    where = f"{device}" + (f" ({free / 2**20:.0f} MB free after clearing its cache)" if free is not None else "")
+    height, width = plane_shape[-2:]
+    return OutOfDeviceMemory(
+        f"{where} ran out of memory on a {height}x{width} plane: with an MPI preset train on crops "
+        f"(training_crop=256, CLI --training-crop 256), or run on another device (device='cpu')")

@@ -230,6 +230,8 @@ class DenoiseRun:
         """Denoise one plane, yielding progress events; return its estimate and its provenance record."""
         import torch
 
+        from napari_zsdenoise.devices import is_out_of_memory, out_of_memory_error
+
         method, total = self.method, self.config.iterations
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         scaling = IntensityScaling.fit(raw)
@@ -237,8 +239,13 @@ class DenoiseRun:
         last_preview = time.perf_counter()
         iteration, loss = 0, float("nan")
         for iteration in range(1, total + 1):
-            with autocast:
-                step = method.step()
+            try:
+                with autocast:
+                    step = method.step()
+            except (RuntimeError, MemoryError) as error:
+                if not is_out_of_memory(error):
+                    raise
+                raise out_of_memory_error(self.device, raw.shape) from None
             now = time.perf_counter()
             final = iteration == total or step.finished or self._stop.is_set()
             due = final or (self.preview_every and iteration % self.preview_every == 0) or (
