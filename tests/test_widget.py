@@ -337,3 +337,19 @@ def test_stop_during_a_stack_says_which_planes_were_not_reached(viewer_and_widge
     assert meta["planes_not_denoised"] == [[1], [2], [3]]
     assert "planes 2-4 of 4 were not reached" in widget.status_label.value
     np.testing.assert_array_equal(viewer.layers["stack_mpi-fast"].data[1:], stack.data[1:].astype(np.float32))
+
+
+@pytest.mark.parametrize("user_choice, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_widget_asks_openmp_threads_to_sleep_unless_the_user_chose(user_choice, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_choice:
+        env["OMP_WAIT_POLICY"] = user_choice
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    code = ("import os, sys, napari_zsdenoise._qt.widget; import torch; "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert output.split()[-1] == expected

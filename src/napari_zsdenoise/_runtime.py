@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import platform
+import sys
 from collections.abc import Iterator
 
 # glibc's mallopt parameters (malloc.h) and their documented defaults.
@@ -46,3 +48,16 @@ def large_allocations_on_the_heap() -> Iterator[bool]:
         libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
         libc.malloc_trim(0)
+
+
+def openmp_threads_sleep_when_idle() -> bool:
+    """Ask OpenMP's worker threads to sleep between parallel regions instead of spinning.
+
+    For interactive use (napari): spinning threads compete with the GUI thread for the
+    cores, and a run then slows down several times over (benchmarks/thread_policy.py).
+    It takes effect only before torch is first imported, and a value the user set in
+    ``OMP_WAIT_POLICY`` is kept. Returns whether the policy in force is passive.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"

@@ -7,6 +7,7 @@ It imports neither Qt nor napari. Use :func:`denoise` for a blocking call, or it
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -313,6 +314,7 @@ class DenoiseRun:
             "torch_version": torch.__version__,
             # Seconds on a CPU depend on how many threads torch used.
             "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "seconds": round(time.perf_counter() - start, 3),
             "input_shape": list(self.shape),
             "input_dtype": str(np.dtype(self.image.dtype)),

@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
 
+from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
+
+# Before the engine can import torch: the GUI thread must not fight spinning OpenMP threads.
+openmp_threads_sleep_when_idle()
+
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names
