@@ -352,3 +352,18 @@ def test_a_folder_given_as_weights_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["denoise", "in.tif", "-o", "out.tif", "--weights", str(tmp_path)])
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_a_plane_that_cannot_be_saved_as_it_finishes_is_written_at_the_end(tmp_path, small_noisy, monkeypatch, capsys):
+    from napari_zsdenoise.outputs import TiffResultWriter
+
+    def full_disk(self, index, estimate, record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TiffResultWriter, "save_plane", full_disk)
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.tif"
+    assert main(["denoise", str(source), "-o", str(target), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert err.count("cannot save finished planes") == 1 and "No space left on device" in err
+    assert tifffile.imread(target).shape == (3, *small_noisy.shape)
+    assert not read_tiff_metadata(target)["stopped_early"]

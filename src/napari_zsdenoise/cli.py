@@ -169,9 +169,21 @@ def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], 
         n_planes = math.prod(image.shape[:-2]) if whole else 1
         print(f"continuing {job.source}: {len(finished)} of {n_planes} plane(s) already denoised by an earlier run "
               f"of this command" + (", the rest are computed now" if finished else ""), file=sys.stderr)
+    unsaved: list[tuple[int, ...]] = []
+
+    def save_plane(index: tuple[int, ...], estimate: Any, record: dict[str, Any]) -> None:
+        # A plane that cannot be saved now is still in the result, written at the end.
+        try:
+            writer.save_plane(index, estimate, record)
+        except OSError as exc:
+            if not unsaved:
+                print(f"\nwarning: cannot save finished planes of {job.source} as they come "
+                      f"({exc.strerror or exc}); they are kept in memory and written at the end", file=sys.stderr)
+            unsaved.append(index)
+
     run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
                      preview_every=0, preview_interval=1.0, finished_planes=finished,
-                     on_plane_finished=writer.save_plane if whole else None, **overrides)
+                     on_plane_finished=save_plane if whole else None, **overrides)
     progress = _StderrProgress(job.source.name, args.quiet)
     with _stop_on_interrupt(run):
         for event in run:
