@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 import napari_zsdenoise
-from napari_zsdenoise.cli import main
+from napari_zsdenoise.cli import build_parser, main
 from napari_zsdenoise.io import read_tiff_metadata
 from napari_zsdenoise.methods import method_names
 
@@ -72,10 +72,27 @@ def test_bad_input_gives_an_error_message_not_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_methods_lists_every_preset(capsys):
+def test_methods_lists_every_preset_and_says_which_is_recommended_and_why(capsys):
+    from napari_zsdenoise import get_method_spec, recommended_method
+
     assert main(["methods"]) == 0
-    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0] for line in lines if line.strip() and not line.startswith(" ")}
     assert listed == set(method_names())  # which methods the registry must hold: test_all_methods.py
+    advice = [line.strip() for line in lines if "recommended:" in line]
+    assert advice == [f"recommended: {get_method_spec(recommended_method()).recommendation}"]
+    assert build_parser().parse_args(["denoise", "in.tif", "-o", "out.tif"]).method == recommended_method()
+
+
+def test_only_one_preset_can_be_recommended():
+    import dataclasses
+
+    from napari_zsdenoise import get_method_spec, recommended_method
+    from napari_zsdenoise.methods import register_method
+
+    second = dataclasses.replace(get_method_spec(recommended_method()), name="another-recommended")
+    with pytest.raises(ValueError, match="only one preset is recommended"):
+        register_method(second)
 
 
 def test_an_unknown_method_is_an_error_message_naming_the_choices(tmp_path, small_noisy, capsys):
@@ -206,15 +223,23 @@ def test_early_stopping_flag_reaches_the_output_metadata(tmp_path, small_noisy, 
     assert ("best_iteration" in meta["planes"][0]) is expected
 
 
-def _another_text(info):
+def _another_text(spec, info):
     """A valid value other than the preset's, as typed on the command line."""
     if info.kind == "bool":
         return None  # a flag, see below
     if info.kind == "weights":
         return "none" if info.default is not None else "shipped"
     if info.kind == "int":
-        # Two steps, so odd-only settings (a window side) stay odd.
-        return str(info.default + 2 if info.high is None or info.default + 2 <= info.high else info.default - 2)
+        # Steps of two, so odd-only settings (a window side) stay odd; the first one the
+        # settings' cross-field checks accept (a training crop must fit the network).
+        for value in (info.default + 2, info.default - 2, info.default + 64):
+            if info.low is not None and value < info.low or info.high is not None and value > info.high:
+                continue
+            try:
+                spec.make_config(**{info.name: value})
+            except ValueError:
+                continue
+            return str(value)
     return repr(info.default * 0.5 if info.default else 0.5)
 
 
@@ -225,7 +250,7 @@ def test_every_setting_of_every_method_is_reachable_from_the_command_line(method
 
     spec = get_method_spec(method)
     for info in spec.settings():
-        text = _another_text(info)
+        text = _another_text(spec, info)
         by_option = [info.option, text] if text is not None else [
             info.option if not info.default else "--no-" + info.option.removeprefix("--")]
         by_set = ["--set", f"{info.name}={text if text is not None else str(not info.default).lower()}"]

@@ -29,6 +29,12 @@ def viewer_and_widget(make_napari_viewer_proxy, qtbot, monkeypatch, small_noisy)
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.layer_combo.value = layer
+    from napari_zsdenoise import recommended_method
+
+    # The dock opens on the recommended preset; the tests run the quick one with shipped weights.
+    assert widget.method_combo.value == recommended_method()
+    assert widget.method_combo.native.currentText() == f"{recommended_method()}  (recommended)"
+    widget.method_combo.value = "mpi-fast"
     return viewer, widget, layer
 
 

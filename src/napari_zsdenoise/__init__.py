@@ -13,6 +13,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent, denoise
-from napari_zsdenoise.methods import get_method_spec, method_names
+from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 
-__all__ = ["DenoiseRun", "ProgressEvent", "__version__", "denoise", "get_method_spec", "method_names"]
+__all__ = ["DenoiseRun", "ProgressEvent", "__version__", "denoise", "get_method_spec", "method_names",
+           "recommended_method"]

@@ -37,7 +37,10 @@ def _argument_parser_for(info: SettingInfo):
 
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="mpi-fast", help="method or preset (see `zsdenoise methods`); default mpi-fast")
+    from napari_zsdenoise.methods import recommended_method
+
+    parser.add_argument("--method", default=recommended_method(),
+                        help=f"method or preset (see `zsdenoise methods`); default {recommended_method()}, the recommended one")
     group = parser.add_argument_group(
         "method settings", "Each defaults to the chosen preset's value; `zsdenoise methods --verbose` lists them per method.")
     for name, (info, methods) in _settings_by_name().items():
@@ -336,6 +339,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     for name in method_names():
         spec = get_method_spec(name)
         print(f"{name:<12} {spec.summary}")
+        if spec.recommendation:
+            print(f"{'':<12} recommended: {spec.recommendation}")
         if not args.verbose:
             continue
         if spec.citation:

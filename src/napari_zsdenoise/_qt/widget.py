@@ -15,7 +15,7 @@ openmp_threads_sleep_when_idle()
 
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
-from napari_zsdenoise.methods import get_method_spec, method_names
+from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 
 __all__ = ["WEIGHTS_CHOICES", "WEIGHTS_FILE", "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
 
@@ -71,7 +71,11 @@ class DenoiseWidget(Container):
         self._started = 0.0
 
         self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
-        self.method_combo = ComboBox(label="method", choices=method_names(), value="mpi-fast")
+        recommended = recommended_method()
+        self.method_combo = ComboBox(
+            label="method", value=recommended,
+            choices=[(f"{name}  (recommended)" if name == recommended else name, name) for name in method_names()],
+            tooltip=f"{recommended} is recommended: {get_method_spec(recommended).recommendation}")
         # The method's own settings, generated from their descriptions (see settings_form.py).
         self.settings_box = Container(labels=False)
         self.advanced_check = CheckBox(text="show advanced settings", value=False)

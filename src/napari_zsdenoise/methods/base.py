@@ -129,6 +129,8 @@ class MethodSpec:
         The preset's settings.
     citation : str
         The paper the method comes from ('' for this project's own).
+    recommendation : str
+        For the one preset to start with, why (one line); '' for every other preset.
     """
 
     name: str
@@ -136,6 +138,7 @@ class MethodSpec:
     implementation: str
     default_config: MethodSettings
     citation: str = ""
+    recommendation: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.default_config, MethodSettings):

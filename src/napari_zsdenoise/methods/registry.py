@@ -40,6 +40,8 @@ def register_method(spec: MethodSpec) -> None:
     key = spec.name.lower()
     if key in _REGISTRY:
         raise ValueError(f"a method named {spec.name!r} is already registered")
+    if spec.recommendation and any(other.recommendation for other in _REGISTRY.values()):
+        raise ValueError(f"{spec.name}: only one preset is recommended, and {recommended_method()} already is")
     _REGISTRY[key] = spec
 
 
@@ -52,6 +54,11 @@ def get_method_spec(name: str) -> MethodSpec:
 
 def method_names() -> list[str]:
     return list(_REGISTRY)
+
+
+def recommended_method() -> str:
+    """The preset to start with: the default of the widget and the command line."""
+    return next(spec.name for spec in _REGISTRY.values() if spec.recommendation)
 
 
 for _package in METHOD_PACKAGES:
