@@ -367,3 +367,32 @@ def test_a_plane_that_cannot_be_saved_as_it_finishes_is_written_at_the_end(tmp_p
     assert err.count("cannot save finished planes") == 1 and "No space left on device" in err
     assert tifffile.imread(target).shape == (3, *small_noisy.shape)
     assert not read_tiff_metadata(target)["stopped_early"]
+
+
+def test_ctrl_c_in_a_folder_batch_keeps_the_finished_files_and_the_same_command_continues(tmp_path, small_noisy,
+                                                                                          monkeypatch, capsys):
+    import napari_zsdenoise.cli as cli
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        tifffile.imwrite(folder / f"{name}.tif", small_noisy)
+    real_progress, seen = cli._StderrProgress.__call__, []
+
+    def progress(self, event):
+        real_progress(self, event)
+        seen.append(self)
+        if len({id(p) for p in seen}) == 2:  # the second file has started
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli._StderrProgress, "__call__", progress)
+    arguments = ["denoise", str(folder), "-o", str(out), *FAST]
+    assert main(arguments) == 130
+    assert "interrupted: 1 of 3 file(s) finished and kept" in capsys.readouterr().err
+    assert not read_tiff_metadata(out / "a.tif")["stopped_early"]
+    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'a.tif'}" in err and f"continuing {folder / 'b.tif'}" in err
+    assert "2 denoised, 1 skipped (already done), 0 failed" in err
+    assert _tmp_files(tmp_path) == [] and sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "c.tif"]

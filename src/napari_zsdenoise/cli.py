@@ -130,8 +130,9 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         try:
             written = _denoise_one(job, args, overrides, keys[job], continuing=states[job] == "partial")
         except KeyboardInterrupt:
-            print(f"\ninterrupted: {finished} file(s) finished and kept; run the same command again to continue",
-                  file=sys.stderr)
+            if len(jobs) > 1:
+                print(f"\ninterrupted: {finished + len(done)} of {len(jobs)} file(s) finished and kept; run the same "
+                      f"command again to continue", file=sys.stderr)
             return 130
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
             print(f"error: {job.source}: {exc}", file=sys.stderr)
