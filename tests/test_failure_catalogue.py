@@ -245,8 +245,8 @@ def _stack_source(tmp_path, small_noisy, planes=3):
     return source
 
 
-def _crash_at_plane(monkeypatch, plane):
-    """The process dies (an exception no handler keeps) when the run reaches ``plane``."""
+def _killed_at_plane(monkeypatch, arguments, plane):
+    """Run ``arguments``; the process dies (an exception no handler keeps) when the run reaches ``plane``."""
     import napari_zsdenoise.cli as cli
 
     real_progress = cli._StderrProgress.__call__
@@ -256,23 +256,20 @@ def _crash_at_plane(monkeypatch, plane):
         if event.plane == plane:
             raise SystemExit("killed")
 
-    monkeypatch.setattr(cli._StderrProgress, "__call__", progress)
-    return real_progress
+    with monkeypatch.context() as patched:
+        patched.setattr(cli._StderrProgress, "__call__", progress)
+        with pytest.raises(SystemExit):
+            main(arguments)
 
 
 def test_a_killed_stack_run_is_continued_from_its_saved_planes(tmp_path, small_noisy, monkeypatch, capsys):
-    import napari_zsdenoise.cli as cli
-
     source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.tif"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    real_progress = _crash_at_plane(monkeypatch, 2)
-    with pytest.raises(SystemExit):
-        main(arguments)
+    _killed_at_plane(monkeypatch, arguments, 2)
     # Killed before the TIFF was written: the two finished planes wait in the progress folder.
     assert not target.exists()
     progress = json.loads((tmp_path / "out.tif.partial" / "progress.json").read_text())
     assert [plane["index"] for plane in progress["planes"]] == [[0], [1]]
-    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
     capsys.readouterr()
     assert main(arguments) == 0
     assert "2 of 3 plane(s) already denoised" in capsys.readouterr().err
@@ -303,16 +300,11 @@ def test_a_stack_is_written_as_ome_zarr_with_its_physical_layout(tmp_path, small
 def test_an_ome_zarr_stack_is_written_plane_by_plane_and_continued(tmp_path, small_noisy, monkeypatch, capsys):
     import zarr
 
-    import napari_zsdenoise.cli as cli
-
     source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.ome.zarr"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    real_progress = _crash_at_plane(monkeypatch, 1)
-    with pytest.raises(SystemExit):
-        main(arguments)
+    _killed_at_plane(monkeypatch, arguments, 1)
     provenance = zarr.open_group(str(target), mode="r").attrs["napari_zsdenoise"]
     assert not provenance["complete"] and [p["index"] for p in provenance["finished_planes"]] == [[0]]
-    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
     assert main(arguments) == 0
     assert "continuing" in capsys.readouterr().err
     provenance = zarr.open_group(str(target), mode="r").attrs["napari_zsdenoise"]
