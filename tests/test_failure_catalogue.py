@@ -20,7 +20,7 @@ from napari_zsdenoise.io import read_image_info, read_tiff_metadata
 
 from conftest import TINY
 
-FAST = ["--iterations", "2", "--width", "8", "--scales", "3", "--weights", "none", "-q"]
+FAST = ["--method", "mpi-fast", "--iterations", "2", "--width", "8", "--scales", "3", "--weights", "none", "-q"]
 
 
 def _tmp_files(folder):
