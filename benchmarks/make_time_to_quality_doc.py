@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import step_efficiency  # noqa: E402
+import thread_policy  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "time-to-quality.md"
@@ -44,6 +45,13 @@ def main() -> None:
              "torch thread, variants in an order that alternates between rounds. `reference` is the arithmetic",
              "before these changes (fp32, contiguous tensors, plain Adam, glibc's default allocator).", "",
              *step_efficiency.table(RESULTS / "step-efficiency"),
+             "## CPU thread policy", "",
+             "`python benchmarks/thread_policy.py run`: torch threads and `OMP_WAIT_POLICY`, each in a fresh process,",
+             "on an idle machine and with another process keeping one core busy (standing in for napari's GUI",
+             "thread). What the product does with it: the napari dock sets `OMP_WAIT_POLICY=PASSIVE` before torch",
+             "is imported (unless the user set it), because spinning threads collapse under a busy GUI thread; the",
+             "command line keeps OpenMP's default, which is fastest on an idle machine. Both use every core.", "",
+             *thread_policy.table(RESULTS / "thread-policy"),
              "## PSNR against seconds", "",
              "`python benchmarks/time_to_quality.py run ...`; a label ending in `@reference` runs the preset with the",
              "reference arithmetic, i.e. as the product computed before these changes.", "",

@@ -89,9 +89,10 @@ def run_conditions(args: argparse.Namespace) -> None:
     (out / f"thread-policy-{args.size}.json").write_text(json.dumps(record, indent=1))
 
 
-def table(args: argparse.Namespace) -> str:
+def table(folder: Path) -> list[str]:
+    """Markdown tables (median over rounds) of the records in ``folder``."""
     lines = []
-    for path in sorted(Path(args.out).glob("thread-policy-*.json")):
+    for path in sorted(Path(folder).glob("thread-policy-*.json")):
         record = json.loads(path.read_text())
         lines += [f"### {record['size']}² plane, {record['method']}, {record['cores']} cores, "
                   f"median of {1 + max(r['round'] for r in record['rows'])} rounds",
@@ -105,9 +106,7 @@ def table(args: argparse.Namespace) -> str:
             cpu = np.median([r["cpu_seconds_per_iteration"] for r in rows])
             lines.append(f"| {threads} | {wait} | {'yes' if busy else 'no'} | {wall:.3f} | {cpu:.3f} |")
         lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    return text
+    return lines
 
 
 def main() -> None:
@@ -132,7 +131,7 @@ def main() -> None:
     elif args.command == "run":
         run_conditions(args)
     else:
-        table(args)
+        print("\n".join(table(Path(args.out))))
 
 
 if __name__ == "__main__":
