@@ -247,7 +247,7 @@ def test_a_training_crop_as_large_as_the_plane_trains_on_the_whole_plane():
 
 def test_training_crops_fill_the_ensemble_only_where_they_lie():
     image = np.random.default_rng(4).uniform(0.2, 0.8, (64, 48)).astype(np.float32)
-    method = _prepared(image, training_crop=24, crops_per_step=2)
+    method = _prepared(image, training_crop=24, views_per_step=2)
     regions = []
     draw = method.draw_regions
     method.draw_regions = lambda: regions.append(draw()) or regions[-1]
@@ -271,7 +271,7 @@ def test_a_whole_plane_fill_reaches_pixels_the_crops_missed():
 
 def test_training_crop_positions_are_reproducible_and_spread_over_the_plane():
     image = np.random.default_rng(6).uniform(0.2, 0.8, (96, 96)).astype(np.float32)
-    first, second = (_prepared(image, training_crop=32, crops_per_step=4) for _ in range(2))
+    first, second = (_prepared(image, training_crop=32, views_per_step=4) for _ in range(2))
     drawn = [first.draw_regions() for _ in range(20)]
     assert drawn == [second.draw_regions() for _ in range(20)]
     tops = {rows.start for regions in drawn for rows, _ in regions}
@@ -281,3 +281,14 @@ def test_training_crop_positions_are_reproducible_and_spread_over_the_plane():
 def test_a_training_crop_smaller_than_the_network_takes_is_refused():
     with pytest.raises(ValueError, match="training_crop must be 0"):
         MPIConfig(**{**TINY, "training_crop": 5})
+
+
+def test_several_masks_of_the_whole_plane_train_together_and_all_fill_the_ensemble():
+    image = np.random.default_rng(7).uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+    method = _prepared(image, views_per_step=3)
+    fed = []
+    fold = method.fold_in
+    method.fold_in = lambda prediction, hidden, region=None: fed.append(hidden) or fold(prediction, hidden, region)
+    method.step()
+    assert len(fed) == 3 and all(hidden.shape == (1, 1, 40, 40) for hidden in fed)
+    assert not torch.equal(fed[0], fed[1])  # a fresh mask per view

@@ -12,6 +12,7 @@ decides when the network has started to learn the noise (see :class:`MPIConfig`)
 With a ``training_crop`` each step trains on random crops instead of the whole plane, so
 that a step costs the same on any plane size; the crops' predictions fill the ensemble
 where they lie, and ``fill_every`` adds untrained masked predictions of the whole plane.
+``views_per_step`` trains on several crops, or several masks of the whole plane, at once.
 """
 
 from __future__ import annotations
@@ -154,12 +155,12 @@ class MPIMethod(EnsembleOutputMethod):
         return min(side, height), min(side, width)
 
     def draw_regions(self) -> list[Region]:
-        """The rectangles trained on in one step: the whole plane, or ``crops_per_step`` random crops."""
+        """The rectangles trained on in one step, ``views_per_step`` of them: random crops, or the whole plane."""
+        count = self.config.views_per_step
         if self._crop_size is None:
-            return [(slice(None), slice(None))]
+            return [(slice(None), slice(None))] * count
         crop_height, crop_width = self._crop_size
         height, width = self.noisy.shape[-2:]
-        count = self.config.crops_per_step
         tops = torch.randint(0, height - crop_height + 1, (count,), generator=self._crop_generator).tolist()
         lefts = torch.randint(0, width - crop_width + 1, (count,), generator=self._crop_generator).tolist()
         return [(slice(top, top + crop_height), slice(left, left + crop_width)) for top, left in zip(tops, lefts)]
@@ -186,7 +187,7 @@ class MPIMethod(EnsembleOutputMethod):
 
     def step(self) -> StepRecord:
         regions = self.draw_regions()
-        whole_plane = self._crop_size is None
+        whole_plane = len(regions) == 1 and self._crop_size is None
         batch = self.noisy.shape[0]
         network_input = (self._network_input if whole_plane else
                          torch.cat([self._network_input[..., rows, columns] for rows, columns in regions]))
@@ -209,7 +210,7 @@ class MPIMethod(EnsembleOutputMethod):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if not whole_plane and self.config.fill_every and (self.iterations_done + 1) % self.config.fill_every == 0:
+        if self._crop_size is not None and self.config.fill_every and (self.iterations_done + 1) % self.config.fill_every == 0:
             self._fill_whole_plane()
         return self._finish_step(loss)
 

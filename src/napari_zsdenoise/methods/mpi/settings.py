@@ -51,8 +51,9 @@ class MPIConfig(EarlyStoppingSettings):
         0, "Side in pixels of the square crops trained on at each step; 0 trains on the whole plane. With "
         "crops a step costs the same on any plane size; the predictions fill the result where the crops lie.",
         label="training crop", low=0, advanced=True)
-    crops_per_step: int = setting(
-        1, "Random crops trained on together at each step (with a training crop).", low=1, high=64, advanced=True)
+    views_per_step: int = setting(
+        1, "Masked views trained on together at each step: random crops with a training crop, else the "
+        "whole plane under as many different masks.", low=1, high=64, advanced=True)
     fill_every: int = setting(
         0, "With a training crop, every this many steps the whole plane is also predicted (without "
         "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
