@@ -292,3 +292,25 @@ def test_several_masks_of_the_whole_plane_train_together_and_all_fill_the_ensemb
     method.step()
     assert len(fed) == 3 and all(hidden.shape == (1, 1, 40, 40) for hidden in fed)
     assert not torch.equal(fed[0], fed[1])  # a fresh mask per view
+
+
+def test_warm_start_carries_the_network_to_the_next_plane_with_its_own_budget():
+    from napari_zsdenoise import DenoiseRun
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    clean = fluorescence_phantom((48, 48), seed=3)
+    stack = np.stack([poisson_gaussian_noise(clean, peak_photons=30, seed=s) for s in range(3)])
+    first_losses = {}
+    for warm in (False, True):
+        run = DenoiseRun(stack, "bsn", device="cpu", seed=0, iterations=40, early_stopping=False, warm_start=warm,
+                         warm_iterations=10, preview_every=0, preview_interval=0, **TINY)
+        losses = {}
+        for event in run:
+            losses.setdefault(event.plane, event.loss)
+        first_losses[warm] = losses
+        planes = run.metadata["planes"]
+        assert [plane["iterations_done"] for plane in planes] == ([40, 10, 10] if warm else [40, 40, 40])
+        assert [plane.get("warm_started") for plane in planes] == ([False, True, True] if warm else [None] * 3)
+    # Same first plane; the next planes start from a trained network, so their first loss is lower.
+    assert first_losses[True][0] == first_losses[False][0]
+    assert first_losses[True][1] < 0.8 * first_losses[False][1]

@@ -71,6 +71,9 @@ class MPIMethod(EnsembleOutputMethod):
         self._pretrained: SkipHourglass | None = None
         self.blend_weight: float | None = None  # mean share of the noisy image, with blend_noisy
         self.early_stopping: HoldoutEarlyStopping | None = None
+        self.network: SkipHourglass | None = None
+        self.warm_started = False
+        self._budget: int | None = None
 
     def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load (and hash) the starting weights once for the whole run, and check they fit the settings."""
@@ -128,7 +131,11 @@ class MPIMethod(EnsembleOutputMethod):
                 validation_every=self.config.validation_every, seed=seed)
             self._loss_weight = self.early_stopping.loss_weight()
         layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
-        self.network = self._fresh_network(seed).to(device, memory_format=layout)
+        # Warm start: the previous plane's network already knows the structures of this
+        # stack, so this plane needs fewer steps; its noise is independent of this plane's.
+        self.warm_started = self.config.warm_start and self.network is not None
+        self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
+        self.network = (self.network if self.warm_started else self._fresh_network(seed)).to(device, memory_format=layout)
         channels = self.network.image_channels
         self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous(memory_format=layout)
         self._mask_repeats = self.network.mask_channels
@@ -212,7 +219,10 @@ class MPIMethod(EnsembleOutputMethod):
         self.optimizer.step()
         if self._crop_size is not None and self.config.fill_every and (self.iterations_done + 1) % self.config.fill_every == 0:
             self._fill_whole_plane()
-        return self._finish_step(loss)
+        record = self._finish_step(loss)
+        if self._budget is not None and self.iterations_done >= self._budget and not record.finished:
+            return StepRecord(record.loss, True, record.scores)
+        return record
 
     @torch.no_grad()
     def _fill_whole_plane(self) -> None:
@@ -227,6 +237,8 @@ class MPIMethod(EnsembleOutputMethod):
 
     def plane_facts(self) -> dict[str, Any]:
         facts = super().plane_facts()
+        if self.config.warm_start:
+            facts["warm_started"] = self.warm_started
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()

@@ -57,6 +57,13 @@ class MPIConfig(EarlyStoppingSettings):
     fill_every: int = setting(
         0, "With a training crop, every this many steps the whole plane is also predicted (without "
         "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
+    warm_start: bool = setting(
+        False, "In a stack, start each plane after the first from the network trained on the plane before "
+        "(the result is still made from this plane's predictions only). A plane run alone, or the first plane "
+        "a continued run computes, starts afresh.", label="continue from the previous plane")
+    warm_iterations: int = setting(
+        0, "With warm start, the most steps of each plane after the first; 0: the same as the first.",
+        low=0, advanced=True)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
