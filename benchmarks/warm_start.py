@@ -1,0 +1,128 @@
+"""Warm start across the planes of a stack: per-plane seconds and PSNR, warm against fresh.
+
+The FMD test set holds four independent noisy frames of each field of view
+(``NAME_1.png`` .. ``NAME_4.png``, one ground truth), so each configuration is a
+4-frame time stack. Each variant denoises the stack of centre crops in one run; a plane's
+seconds are read from the progress events, its PSNR against the ground truth is scored
+as ``zsdenoise bench`` does. Variants run one after the other per stack, in an order that
+alternates from stack to stack, so machine load affects them alike. One JSON record per
+(variant, stack) under ``--out``; an interrupted study continues where it stopped.
+
+A variant is a preset with settings, as in time_to_quality.py: ``bsn-quick:warm_start=true,warm_iterations=150``.
+
+Usage:
+    python benchmarks/warm_start.py run --out DIR --variants bsn-quick "bsn-quick:warm_start=true" [--names ...]
+        [--crop 256] [--threads 1]
+    python benchmarks/warm_start.py table --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from time_to_quality import label_folder, parse_method  # noqa: E402
+
+FRAMES = 4
+
+
+def stack_names(pairs: Path) -> list[str]:
+    """Configurations with all four frames, e.g. ``Confocal_FISH``."""
+    stems = {p.stem for p in (pairs / "raw").glob("*.png")}
+    return sorted({stem.rsplit("_", 1)[0] for stem in stems
+                   if all(f"{stem.rsplit('_', 1)[0]}_{k}" in stems for k in range(1, FRAMES + 1))})
+
+
+def run_stack(pairs: Path, name: str, label: str, args: argparse.Namespace) -> dict:
+    from napari_zsdenoise import DenoiseRun
+    from napari_zsdenoise.evaluation.scoring import load_pair, score
+
+    frames = [load_pair(pairs / "raw" / f"{name}_{k}.png", pairs / "gt" / f"{name}_{k}.png", args.crop)
+              for k in range(1, FRAMES + 1)]
+    noisy = np.stack([frame[0] for frame in frames])
+    method, settings = parse_method(label)
+    run = DenoiseRun(noisy, method, device=args.device, seed=args.seed, preview_every=0, preview_interval=0, **settings)
+    started, ends = time.perf_counter(), {}
+    for event in run:
+        ends[event.plane] = event.elapsed
+    seconds = [ends[0]] + [ends[k] - ends[k - 1] for k in range(1, FRAMES)]
+    planes = []
+    for k, (record, (_, clean)) in enumerate(zip(run.metadata["planes"], frames)):
+        psnr, ssim = score(run.result[k], clean)
+        planes.append({"psnr": psnr, "ssim": ssim, "seconds": seconds[k], "iterations": record["iterations_done"],
+                       "warm_started": record.get("warm_started", False)})
+    return {"stack": name, "variant": label, "crop": args.crop, "seconds": time.perf_counter() - started,
+            "parameters": run.metadata["parameters"], "precision": run.metadata["precision"],
+            "threads": run.metadata["torch_threads"], "planes": planes}
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    pairs, out = Path(args.pairs), Path(args.out)
+    names = args.names or stack_names(pairs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps({"variants": args.variants, "names": names, "crop": args.crop,
+                                                "threads": args.threads}, indent=1) + "\n")
+    for index, name in enumerate(names):
+        for label in args.variants if index % 2 == 0 else args.variants[::-1]:
+            path = out / label_folder(label) / f"{name}.json"
+            if path.exists():
+                continue
+            record = run_stack(pairs, name, label, args)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"{label:<40} {name:<22} " + " ".join(
+                f"{p['psnr']:6.2f}/{p['seconds']:5.1f}s" for p in record["planes"]), flush=True)
+
+
+def table(out: Path) -> list[str]:
+    """Mean PSNR and seconds of the first plane and of the later ones, per variant (stacks every variant has)."""
+    study = json.loads((out / "study.json").read_text())
+    records = {label: {p.stem: json.loads(p.read_text()) for p in (out / label_folder(label)).glob("*.json")}
+               for label in study["variants"]}
+    common = sorted(set.intersection(*(set(r) for r in records.values())))
+    lines = [f"{len(common)} stack(s) of {FRAMES} frames, {study['crop']}² centre crops, {study['threads']} thread(s): "
+             f"{', '.join(common)}", "",
+             "| variant | plane 1 PSNR | plane 1 s | planes 2-4 PSNR | planes 2-4 s/plane | planes 2-4 iterations |",
+             "|---|---|---|---|---|---|"]
+    for label, by_stack in records.items():
+        firsts = [by_stack[name]["planes"][0] for name in common]
+        laters = [plane for name in common for plane in by_stack[name]["planes"][1:]]
+        lines.append(f"| `{label}` | {np.mean([p['psnr'] for p in firsts]):.2f} | {np.mean([p['seconds'] for p in firsts]):.1f} "
+                     f"| {np.mean([p['psnr'] for p in laters]):.2f} | {np.mean([p['seconds'] for p in laters]):.1f} "
+                     f"| {np.mean([p['iterations'] for p in laters]):.0f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("--out", required=True)
+    runner.add_argument("--variants", nargs="+", required=True)
+    runner.add_argument("--pairs", default="../shared/data/fmd-test")
+    runner.add_argument("--names", nargs="+", help="configurations, e.g. Confocal_FISH (default: all)")
+    runner.add_argument("--crop", type=int, default=256)
+    runner.add_argument("--threads", type=int, default=1)
+    runner.add_argument("--device", default="cpu")
+    runner.add_argument("--seed", type=int, default=0)
+    tabler = commands.add_parser("table")
+    tabler.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        print("\n".join(table(Path(args.out))))
+
+
+if __name__ == "__main__":
+    main()
