@@ -388,3 +388,23 @@ def test_ctrl_c_in_a_folder_batch_keeps_the_finished_files_and_the_same_command_
     assert f"skipped {folder / 'a.tif'}" in err and f"continuing {folder / 'b.tif'}" in err
     assert "2 denoised, 1 skipped (already done), 0 failed" in err
     assert _tmp_files(tmp_path) == [] and sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".ome.zarr"])
+def test_a_stack_is_read_and_written_plane_by_plane_not_held_in_memory(tmp_path, small_noisy, monkeypatch, suffix):
+    import zarr
+
+    import napari_zsdenoise.engine as engine
+
+    seen = {}
+    real_init = engine.DenoiseRun.__init__
+
+    def recording_init(self, image, *args, **kwargs):
+        seen["image"], seen["output"] = image, kwargs.get("output")
+        real_init(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(engine.DenoiseRun, "__init__", recording_init)
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / f"out{suffix}"
+    assert main(["denoise", str(source), "-o", str(target), *FAST]) == 0
+    assert isinstance(seen["image"], np.memmap)  # the input, mapped from the file
+    assert isinstance(seen["output"], np.memmap if suffix == ".tif" else zarr.Array)  # the result, on disk

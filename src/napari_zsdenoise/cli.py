@@ -164,7 +164,7 @@ def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], 
     from napari_zsdenoise.io import read_image, read_image_info
     from napari_zsdenoise.outputs import result_writer
 
-    image = read_image(job.source)
+    image = read_image(job.source, lazy=True)
     info = read_image_info(job.source)
     whole = args.plane is None
     writer = result_writer(job.destination, key, image.shape if whole else image.shape[-2:], info)
@@ -187,7 +187,8 @@ def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], 
 
     run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
                      preview_every=0, preview_interval=1.0, finished_planes=finished,
-                     on_plane_finished=save_plane if whole else None, **overrides)
+                     on_plane_finished=save_plane if whole else None,
+                     output=writer.output_array() if whole else None, **overrides)
     progress = _StderrProgress(job.source.name, args.quiet)
     with _stop_on_interrupt(run):
         for event in run:

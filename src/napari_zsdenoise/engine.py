@@ -132,6 +132,10 @@ class DenoiseRun:
         Called as ``on_plane_finished(index, estimate, record)`` as soon as a plane is
         denoised to its end (not for a plane cut short by :meth:`stop`), so that a caller
         can save finished work while the run goes on.
+    output : array-like, optional
+        A writable float32 array of :attr:`output_shape` (a memory map, a zarr array) that
+        receives each plane as it is computed and becomes :attr:`result`, so that a
+        stack's result need not fit in memory. By default a new numpy array.
     **overrides
         Settings of the method's config to change, e.g. ``iterations=50``.
     """
@@ -150,6 +154,7 @@ class DenoiseRun:
         preview_interval: float = 0.25,
         finished_planes: Mapping[tuple[int, ...], tuple[np.ndarray, dict[str, Any]]] | None = None,
         on_plane_finished: Callable[[tuple[int, ...], np.ndarray, dict[str, Any]], None] | None = None,
+        output: Any = None,
         **overrides: Any,
     ) -> None:
         self.spec = get_method_spec(method)
@@ -168,8 +173,16 @@ class DenoiseRun:
         self._single_plane = plane is not None
         self._finished_planes = self._check_finished_planes(finished_planes or {})
         self._on_plane_finished = on_plane_finished
-        if isinstance(image, np.ndarray):
-            # Checking everything now means a bad value fails before any torch work.
+        if output is not None and (tuple(output.shape) != self.output_shape or np.dtype(output.dtype) != np.float32):
+            raise ValueError(f"output must be a float32 array of shape {self.output_shape}; got {np.dtype(output.dtype)} "
+                             f"{tuple(output.shape)}")
+        self._output = output
+        if isinstance(image, np.memmap):
+            # Checking everything now means a bad value fails before any torch work; a
+            # memory-mapped stack is checked plane by plane, so it is never loaded whole.
+            for index in self._plane_indices:
+                check_finite(image[index] if index else image, where=f"plane {index}" if index else "image")
+        elif isinstance(image, np.ndarray):
             check_finite(image)
         from napari_zsdenoise.devices import resolve_device, resolve_precision
 
@@ -207,6 +220,11 @@ class DenoiseRun:
                 raise ValueError(f"finished plane {index} has shape {np.shape(estimate)}, not {self.shape[-2:]}")
             planes[index] = (estimate, dict(record))
         return planes
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The result's shape: the input's, or one plane's when a single plane was asked for."""
+        return tuple(self.shape[-2:] if self._single_plane else self.shape)
 
     @property
     def n_planes(self) -> int:
@@ -274,32 +292,32 @@ class DenoiseRun:
             raise RuntimeError("a DenoiseRun runs once; its result is in .result; create a new DenoiseRun to run again")
         self._started = True
         start = time.perf_counter()
-        out_shape = self.shape[-2:] if self._single_plane else self.shape
-        output = np.empty(out_shape, dtype=np.float32)
+        output = self._output if self._output is not None else np.empty(self.output_shape, dtype=np.float32)
         plane_records = []
         not_denoised: list[list[int]] = []
         with large_allocations_on_the_heap() if self.device.type == "cpu" else contextlib.nullcontext():
             for position, index in enumerate(self._plane_indices):
-                target = output if self._single_plane or not index else output[index]
+                # Assignment, not a view: a zarr or dask-backed output returns copies when indexed.
+                where = ... if self._single_plane or not index else index
                 if index in self._finished_planes:
                     estimate, record = self._finished_planes[index]
-                    target[...] = estimate
+                    output[where] = estimate
                     plane_records.append({**record, "resumed": True})
                     continue
                 raw = self._load_plane(index)
                 if self._stop.is_set():
                     # Planes never reached keep the input values, and the metadata says so.
-                    target[...] = raw
+                    output[where] = raw
                     not_denoised.append(list(index))
                     self.stopped_early = True
                     continue
                 estimate, facts = yield from self._run_plane(raw, index, position, start)
-                target[...] = estimate
+                output[where] = estimate
                 plane_records.append(facts)
                 if self._stop.is_set():
                     self.stopped_early = True
                 elif self._on_plane_finished is not None:
-                    self._on_plane_finished(index, target, facts)
+                    self._on_plane_finished(index, estimate, facts)
         import torch
 
         self.result = output

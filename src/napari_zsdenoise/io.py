@@ -50,8 +50,11 @@ class ImageInfo:
         return ImageInfo(axes, self.pixel_size, self.z_spacing if axes and "Z" in axes else None, self.unit)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, lazy: bool = False) -> np.ndarray:
     """Read a TIFF (any dtype, any ndim) or an 8/16-bit grayscale PNG.
+
+    With ``lazy``, an uncompressed TIFF is memory-mapped read-only instead of loaded, so
+    a stack is read plane by plane as it is used (other files are loaded as usual).
 
     Raises
     ------
@@ -70,6 +73,11 @@ def read_image(path: str | Path) -> np.ndarray:
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
+            if lazy:
+                try:
+                    return tifffile.memmap(path, mode="r")
+                except ValueError:
+                    pass  # compressed or not contiguous: cannot be mapped, so load it
             return tifffile.imread(path)
         from skimage.io import imread
 

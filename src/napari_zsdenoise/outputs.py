@@ -98,6 +98,11 @@ class ResultWriter(ABC):
     def finished_planes(self) -> dict[Index, tuple[np.ndarray, dict[str, Any]]]:
         """Planes an earlier run with the same key finished: index -> (estimate, record)."""
 
+    def output_array(self) -> Any:
+        """A writable float32 array of the result's shape that the run may fill plane by plane
+        (kept on disk, so the result need not fit in memory), or None."""
+        return None
+
     @abstractmethod
     def save_plane(self, index: Index, estimate: np.ndarray, record: dict[str, Any]) -> None:
         """Keep one finished plane, durably, before the run goes on."""
@@ -151,9 +156,13 @@ class TiffResultWriter(ResultWriter):
                                                          shape=self.shape)
         return self._planes
 
+    def output_array(self) -> np.memmap | None:
+        # A single plane is the whole result: nothing to continue from, nothing to map.
+        return None if len(self.shape) == 2 else self._open_planes()
+
     def save_plane(self, index: Index, estimate: np.ndarray, record: dict[str, Any]) -> None:
         if len(self.shape) == 2:
-            return  # a single plane is the whole result: nothing to continue from
+            return
         planes = self._open_planes()
         planes[index] = estimate
         planes.flush()
@@ -241,6 +250,10 @@ class ZarrResultWriter(ResultWriter):
         group = zarr.open_group(str(self.destination), mode="r+")
         group.attrs[ZARR_PROVENANCE] = json.loads(json.dumps(provenance, default=str))
 
+    def output_array(self) -> Any:
+        # Written into directly only when the store keeps the result's axis order.
+        return self._open() if self._order == sorted(self._order) else None
+
     def save_plane(self, index: Index, estimate: np.ndarray, record: dict[str, Any]) -> None:
         array = self._open()
         array[self._store_index(index)] = estimate
@@ -251,7 +264,8 @@ class ZarrResultWriter(ResultWriter):
         if path is not None and path != self.destination:
             return ZarrResultWriter(path, self.key, self.shape, self.info).write(result, metadata)
         array = self._open()
-        array[...] = np.transpose(result, self._order)
+        if result is not array:
+            array[...] = np.transpose(result, self._order)
         finished = list(self.records.values()) if metadata.get("stopped_early") else metadata.get("planes", [])
         self._save_attributes({**metadata, **self.key, "complete": not metadata.get("stopped_early"),
                                "finished_planes": finished})
