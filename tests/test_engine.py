@@ -166,3 +166,25 @@ def test_finished_planes_are_taken_as_they_are_and_new_ones_reported_as_they_fin
     assert [plane.get("resumed", False) for plane in second.metadata["planes"]] == [True, False, False]
     with pytest.raises(ValueError, match="not among the planes"):
         DenoiseRun(stack, "mpi-fast", device="cpu", finished_planes={(5,): (stack[0], {})}, **TINY)
+
+
+def test_stack_normalization_scales_every_plane_alike(small_noisy):
+    # A bright plane and a dim one: per plane, the dim plane's noise would be stretched to
+    # the bright plane's range; with one scaling both keep their relative levels.
+    stack = np.stack([small_noisy.astype(np.float32), small_noisy.astype(np.float32) * 0.1])
+    results = {}
+    for normalization in ("plane", "stack"):
+        run = DenoiseRun(stack, "mpi-fast", device="cpu", seed=0, iterations=2, normalization=normalization, **TINY)
+        for _ in run:
+            pass
+        planes = run.metadata["planes"]
+        results[normalization] = run.result
+        same = planes[0]["scale"] == planes[1]["scale"] and planes[0]["offset"] == planes[1]["offset"]
+        assert same is (normalization == "stack") and run.metadata["normalization"] == normalization
+    # A plane run alone uses the stack's scaling too, so it matches that plane of the whole run.
+    alone = DenoiseRun(stack, "mpi-fast", device="cpu", seed=0, iterations=2, normalization="stack", plane=1, **TINY)
+    for _ in alone:
+        pass
+    np.testing.assert_array_equal(alone.result, results["stack"][1])
+    with pytest.raises(ValueError, match="normalization must be one of plane, stack"):
+        DenoiseRun(stack, "mpi-fast", normalization="global")

@@ -174,14 +174,16 @@ def test_run_to_completion_updates_one_preview_and_adds_the_result(viewer_and_wi
     assert widget.progress_bar.value == widget.progress_bar.max
 
 
-def test_the_precision_choice_reaches_the_run(viewer_and_widget, qtbot):
+def test_the_precision_and_normalization_choices_reach_the_run(viewer_and_widget, qtbot):
     viewer, widget, _ = viewer_and_widget
     widget.precision_combo.value = "fp32"
+    widget.normalization_combo.value = "stack"
     widget.settings["iterations"].value = 2
     widget.start()
     with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
         pass
-    assert viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]["precision"] == "fp32"
+    meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
+    assert meta["precision"] == "fp32" and meta["normalization"] == "stack"
 
 
 def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):

@@ -99,9 +99,10 @@ def image_shape(path: Path) -> tuple[int, ...]:
     return (height, width) if channels == 1 else (height, width, channels)
 
 
-def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int) -> dict[str, Any]:
-    """What an output's provenance must say for the same command to skip it as done."""
-    return json.loads(json.dumps({"source": str(source), "method": method, "parameters": parameters, "seed": seed}))
+def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int, normalization: str) -> dict[str, Any]:
+    """What an output's provenance must say for the same command to skip it as done or continue it."""
+    return json.loads(json.dumps({"source": str(source), "method": method, "parameters": parameters, "seed": seed,
+                                  "normalization": normalization}))
 
 
 def output_state(job: Job, key: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_zsdenoise.devices import PRECISIONS
+from napari_zsdenoise.normalization import NORMALIZATIONS
 from napari_zsdenoise.settings import SettingInfo
 
 
@@ -115,7 +116,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     parameters = json.loads(json.dumps(config_parameters(spec.make_config(**overrides))))
     jobs = plan_jobs(args.input, args.output)
     method = spec.name
-    keys = {job: resume_key(job.source, method, parameters, args.seed) for job in jobs}
+    keys = {job: resume_key(job.source, method, parameters, args.seed, args.normalization) for job in jobs}
     states = {job: output_state(job, keys[job]) if args.plane is None else "other" for job in jobs}
     done = [job for job in jobs if states[job] == "done"]
     todo = [job for job in jobs if states[job] != "done"]
@@ -185,7 +186,8 @@ def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], 
                       f"({exc.strerror or exc}); they are kept in memory and written at the end", file=sys.stderr)
             unsaved.append(index)
 
-    run = DenoiseRun(image, args.method, device=args.device, precision=args.precision, seed=args.seed, plane=args.plane,
+    run = DenoiseRun(image, args.method, device=args.device, precision=args.precision,
+                     normalization=args.normalization, seed=args.seed, plane=args.plane,
                      preview_every=0, preview_interval=1.0, finished_planes=finished,
                      on_plane_finished=save_plane if whole else None,
                      output=writer.output_array() if whole else None, **overrides)
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     denoise = commands.add_parser("denoise", help="denoise an image file or a folder of them")
     denoise.add_argument("input", help="TIFF/PNG file, or a folder of them")
+    denoise.add_argument("--normalization", default="plane", choices=NORMALIZATIONS,
+                         help="scale intensities per plane (default) or by one scaling for the whole stack, which "
+                              "keeps the noise of dim out-of-focus planes from being stretched")
     denoise.add_argument("-o", "--output", required=True, help="output file, TIFF (.tif) or OME-Zarr (.ome.zarr), or a folder for folder input "
                          "(TIFF files); a stopped run is continued by the same command")
     denoise.add_argument("--plane", type=int, help="denoise only this plane (flattened index over the leading axes)")

@@ -19,7 +19,7 @@ import numpy as np
 from napari_zsdenoise._runtime import large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
-from napari_zsdenoise.normalization import IntensityScaling
+from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample
 
 
 # Reading a loss makes the host wait for the device. On a GPU that happens only every this
@@ -113,6 +113,11 @@ class DenoiseRun:
         has fast bf16 (CPUs with bf16 instructions, CUDA Ampere and newer) and the method
         allows it (:attr:`DenoisingMethod.bf16_safe`), else fp32. The choice is recorded
         in the provenance.
+    normalization : {"plane", "stack"}
+        How intensities are scaled for the network: each plane by its own robust
+        percentiles, or every plane of a stack by the same ones (fitted on evenly spaced
+        planes), which keeps the noise of dim, out-of-focus planes from being stretched.
+        The result is always in the input's units.
     seed : int
         Seeds network initialisation and masks; the same seed on the same device
         reproduces a run.
@@ -148,6 +153,7 @@ class DenoiseRun:
         config: Any = None,
         device: str | None = None,
         precision: str = "auto",
+        normalization: str = "plane",
         seed: int = 0,
         plane: int | tuple[int, ...] | None = None,
         preview_every: int = 10,
@@ -189,6 +195,9 @@ class DenoiseRun:
         self.device = resolve_device(device)
         self.method = self.spec.build(self.config)
         self.precision = resolve_precision(precision, self.device, method_allows=self.method.bf16_safe)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
+        self.normalization = normalization
         self.method.setup(self.device, self.seed, self.precision)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
@@ -253,7 +262,7 @@ class DenoiseRun:
 
         method, total = self.method, self.config.iterations
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        scaling = IntensityScaling.fit(raw)
+        scaling = self._stack_scaling or IntensityScaling.fit(raw)
         method.prepare(scaling.normalize(raw), self._plane_seed(index))
         last_preview = time.perf_counter()
         iteration, loss = 0, float("nan")
@@ -292,6 +301,11 @@ class DenoiseRun:
             raise RuntimeError("a DenoiseRun runs once; its result is in .result; create a new DenoiseRun to run again")
         self._started = True
         start = time.perf_counter()
+        # One scaling for every plane of the stack (not only the planes this run computes), so
+        # that a plane run alone matches the same plane of a whole-stack run.
+        leading = self.shape[:-2]
+        self._stack_scaling = (IntensityScaling.fit(stack_sample(self.image, list(np.ndindex(*leading)) if leading else [()]))
+                               if self.normalization == "stack" else None)
         output = self._output if self._output is not None else np.empty(self.output_shape, dtype=np.float32)
         plane_records = []
         not_denoised: list[list[int]] = []
@@ -329,6 +343,7 @@ class DenoiseRun:
             "seed": self.seed,
             "device": str(self.device),
             "precision": self.precision,
+            "normalization": self.normalization,
             "torch_version": torch.__version__,
             # Seconds on a CPU depend on how many threads torch used.
             "torch_threads": torch.get_num_threads(),

@@ -51,3 +51,19 @@ class IntensityScaling:
     def denormalize(self, image: np.ndarray) -> np.ndarray:
         """Return a new float32 array in the original intensity units."""
         return (np.asarray(image, dtype=np.float64) * self.scale + self.offset).astype(np.float32)
+
+
+#: Choices of the run-level ``normalization`` setting: each plane scaled by its own
+#: percentiles, or every plane of a stack by the same ones.
+NORMALIZATIONS = ("plane", "stack")
+# Pixels read to fit a stack's scaling: evenly spaced planes up to about this many pixels,
+# so that a long stack is not read whole before the first iteration.
+_STACK_SAMPLE_PIXELS = 2**24
+
+
+def stack_sample(image, plane_indices: list[tuple[int, ...]]) -> np.ndarray:
+    """Evenly spaced planes of ``image`` (all when few enough), stacked, for fitting one scaling."""
+    plane_pixels = int(np.prod(image.shape[-2:]))
+    count = max(1, min(len(plane_indices), _STACK_SAMPLE_PIXELS // max(plane_pixels, 1)))
+    chosen = [plane_indices[i] for i in np.linspace(0, len(plane_indices) - 1, count).round().astype(int)]
+    return np.stack([np.asarray(image[index] if index else image) for index in chosen])

@@ -16,6 +16,7 @@ openmp_threads_sleep_when_idle()
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
+from napari_zsdenoise.normalization import NORMALIZATIONS
 
 __all__ = ["WEIGHTS_CHOICES", "WEIGHTS_FILE", "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
 
@@ -85,6 +86,10 @@ class DenoiseWidget(Container):
         self.precision_combo = ComboBox(
             label="precision", choices=list(PRECISIONS), value="auto",
             tooltip="auto: bfloat16 where the device computes it fast and the method allows it, else fp32")
+        self.normalization_combo = ComboBox(
+            label="normalization", choices=list(NORMALIZATIONS), value="plane",
+            tooltip="plane: each plane scaled by its own percentiles; stack: one scaling for the whole stack, "
+                    "so the noise of dim out-of-focus planes is not stretched")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
         self.run_button = PushButton(text="Run")
@@ -101,6 +106,7 @@ class DenoiseWidget(Container):
                 self.advanced_box,
                 self.device_combo,
                 self.precision_combo,
+                self.normalization_combo,
                 self.seed_spin,
                 self.current_plane_check,
                 Container(widgets=[self.run_button, self.stop_button, self.cancel_button], layout="horizontal", labels=False),
@@ -213,6 +219,7 @@ class DenoiseWidget(Container):
                 spec.name,
                 device=self.device_combo.value,
                 precision=self.precision_combo.value,
+                normalization=self.normalization_combo.value,
                 seed=int(self.seed_spin.value),
                 plane=plane,
                 preview_every=0,
