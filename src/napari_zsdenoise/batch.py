@@ -5,10 +5,13 @@ The CLI's ``denoise`` command is a thin layer over this module and the engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +184,96 @@ def fallback_path(destination: Path) -> Path:
     import tempfile
 
     return Path(tempfile.gettempdir()) / f"zsdenoise-{os.getpid()}-{destination.name}"
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """How every file of a batch is denoised: the method and the run-level choices."""
+
+    method: str
+    overrides: dict[str, Any]
+    device: str | None = None
+    precision: str = "auto"
+    normalization: str = "plane"
+    seed: int = 0
+    plane: int | None = None
+
+
+@dataclass
+class FileOutcome:
+    """What denoising one file gave: where the result went and what the run recorded."""
+
+    source: Path
+    written_to: Path
+    metadata: dict[str, Any]
+    planes_kept: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.metadata.get("stopped_early"))
+
+
+def denoise_file(job: Job, request: FileRequest, key: dict[str, Any], *, continuing: bool = False,
+                 say: Callable[[str], None] | None = None, watch: Callable[[Any], Any] | None = None) -> FileOutcome:
+    """Denoise one file and write its result; the unit of work of a batch, local or on a cluster.
+
+    Each finished plane of a stack is saved as soon as it is done, and planes an earlier
+    run with the same ``key`` finished are taken from there. ``say`` receives the lines a
+    user should read (continuing, a plane that could not be saved); ``watch(run)``, if
+    given, is a context manager entered around the run that returns a callable receiving
+    each progress event (the CLI's progress line and Ctrl-C handling).
+
+    Raises
+    ------
+    OSError
+        When the result cannot be written where asked; it is then written to
+        :func:`fallback_path`, which the message names.
+    """
+    from napari_zsdenoise.engine import DenoiseRun
+    from napari_zsdenoise.io import read_image, read_image_info
+    from napari_zsdenoise.outputs import result_writer
+
+    notes: list[str] = []
+
+    def tell(text: str) -> None:
+        notes.append(text)
+        if say is not None:
+            say(text)
+
+    image = read_image(job.source, lazy=True)
+    info = read_image_info(job.source)
+    whole = request.plane is None
+    writer = result_writer(job.destination, key, image.shape if whole else image.shape[-2:], info)
+    finished = writer.finished_planes() if whole else {}
+    if continuing:
+        n_planes = math.prod(image.shape[:-2]) if whole else 1
+        tell(f"continuing {job.source}: {len(finished)} of {n_planes} plane(s) already denoised by an earlier run "
+             f"of this command" + (", the rest are computed now" if finished else ""))
+    unsaved: list[tuple[int, ...]] = []
+
+    def save_plane(index: tuple[int, ...], estimate: Any, record: dict[str, Any]) -> None:
+        # A plane that cannot be saved now is still in the result, written at the end.
+        try:
+            writer.save_plane(index, estimate, record)
+        except OSError as exc:
+            if not unsaved:
+                tell(f"warning: cannot save finished planes of {job.source} as they come "
+                     f"({exc.strerror or exc}); they are kept in memory and written at the end")
+            unsaved.append(index)
+
+    run = DenoiseRun(image, request.method, device=request.device, precision=request.precision,
+                     normalization=request.normalization, seed=request.seed, plane=request.plane,
+                     preview_every=0, preview_interval=1.0, finished_planes=finished,
+                     on_plane_finished=save_plane if whole else None,
+                     output=writer.output_array() if whole else None, **request.overrides)
+    with (watch(run) if watch is not None else contextlib.nullcontext(lambda event: None)) as observe:
+        for event in run:
+            observe(event)
+    metadata = {**run.metadata, "source": str(job.source)}
+    try:
+        where = writer.write(run.result, metadata)
+    except OSError as exc:
+        where = writer.write(run.result, metadata, fallback_path(job.destination))
+        raise OSError(f"cannot write {job.destination} ({exc.strerror or exc}); the result was saved to {where}") from None
+    return FileOutcome(job.source, where, metadata, len(writer.records) if whole else 0, notes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,7 +105,7 @@ class _StderrProgress:
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
-    from napari_zsdenoise.batch import check_outputs, output_state, plan_jobs, resume_key
+    from napari_zsdenoise.batch import FileRequest, check_outputs, output_state, plan_jobs, resume_key
     from napari_zsdenoise.methods import get_method_spec
     from napari_zsdenoise.methods.registry import config_parameters
 
@@ -125,11 +124,13 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     # Said even with -q: a skipped file is a decision the user should see.
     for job in done:
         print(f"skipped {job.source}: {job.destination} is already denoised with these settings", file=sys.stderr)
+    request = FileRequest(method, overrides, device=args.device, precision=args.precision,
+                          normalization=args.normalization, seed=args.seed, plane=args.plane)
     failed: list[tuple[Path, str]] = []
     finished = 0
     for job in todo:
         try:
-            written = _denoise_one(job, args, overrides, keys[job], continuing=states[job] == "partial")
+            written = _denoise_one(job, args, request, keys[job], continuing=states[job] == "partial")
         except KeyboardInterrupt:
             if len(jobs) > 1:
                 print(f"\ninterrupted: {finished + len(done)} of {len(jobs)} file(s) finished and kept; run the same "
@@ -151,67 +152,32 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text, file=sys.stderr)
 
 
-def _denoise_one(job: Any, args: argparse.Namespace, overrides: dict[str, Any], key: dict[str, Any], *,
-                 continuing: bool) -> int:
-    """Denoise one file and write it; return 1 when its result was written complete, else 0.
+def _denoise_one(job: Any, args: argparse.Namespace, request: Any, key: dict[str, Any], *, continuing: bool) -> int:
+    """Denoise one file here, with a progress line; return 1 when its result was written complete.
 
-    Each finished plane of a stack is saved as soon as it is done, and planes an earlier
-    run of the same command finished are taken from there. Ctrl-C (or SIGTERM) asks the
-    run to stop after the current iteration: the result so far is written, the finished
-    planes are kept for the next run, and the command ends.
+    Ctrl-C (or SIGTERM) asks the run to stop after the current iteration: the result so
+    far is written, the finished planes are kept for the next run, and the command ends.
     """
-    from napari_zsdenoise.batch import fallback_path
-    from napari_zsdenoise.engine import DenoiseRun
-    from napari_zsdenoise.io import read_image, read_image_info
-    from napari_zsdenoise.outputs import result_writer
+    from napari_zsdenoise.batch import denoise_file
 
-    image = read_image(job.source, lazy=True)
-    info = read_image_info(job.source)
-    whole = args.plane is None
-    writer = result_writer(job.destination, key, image.shape if whole else image.shape[-2:], info)
-    finished = writer.finished_planes() if whole else {}
-    if continuing:
-        n_planes = math.prod(image.shape[:-2]) if whole else 1
-        print(f"continuing {job.source}: {len(finished)} of {n_planes} plane(s) already denoised by an earlier run "
-              f"of this command" + (", the rest are computed now" if finished else ""), file=sys.stderr)
-    unsaved: list[tuple[int, ...]] = []
+    @contextlib.contextmanager
+    def watch(run: Any):
+        progress = _StderrProgress(job.source.name, args.quiet)
+        with _stop_on_interrupt(run):
+            yield progress
+        progress.close()
 
-    def save_plane(index: tuple[int, ...], estimate: Any, record: dict[str, Any]) -> None:
-        # A plane that cannot be saved now is still in the result, written at the end.
-        try:
-            writer.save_plane(index, estimate, record)
-        except OSError as exc:
-            if not unsaved:
-                print(f"\nwarning: cannot save finished planes of {job.source} as they come "
-                      f"({exc.strerror or exc}); they are kept in memory and written at the end", file=sys.stderr)
-            unsaved.append(index)
-
-    run = DenoiseRun(image, args.method, device=args.device, precision=args.precision,
-                     normalization=args.normalization, seed=args.seed, plane=args.plane,
-                     preview_every=0, preview_interval=1.0, finished_planes=finished,
-                     on_plane_finished=save_plane if whole else None,
-                     output=writer.output_array() if whole else None, **overrides)
-    progress = _StderrProgress(job.source.name, args.quiet)
-    with _stop_on_interrupt(run):
-        for event in run:
-            progress(event)
-    progress.close()
-    metadata = {**run.metadata, "source": str(job.source)}
-    try:
-        where = writer.write(run.result, metadata)
-    except OSError as exc:
-        where = writer.write(run.result, metadata, fallback_path(job.destination))
-        raise OSError(f"cannot write {job.destination} ({exc.strerror or exc}); the result was saved to {where}") from None
-    stopped = run.metadata["stopped_early"]
-    if stopped:
-        missing = len(run.metadata["planes_not_denoised"])
-        complete = len(writer.records) if whole else 0
-        print(f"\nstopped: {job.source} -> {where} holds {run.n_planes - missing} of {run.n_planes} plane(s) "
+    outcome = denoise_file(job, request, key, continuing=continuing, watch=watch,
+                           say=lambda text: print(("\n" if text.startswith("warning") else "") + text, file=sys.stderr))
+    metadata, where = outcome.metadata, outcome.written_to
+    if outcome.stopped:
+        missing = len(metadata["planes_not_denoised"])
+        total = metadata["planes_total"]
+        print(f"\nstopped: {job.source} -> {where} holds {total - missing} of {total} plane(s) "
               f"denoised (the last one stopped early), the rest unchanged (metadata: planes_not_denoised); "
-              f"{complete} finished plane(s) are kept: run the same command again to continue", file=sys.stderr)
+              f"{outcome.planes_kept} finished plane(s) are kept: run the same command again to continue", file=sys.stderr)
         raise KeyboardInterrupt
-    _say(args, f"{job.source} -> {where} ({run.metadata['seconds']:.1f} s on {run.metadata['device']}, "
-               f"{run.metadata['precision']})")
+    _say(args, f"{job.source} -> {where} ({metadata['seconds']:.1f} s on {metadata['device']}, {metadata['precision']})")
     return 1
 
 
