@@ -283,3 +283,27 @@ def test_methods_verbose_lists_every_setting_with_its_default(capsys):
         for info in get_method_spec(method).settings():
             assert info.option in block.split("\n\n", 1)[0], (method, info.name)
     assert "advanced" in listing and "basic" in listing and "NeurIPS 2024" in listing
+
+
+def test_a_folder_runs_on_a_two_worker_local_dask_cluster_as_it_runs_here(tmp_path, small_noisy, capsys):
+    pytest.importorskip("distributed")
+    import torch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(3):
+        tifffile.imwrite(folder / f"image{index}.tif", small_noisy + index)
+    (folder / "broken.tif").write_bytes(b"not a tiff")
+    settings = ["--method", "mpi-fast", "--width", "8", "--scales", "3", "--weights", "none", "-q", *FAST]
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "cluster"), "--dask", "local", "--dask-workers", "2",
+                 *settings]) == 1
+    err = capsys.readouterr().err
+    assert "error: " in err and "broken.tif" in err and "3 denoised, 0 skipped (already done), 1 failed" in err
+    # The same files denoised here, with the workers' one torch thread, give the same results.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["denoise", str(folder / "image1.tif"), "-o", str(tmp_path / "here.tif"), *settings]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cluster" / "image1.tif"), tifffile.imread(tmp_path / "here.tif"))

@@ -277,3 +277,49 @@ def denoise_file(job: Job, request: FileRequest, key: dict[str, Any], *, continu
         where = writer.write(run.result, metadata, fallback_path(job.destination))
         raise OSError(f"cannot write {job.destination} ({exc.strerror or exc}); the result was saved to {where}") from None
     return FileOutcome(job.source, where, metadata, len(writer.records) if whole else 0, notes)
+
+
+def denoise_file_on_worker(job: Job, request: FileRequest, key: dict[str, Any], continuing: bool) -> FileOutcome:
+    """:func:`denoise_file` as a Dask task: torch uses as many threads as the worker has."""
+    import torch
+    from distributed import get_worker
+
+    torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
+    return denoise_file(job, request, key, continuing=continuing)
+
+
+def denoise_on_dask(jobs: list[Job], request: FileRequest, keys: dict[Job, dict[str, Any]], continuing: set[Job],
+                    scheduler: str, *, workers: int | None = None,
+                    report: Callable[[Job, FileOutcome | None, BaseException | None], None]) -> None:
+    """Run each job as a task on a Dask ``distributed`` cluster: ``scheduler`` is an address, or
+    ``"local"`` for a :class:`~distributed.LocalCluster` of ``workers`` single-threaded processes.
+
+    ``report(job, outcome, error)`` is called as each task ends, with its outcome or the
+    error it raised; one failing task does not stop the others. Each task writes its own
+    output, so finished files are kept whatever happens to the rest.
+    """
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("--dask needs the distributed package: pip install 'napari-zsdenoise[cluster]'") from None
+    with contextlib.ExitStack() as stack:
+        if scheduler == "local":
+            cluster = stack.enter_context(LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                                       processes=True, dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        futures = {client.submit(denoise_file_on_worker, job, request, keys[job], job in continuing, pure=False,
+                                 key=f"denoise-{index}-{job.source.name}"): job for index, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - any task's failure is reported by file name
+                    report(job, None, exc)
+                else:
+                    report(job, outcome, None)
+        except KeyboardInterrupt:
+            client.cancel(list(futures))
+            raise

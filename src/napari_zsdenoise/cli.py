@@ -128,6 +128,9 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
                           normalization=args.normalization, seed=args.seed, plane=args.plane)
     failed: list[tuple[Path, str]] = []
     finished = 0
+    if args.dask:
+        finished, failed = _denoise_on_dask(todo, request, keys, states, args)
+        todo = []
     for job in todo:
         try:
             written = _denoise_one(job, args, request, keys[job], continuing=states[job] == "partial")
@@ -145,6 +148,31 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         summary = f"{finished} denoised, {len(done)} skipped (already done), {len(failed)} failed"
         print(summary + "".join(f"\n  failed: {source}: {reason}" for source, reason in failed), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
+                     args: argparse.Namespace) -> tuple[int, list[tuple[Path, str]]]:
+    """The files as tasks on a Dask cluster; returns how many were denoised and which failed."""
+    from napari_zsdenoise.batch import denoise_on_dask
+
+    failed: list[tuple[Path, str]] = []
+    finished = 0
+
+    def report(job: Any, outcome: Any, error: BaseException | None) -> None:
+        nonlocal finished
+        if error is not None:
+            print(f"error: {job.source}: {error}", file=sys.stderr)
+            failed.append((job.source, str(error)))
+            return
+        for note in outcome.notes:
+            print(note, file=sys.stderr)
+        finished += 1
+        _say(args, f"{job.source} -> {outcome.written_to} ({outcome.metadata['seconds']:.1f} s on a Dask worker, "
+                   f"{outcome.metadata['device']}, {outcome.metadata['precision']})")
+
+    continuing = {job for job in todo if states[job] == "partial"}
+    denoise_on_dask(todo, request, keys, continuing, args.dask, workers=args.dask_workers, report=report)
+    return finished, failed
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -332,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--normalization", default="plane", choices=NORMALIZATIONS,
                          help="scale intensities per plane (default) or by one scaling for the whole stack, which "
                               "keeps the noise of dim out-of-focus planes from being stretched")
+    denoise.add_argument("--dask", metavar="SCHEDULER",
+                         help="run the files as tasks on a Dask cluster: a scheduler address, or 'local' for a "
+                              "LocalCluster on this machine (needs the 'cluster' extra)")
+    denoise.add_argument("--dask-workers", type=int, metavar="N",
+                         help="with --dask local: worker processes, one torch thread each (default: one per core)")
     denoise.add_argument("-o", "--output", required=True, help="output file, TIFF (.tif) or OME-Zarr (.ome.zarr), or a folder for folder input "
                          "(TIFF files); a stopped run is continued by the same command")
     denoise.add_argument("--plane", type=int, help="denoise only this plane (flattened index over the leading axes)")
