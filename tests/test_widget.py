@@ -347,6 +347,28 @@ def test_stop_during_a_stack_says_which_planes_were_not_reached(viewer_and_widge
     np.testing.assert_array_equal(viewer.layers["stack_mpi-fast"].data[1:], stack.data[1:].astype(np.float32))
 
 
+def test_dask_and_multiscale_layers_run_at_full_resolution_and_stay_lazy(viewer_and_widget, qtbot, small_noisy, monkeypatch):
+    import dask.array as da
+
+    import napari_zsdenoise._qt.widget as widget_module
+
+    viewer, widget, _ = viewer_and_widget
+    received = []
+    real_run = widget_module.DenoiseRun
+    monkeypatch.setattr(widget_module, "DenoiseRun", lambda data, *a, **k: received.append(data) or real_run(data, *a, **k))
+    lazy = da.from_array(np.stack([small_noisy] * 2), chunks=(1, *small_noisy.shape))
+    pyramid = [lazy, lazy[:, ::2, ::2]]
+    for name, data, multiscale in (("lazy", lazy, False), ("pyramid", pyramid, True)):
+        layer = viewer.add_image(data, name=name, multiscale=multiscale)
+        widget.layer_combo.value = layer
+        widget.settings["iterations"].value = 2
+        widget.start()
+        with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+            pass
+        assert isinstance(received[-1], da.Array) and received[-1].shape == lazy.shape  # level 0, not computed
+        assert viewer.layers[f"{name}_mpi-fast"].data.shape == lazy.shape
+
+
 @pytest.mark.parametrize("user_choice, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_the_widget_asks_openmp_threads_to_sleep_unless_the_user_chose(user_choice, expected):
     import os

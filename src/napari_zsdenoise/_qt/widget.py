@@ -186,9 +186,10 @@ class DenoiseWidget(Container):
 
     def _plane_of_current_view(self, layer: Any) -> tuple[int, ...]:
         """The layer's plane on screen: the viewer's position mapped through the layer's own transform."""
-        leading = layer.data.ndim - 2
+        data = _full_resolution(layer)
+        leading = data.ndim - 2
         position = layer.world_to_data(self._viewer.dims.point)[:leading]
-        return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, layer.data.shape[:leading]))
+        return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, data.shape[:leading]))
 
     def _show_plane(self, index: tuple[int, ...]) -> None:
         """Move the viewer to plane ``index`` of the source layer, so the preview on screen is the one being computed."""
@@ -207,15 +208,16 @@ class DenoiseWidget(Container):
         if layer is None:
             self.status_label.value = "Add or select an image layer first."
             return
-        if getattr(layer, "multiscale", False) or getattr(layer, "rgb", False):
-            self.status_label.value = "Multiscale and RGB layers are not supported; use a single-scale grayscale layer."
+        if getattr(layer, "rgb", False):
+            self.status_label.value = "RGB layers are not supported; split the channels (Layers > Split RGB) first."
             return
         spec = get_method_spec(self.method_combo.value)
-        plane = self._plane_of_current_view(layer) if self.current_plane_check.value and layer.data.ndim > 2 else None
+        data = _full_resolution(layer)
+        plane = self._plane_of_current_view(layer) if self.current_plane_check.value and data.ndim > 2 else None
         try:
             overrides = self.method_overrides()
             run = DenoiseRun(
-                layer.data,
+                data,
                 spec.name,
                 device=self.device_combo.value,
                 precision=self.precision_combo.value,
@@ -285,7 +287,7 @@ class DenoiseWidget(Container):
         if self._cancelled:
             return
         if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
-            initial = event.preview if self._single_plane or not event.plane_index else np.array(self._source.data, dtype=np.float32)
+            initial = event.preview if self._single_plane or not event.plane_index else _preview_start(self._source)
             self._preview_layer = self._viewer.add_image(
                 initial,
                 name=f"{self._source.name} [preview]",
@@ -360,3 +362,18 @@ class DenoiseWidget(Container):
         self._run = None
         self._shutdown_state.update(run=None, worker=None)
         self._set_running(False)
+
+
+def _full_resolution(layer: Any) -> Any:
+    """The layer's pixels at full resolution: level 0 of a multiscale layer, never read whole here
+    (a dask or zarr array stays lazy; the engine reads it plane by plane)."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def _preview_start(layer: Any) -> np.ndarray:
+    """What a stack's preview shows before its planes are computed: the input when it is in
+    memory already, else zeros, so that a lazy stack is not read whole for a preview."""
+    data = _full_resolution(layer)
+    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
+        return np.array(data, dtype=np.float32)
+    return np.zeros(data.shape, dtype=np.float32)
