@@ -314,3 +314,49 @@ def test_warm_start_carries_the_network_to_the_next_plane_with_its_own_budget():
     # Same first plane; the next planes start from a trained network, so their first loss is lower.
     assert first_losses[True][0] == first_losses[False][0]
     assert first_losses[True][1] < 0.8 * first_losses[False][1]
+
+
+def test_fill_tiles_partition_the_plane_and_give_each_tile_its_margin():
+    from napari_zsdenoise.methods.mpi.method import fill_tiles
+
+    covered = np.zeros((100, 70), dtype=int)
+    for (rows, columns), (context_rows, context_columns) in fill_tiles((100, 70), 32, 8):
+        covered[rows, columns] += 1
+        assert context_rows.start == max(0, rows.start - 8) and context_rows.stop == min(100, rows.stop + 8)
+        assert context_columns.start == max(0, columns.start - 8) and context_columns.stop == min(70, columns.stop + 8)
+    assert (covered == 1).all()
+
+
+def test_a_plane_over_the_memory_budget_is_trained_on_crops_and_filled_in_tiles(small_noisy):
+    from napari_zsdenoise import DenoiseRun
+
+    run = DenoiseRun(small_noisy, "bsn", device="cpu", iterations=3, memory_budget_mb=1, **{**TINY, "weights": None})
+    for _ in run:
+        pass
+    plane = run.metadata["planes"][0]
+    assert plane["trained_on_crops"] < min(small_noisy.shape) and "the budget is 1 MB" in plane["reason"]
+    unconstrained = DenoiseRun(small_noisy, "bsn", device="cpu", iterations=3, **{**TINY, "weights": None})
+    for _ in unconstrained:
+        pass
+    assert "trained_on_crops" not in unconstrained.metadata["planes"][0]
+
+
+def test_running_out_of_device_memory_retries_on_smaller_crops(monkeypatch):
+    # The out-of-memory error is simulated: any network input above 24x24 pixels raises
+    # it, as a CUDA device would for a plane too large.
+    from napari_zsdenoise.networks.hourglass import SkipHourglass
+
+    real_forward = SkipHourglass.forward
+
+    def forward(self, masked_image, mask):
+        if masked_image.shape[-1] * masked_image.shape[-2] > 24 * 24:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_forward(self, masked_image, mask)
+
+    monkeypatch.setattr(SkipHourglass, "forward", forward)
+    image = np.random.default_rng(8).uniform(0.2, 0.8, (64, 64)).astype(np.float32)
+    method = _prepared(image)
+    for _ in range(3):
+        method.step()
+    assert method.memory_plan["trained_on_crops"] == 16 and "ran out of memory at iteration 1" in method.memory_plan["reason"]
+    assert method.result().shape == (64, 64)

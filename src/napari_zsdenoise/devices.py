@@ -136,3 +136,26 @@ def out_of_memory_error(device: torch.device, plane_shape: tuple[int, ...]) -> O
     return OutOfDeviceMemory(
         f"{where} ran out of memory on a {height}x{width} plane: with an MPI preset train on crops "
         f"(training_crop=256, CLI --training-crop 256), or run on another device (device='cpu')")
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Memory a run could still take on ``device``: free GPU memory on CUDA, the host's
+    available memory (Linux ``MemAvailable``, else free pages) on the CPU; None where
+    unknown (MPS shares host memory with no reliable query)."""
+    import os
+
+    if device.type == "cuda":
+        return free_memory_bytes(device)
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -106,3 +106,28 @@ class SkipHourglass(nn.Module):
     def forward(self, masked_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predict the full image from ``masked_image`` (B, C, H, W) and ``mask`` (B, 1 or C, H, W)."""
         return self.head(self.body(torch.cat([masked_image, mask], dim=1)))
+
+
+def training_bytes_per_pixel(width: int, scales: int, image_channels: int = 1, mask_channels: int = 1) -> float:
+    """Bytes a training step needs per input pixel: every layer's output at 4 bytes a value.
+
+    The outputs are what the backward pass keeps; gradients are freed as it goes, so the
+    peak stays close to this (in-place activations and transient padding make it an
+    over-estimate rather than an under-estimate).
+
+    Counted on a small probe network and input on the CPU, so it costs nothing on the device.
+    """
+    side = 2 ** (scales + 1)
+    network = SkipHourglass(image_channels, mask_channels, width=width, scales=scales)
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if not list(module.children()) and isinstance(output, torch.Tensor):
+            total += output.numel()
+
+    for module in network.modules():
+        module.register_forward_hook(count)
+    with torch.no_grad():
+        network(torch.zeros(1, image_channels, side, side), torch.ones(1, mask_channels, side, side))
+    return 4 * total / (side * side)

@@ -52,6 +52,27 @@ def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:
 
 # Offset of the crop positions' seed from the plane's seed: their own random stream.
 CROP_SEED_OFFSET = 104729
+# Steps between whole-plane fills when the memory budget, not the user, chose crops.
+AUTOMATIC_FILL_EVERY = 4
+
+
+def _megabytes(size: float) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def fill_tiles(shape: tuple[int, int], tile: int, margin: int) -> list[tuple[Region, Region]]:
+    """Tiles covering a plane of ``shape``: (core, context) pairs, the cores a partition of the
+    plane, each context its core plus ``margin`` pixels on every side that the plane has."""
+    height, width = shape
+    tiles = []
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            core = (slice(top, bottom), slice(left, right))
+            context = (slice(max(0, top - margin), min(height, bottom + margin)),
+                       slice(max(0, left - margin), min(width, right + margin)))
+            tiles.append((core, context))
+    return tiles
 
 
 class MPIMethod(EnsembleOutputMethod):
@@ -149,7 +170,36 @@ class MPIMethod(EnsembleOutputMethod):
         self._crop_generator = torch.Generator(device="cpu")
         self._crop_generator.manual_seed(seed + CROP_SEED_OFFSET)
         self._crop_size = self._training_crop_size()
+        self._fill_every = self.config.fill_every
+        self._fill_tile = self.config.fill_tile // factor or None
+        self.memory_plan: dict[str, Any] = {}
+        if self.config.training_crop == 0:
+            self._fit_memory_budget()
         self.iterations_done = 0
+
+    def _fit_memory_budget(self) -> None:
+        """Train on crops and fill in tiles when the whole plane would not fit the memory budget."""
+        from napari_zsdenoise.devices import available_memory_bytes
+        from napari_zsdenoise.networks.hourglass import training_bytes_per_pixel
+
+        per_pixel = training_bytes_per_pixel(self.config.width, self.config.scales, self.network.image_channels,
+                                             self.network.mask_channels)
+        budget = self.config.memory_budget_mb * 2**20
+        if not budget:
+            available = available_memory_bytes(self.device)
+            budget = None if available is None else available // 2
+        needed = per_pixel * self.noisy.numel()
+        if budget is None or needed <= budget:
+            return
+        batch, multiple = self.noisy.shape[0], 2**self.config.scales
+        side = int((budget / (per_pixel * batch)) ** 0.5) // multiple * multiple
+        side = max(side, self.config.min_size // self.config.shuffle_factor)
+        self._crop_size = (min(side, self.noisy.shape[-2]), min(side, self.noisy.shape[-1]))
+        self._fill_tile = self._fill_tile or side
+        self._fill_every = self._fill_every or AUTOMATIC_FILL_EVERY
+        self.memory_plan = {"trained_on_crops": side * self.config.shuffle_factor,
+                            "reason": f"the whole plane would need about {_megabytes(needed)}, the budget is "
+                                      f"{_megabytes(budget)}"}
 
     def _training_crop_size(self) -> tuple[int, int] | None:
         """(height, width) of the training crops on the network's input, or None: the whole plane."""
@@ -193,6 +243,33 @@ class MPIMethod(EnsembleOutputMethod):
         return self.network(network_input * keep, mask_input), keep
 
     def step(self) -> StepRecord:
+        """One training step; when the device runs out of memory, retried on crops half as large."""
+        from napari_zsdenoise.devices import is_out_of_memory, release_cached_memory
+
+        while True:
+            try:
+                return self._train_step()
+            except (RuntimeError, MemoryError) as error:
+                if not is_out_of_memory(error) or not self._halve_crops():
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                release_cached_memory(self.device)
+
+    def _halve_crops(self) -> bool:
+        """Train on crops (and fill in tiles) half the current side; False when they cannot shrink."""
+        height, width = self._crop_size or self.noisy.shape[-2:]
+        multiple, smallest = 2**self.config.scales, self.config.min_size // self.config.shuffle_factor
+        side = max(height, width) // 2 // multiple * multiple
+        if side < smallest:
+            return False
+        self._crop_size = (min(side, self.noisy.shape[-2]), min(side, self.noisy.shape[-1]))
+        self._fill_tile = min(self._fill_tile or side, side)
+        self._fill_every = self._fill_every or AUTOMATIC_FILL_EVERY
+        self.memory_plan = {"trained_on_crops": side * self.config.shuffle_factor,
+                            "reason": f"the device ran out of memory at iteration {self.iterations_done + 1}"}
+        return True
+
+    def _train_step(self) -> StepRecord:
         regions = self.draw_regions()
         whole_plane = len(regions) == 1 and self._crop_size is None
         batch = self.noisy.shape[0]
@@ -217,7 +294,7 @@ class MPIMethod(EnsembleOutputMethod):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if self._crop_size is not None and self.config.fill_every and (self.iterations_done + 1) % self.config.fill_every == 0:
+        if self._crop_size is not None and self._fill_every and (self.iterations_done + 1) % self._fill_every == 0:
             self._fill_whole_plane()
         record = self._finish_step(loss)
         if self._budget is not None and self.iterations_done >= self._budget and not record.finished:
@@ -226,9 +303,18 @@ class MPIMethod(EnsembleOutputMethod):
 
     @torch.no_grad()
     def _fill_whole_plane(self) -> None:
-        """Fold a masked prediction of the whole plane into the ensemble, without training."""
-        output, keep = self._masked_prediction(self._network_input)
-        self.fold_in(output.mean(dim=1, keepdim=True), keep == 0)
+        """Fold a masked prediction of the whole plane into the ensemble, without training;
+        in tiles of ``fill_tile`` when set, each predicted with a margin of context."""
+        if self._fill_tile is None:
+            output, keep = self._masked_prediction(self._network_input)
+            self.fold_in(output.mean(dim=1, keepdim=True), keep == 0)
+            return
+        for core, context in fill_tiles(self.noisy.shape[-2:], self._fill_tile, 2 ** (self.config.scales + 1)):
+            output, keep = self._masked_prediction(self._network_input[..., context[0], context[1]])
+            inside = (slice(core[0].start - context[0].start, core[0].stop - context[0].start),
+                      slice(core[1].start - context[1].start, core[1].stop - context[1].start))
+            self.fold_in(output.mean(dim=1, keepdim=True)[..., inside[0], inside[1]],
+                         (keep == 0)[..., inside[0], inside[1]], core)
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
@@ -236,7 +322,7 @@ class MPIMethod(EnsembleOutputMethod):
         return tensor_to_plane(merge_subimages(estimate, self.config.shuffle_factor), self._height, self._width)
 
     def plane_facts(self) -> dict[str, Any]:
-        facts = super().plane_facts()
+        facts = {**super().plane_facts(), **self.memory_plan}
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
         if self._noise_response is not None:

@@ -57,6 +57,14 @@ class MPIConfig(EarlyStoppingSettings):
     fill_every: int = setting(
         0, "With a training crop, every this many steps the whole plane is also predicted (without "
         "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
+    fill_tile: int = setting(
+        0, "Side in pixels of the tiles whole-plane fills are predicted in, each with a margin of context; "
+        "0: the whole plane at once (or tiles of the automatic crop when the memory budget asks for one).",
+        low=0, advanced=True)
+    memory_budget_mb: int = setting(
+        0, "Memory in MB a plane's training may take; a plane that would need more is trained on crops and "
+        "predicted in tiles. 0: half of what the device has free (host memory on a CPU).",
+        label="memory budget (MB)", low=0, advanced=True)
     warm_start: bool = setting(
         False, "In a stack, start each plane after the first from the network trained on the plane before "
         "(the result is still made from this plane's predictions only). A plane run alone, or the first plane "
@@ -74,6 +82,8 @@ class MPIConfig(EarlyStoppingSettings):
         return (2**self.scales + 1) * self.shuffle_factor
 
     def check(self) -> None:
+        if 0 < self.fill_tile < self.min_size:
+            raise ValueError(f"fill_tile must be 0 (whole plane) or at least {self.min_size} pixels; got {self.fill_tile}")
         if 0 < self.training_crop < self.min_size:
             raise ValueError(f"training_crop must be 0 (whole plane) or at least {self.min_size} pixels for "
                              f"{self.scales} scales and shuffle factor {self.shuffle_factor}; got {self.training_crop}")
