@@ -360,3 +360,27 @@ def test_running_out_of_device_memory_retries_on_smaller_crops(monkeypatch):
         method.step()
     assert method.memory_plan["trained_on_crops"] == 16 and "ran out of memory at iteration 1" in method.memory_plan["reason"]
     assert method.result().shape == (64, 64)
+
+
+def test_context_planes_are_unmasked_extra_channels_and_need_a_stack_and_random_weights(small_noisy):
+    from napari_zsdenoise import DenoiseRun
+
+    with pytest.raises(ValueError, match="context_planes needs a stack"):
+        DenoiseRun(small_noisy, "bsn", context_planes=1)
+    with pytest.raises(ValueError, match="context_planes needs random initialisation"):
+        DenoiseRun(np.stack([small_noisy] * 3), "mpi-fast", context_planes=1)
+    image = np.random.default_rng(9).uniform(0.2, 0.8, (3, 40, 40)).astype(np.float32)
+    with pytest.raises(ValueError, match="needs 2 neighbouring planes"):
+        _prepared(image[1], context_planes=1)
+    method = MPIMethod(MPIConfig(**{**TINY, "context_planes": 1}))
+    method.setup(torch.device("cpu"), 7)
+    method.prepare(image[1], 7, np.stack([image[0], image[2]]))
+    assert method.network.image_channels == 3 and method.network.output_channels == 1
+    seen = []
+    real_forward = method.network.forward
+    method.network.forward = lambda masked, mask: seen.append(masked.detach().clone()) or real_forward(masked, mask)
+    method.step()
+    masked = seen[0][0]
+    np.testing.assert_array_equal(masked[1].numpy(), image[0])  # the neighbours unmasked
+    np.testing.assert_array_equal(masked[2].numpy(), image[2])
+    assert 0.7 < float((masked[0] == 0).float().mean()) < 0.95  # the plane itself masked

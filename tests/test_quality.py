@@ -125,3 +125,22 @@ def test_fills_predicted_in_tiles_match_whole_plane_fills():
         scores[tile] = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=data_range)
     print(f"whole-plane fills {scores[0]:.2f} dB, tiled fills {scores[64]:.2f} dB")
     assert abs(scores[64] - scores[0]) <= 0.3
+
+
+def test_context_planes_raise_psnr_on_a_time_series_of_one_field():
+    # Three independent noisy frames of one field; the middle one denoised by bsn with
+    # early stopping, 300 iterations at most: alone 22.21 dB, with one context plane on
+    # each side (never masked) 26.53 dB.
+    clean = fluorescence_phantom((64, 64), seed=21)
+    stack = np.stack([np.round(poisson_gaussian_noise(clean, peak_photons=20.0, read_noise=2.0, offset=100.0,
+                                                      seed=22 + k)).astype(np.uint16) for k in range(3)])
+    truth = clean * 20.0 + 100.0
+    data_range = float(truth.max() - truth.min())
+    scores = {}
+    for context in (0, 1):
+        run = DenoiseRun(stack, "bsn", seed=0, device="cpu", iterations=300, context_planes=context, plane=1)
+        for _ in run:
+            pass
+        scores[context] = peak_signal_noise_ratio(truth, run.result.astype(np.float64), data_range=data_range)
+    print(f"alone {scores[0]:.2f} dB, with context {scores[1]:.2f} dB")
+    assert scores[1] - scores[0] >= 3.0

@@ -177,6 +177,9 @@ class DenoiseRun:
         self.preview_interval = float(preview_interval)
         self._plane_indices = self._select_planes(plane)
         self._single_plane = plane is not None
+        if self.config.context_planes and (len(self.shape) < 3 or self.shape[-3] < 2):
+            raise ValueError(f"context_planes needs a stack of at least 2 planes along the axis before Y; the image "
+                             f"has shape {self.shape}")
         self._finished_planes = self._check_finished_planes(finished_planes or {})
         self._on_plane_finished = on_plane_finished
         if output is not None and (tuple(output.shape) != self.output_shape or np.dtype(output.dtype) != np.float32):
@@ -248,6 +251,21 @@ class DenoiseRun:
         check_finite(plane, where=f"plane {index}" if index else "image")
         return plane
 
+    def _context_planes(self, index: tuple[int, ...]) -> np.ndarray | None:
+        """The ``context_planes`` neighbours of plane ``index`` on each side along the axis just
+        before Y (before, then after; mirrored at the ends of the stack), or None."""
+        count = self.config.context_planes
+        if not count:
+            return None
+        length, centre, planes = self.shape[len(index) - 1], index[-1], []
+        for offset in [*range(-count, 0), *range(1, count + 1)]:
+            position = abs(centre + offset)  # mirrored at the start ...
+            if position > length - 1:  # ... and at the end
+                position = 2 * (length - 1) - position
+            position = min(max(position, 0), length - 1)
+            planes.append(self._load_plane((*index[:-1], position)))
+        return np.stack(planes)
+
     def _plane_seed(self, index: tuple[int, ...]) -> int:
         # Seeding by the plane's own index makes a single-plane run reproduce that plane
         # of a whole-stack run exactly.
@@ -263,7 +281,9 @@ class DenoiseRun:
         method, total = self.method, self.config.iterations
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         scaling = self._stack_scaling or IntensityScaling.fit(raw)
-        method.prepare(scaling.normalize(raw), self._plane_seed(index))
+        context = self._context_planes(index)
+        method.prepare(scaling.normalize(raw), self._plane_seed(index),
+                       None if context is None else scaling.normalize(context))
         last_preview = time.perf_counter()
         iteration, loss = 0, float("nan")
         for iteration in range(1, total + 1):

@@ -210,6 +210,11 @@ class MethodSettings:
         """Smallest plane height and width in pixels these settings accept."""
         return 1
 
+    @property
+    def context_planes(self) -> int:
+        """Neighbouring planes on each side the method sees with each plane (0: none)."""
+        return 0
+
 
 def check_range(name: str, value: float, low: float | None, high: float | None, *, low_open: bool = False,
                 high_open: bool = False) -> None:

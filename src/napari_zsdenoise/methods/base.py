@@ -84,9 +84,11 @@ class DenoisingMethod(ABC):
         self.precision = precision
 
     @abstractmethod
-    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+    def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         """Start on a new plane.
 
+        ``context`` holds the ``2 * config.context_planes`` neighbouring planes (before,
+        then after; normalised like ``plane``) when the settings ask for them, else None.
         May keep state from the previous plane (a warm start); a method that does not
         must give the same result for a plane whatever came before it.
         """

@@ -85,13 +85,18 @@ class SkipHourglass(nn.Module):
     scales : int
         Number of stride-2 scales. The input must be larger than ``2**scales`` pixels
         on each side.
+    output_channels : int, optional
+        Channels predicted; by default ``image_channels``. One, with context planes as
+        extra input channels: only the centre plane is predicted.
     """
 
-    def __init__(self, image_channels: int = 1, mask_channels: int = 1, width: int = 64, scales: int = 5) -> None:
+    def __init__(self, image_channels: int = 1, mask_channels: int = 1, width: int = 64, scales: int = 5,
+                 output_channels: int | None = None) -> None:
         super().__init__()
         if image_channels < 1 or mask_channels < 1 or width < 1 or scales < 1:
             raise ValueError("image_channels, mask_channels, width and scales must all be >= 1")
         self.image_channels = image_channels
+        self.output_channels = output_channels or image_channels
         self.mask_channels = mask_channels
         self.width = width
         self.scales = scales
@@ -101,7 +106,7 @@ class SkipHourglass(nn.Module):
             in_channels = image_channels + mask_channels if level == 0 else width
             inner = _Scale(in_channels, width, inner)
         self.body = inner
-        self.head = nn.Sequential(_conv(width, image_channels, 1), nn.Sigmoid())
+        self.head = nn.Sequential(_conv(width, self.output_channels, 1), nn.Sigmoid())
 
     def forward(self, masked_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predict the full image from ``masked_image`` (B, C, H, W) and ``mask`` (B, 1 or C, H, W)."""
@@ -118,7 +123,8 @@ def training_bytes_per_pixel(width: int, scales: int, image_channels: int = 1, m
     Counted on a small probe network and input on the CPU, so it costs nothing on the device.
     """
     side = 2 ** (scales + 1)
-    network = SkipHourglass(image_channels, mask_channels, width=width, scales=scales)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        network = SkipHourglass(image_channels, mask_channels, width=width, scales=scales)
     total = 0
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:

@@ -142,7 +142,7 @@ class INSBSNMethod(EnsembleOutputMethod):
         super().__init__(config)
         self.iterations_done = 0
 
-    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+    def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         config, device, seed, image = self.config, self.device, plane_seed, plane
         self._noisy = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
         # Initialise on the CPU from a private RNG: reproducible, and the caller's

@@ -101,6 +101,9 @@ class MPIMethod(EnsembleOutputMethod):
         super().setup(device, seed, precision)
         if self.config.weights is None:
             return
+        if self.config.context_planes:
+            raise ValueError("context_planes needs random initialisation (weights none): the pre-trained weights "
+                             "see one plane")
         network, info = load_weights(self.config.weights)
         if (network.width, network.scales) != (self.config.width, self.config.scales):
             raise ValueError(
@@ -127,9 +130,10 @@ class MPIMethod(EnsembleOutputMethod):
         # caller's global torch RNG is left untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return SkipHourglass(1, 1, width=self.config.width, scales=self.config.scales)
+            return SkipHourglass(1 + 2 * self.config.context_planes, 1, width=self.config.width,
+                                 scales=self.config.scales, output_channels=1)
 
-    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+    def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         device, seed = self.device, plane_seed
         factor = self.config.shuffle_factor
         self._height, self._width = plane.shape
@@ -158,7 +162,15 @@ class MPIMethod(EnsembleOutputMethod):
         self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
         self.network = (self.network if self.warm_started else self._fresh_network(seed)).to(device, memory_format=layout)
         channels = self.network.image_channels
-        self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous(memory_format=layout)
+        if self.config.context_planes:
+            if context is None or len(context) != 2 * self.config.context_planes:
+                raise ValueError(f"context_planes={self.config.context_planes} needs "
+                                 f"{2 * self.config.context_planes} neighbouring planes with each plane")
+            # The neighbours follow the plane as extra channels, split into sub-images alike.
+            neighbours = [split_subimages(plane_to_tensor(other, device, multiple=factor), factor) for other in context]
+            self._network_input = torch.cat([self.noisy, *neighbours], dim=1).contiguous(memory_format=layout)
+        else:
+            self._network_input = self.noisy.expand(-1, channels, -1, -1).contiguous(memory_format=layout)
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
@@ -240,7 +252,12 @@ class MPIMethod(EnsembleOutputMethod):
         """The network's output for ``network_input`` under a fresh mask, and that keep-mask."""
         keep = self.draw_keep_mask(network_input.shape[:1] + self.noisy.shape[1:2] + network_input.shape[2:])
         mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
-        return self.network(network_input * keep, mask_input), keep
+        if self.config.context_planes:
+            # Only the plane itself is masked: the context planes' noise is independent of it.
+            masked = torch.cat([network_input[:, :1] * keep, network_input[:, 1:]], dim=1)
+        else:
+            masked = network_input * keep
+        return self.network(masked, mask_input), keep
 
     def step(self) -> StepRecord:
         """One training step; when the device runs out of memory, retried on crops half as large."""
@@ -290,7 +307,8 @@ class MPIMethod(EnsembleOutputMethod):
         if self._loss_weight is not None:
             loss_weight = loss_weight * (self._loss_weight if whole_plane else torch.cat(
                 [self._loss_weight[..., rows, columns] for rows, columns in regions]))
-        loss = torch.mean(((output - network_input) * loss_weight) ** 2)
+        # The target is the plane itself (replicated for a colour checkpoint), never the context.
+        loss = torch.mean(((output - network_input[:, : output.shape[1]]) * loss_weight) ** 2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -65,6 +65,10 @@ class MPIConfig(EarlyStoppingSettings):
         0, "Memory in MB a plane's training may take; a plane that would need more is trained on crops and "
         "predicted in tiles. 0: half of what the device has free (host memory on a CPU).",
         label="memory budget (MB)", low=0, advanced=True)
+    context_planes: int = setting(
+        0, "Neighbouring planes on each side of a stack plane (along the axis just before Y) given to the "
+        "network as extra input channels, never masked: their noise is independent of the plane's, their "
+        "signal is not. Needs random initialisation (weights none).", label="context planes", low=0, high=4)
     warm_start: bool = setting(
         False, "In a stack, start each plane after the first from the network trained on the plane before "
         "(the result is still made from this plane's predictions only). A plane run alone, or the first plane "

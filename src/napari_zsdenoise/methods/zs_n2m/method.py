@@ -104,7 +104,7 @@ class ZSN2MMethod(ZSN2NMethod):
         self.stage1_iterations = config.iterations - config.refine_iterations
         self._refiner: RefinementUNet | None = None
 
-    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+    def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         device, seed = self.device, plane_seed
         self._height, self._width = plane.shape
         tensor = plane_to_tensor(plane, device, multiple=2)  # the 2x2 downsamplers need even sides

@@ -63,7 +63,7 @@ class ZSN2NMethod(DenoisingMethod):
         super().__init__(config)
         self.iterations_done = 0
 
-    def prepare(self, plane: np.ndarray, plane_seed: int) -> None:
+    def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         self._height, self._width = plane.shape
         # Odd sides are reflected by one pixel so the 2x2 downsamplers tile the plane.
         tensor = plane_to_tensor(plane, self.device, multiple=2)
