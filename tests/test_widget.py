@@ -383,3 +383,26 @@ def test_the_widget_asks_openmp_threads_to_sleep_unless_the_user_chose(user_choi
             "print(os.environ.get('OMP_WAIT_POLICY'))")
     output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert output.split()[-1] == expected
+
+
+def test_the_convergence_plot_follows_the_run_and_stays_with_the_result(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    widget.method_combo.value = "bsn"
+    widget.settings["iterations"].value = 60
+    widget.advanced_check.value = True
+    widget.settings["validation_every"].value = 10
+    drawn = []
+    widget.start()
+    widget._worker.yielded.connect(lambda event: drawn.append(len(widget.convergence_plot.curve.losses)))
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    assert max(drawn) > 0  # points reached the plot while the run went on
+    xs, ys = widget.convergence_plot.loss_line.getData()
+    assert len(xs) == 60 and list(xs[:3]) == [1, 2, 3] and np.isfinite(ys).all()  # kept after the run
+    checks = widget.convergence_plot.check_dots.getData()[0]
+    assert list(checks) == [10, 20, 30, 40, 50, 60]
+    meta = viewer.layers["cells_bsn"].metadata["napari_zsdenoise"]
+    (plane,) = meta["convergence"]["planes"]
+    assert plane["kept_iteration"] == meta["planes"][0]["best_iteration"]
+    assert widget.convergence_plot.kept_line.isVisible() and widget.convergence_plot.kept_line.value() == plane["kept_iteration"]
+    assert [pair[0] for pair in plane["holdout_error"]] == [10, 20, 30, 40, 50, 60]

@@ -13,7 +13,9 @@ from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 # Before the engine can import torch: the GUI thread must not fight spinning OpenMP threads.
 openmp_threads_sleep_when_idle()
 
+from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
+from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS
@@ -24,9 +26,11 @@ if TYPE_CHECKING:
     import napari
 
 
-def _iterate(run: DenoiseRun):
-    """Worker body: forward the events that carry a preview, then hand back the run."""
+def _iterate(run: DenoiseRun, convergence: ConvergenceRecord):
+    """Worker body: record every event's loss and scores, forward the events that carry a
+    preview, then hand back the run."""
     for event in run:
+        convergence.add(event)
         if event.preview is not None:
             yield event
     return run
@@ -114,6 +118,10 @@ class DenoiseWidget(Container):
                 self.status_label,
             ]
         )
+        # Whether the run still improves or has started to fit the noise, at a glance.
+        self.convergence = ConvergenceRecord()
+        self.convergence_plot = ConvergencePlot()
+        self.native.layout().addWidget(self.convergence_plot.native)
         self.method_combo.changed.connect(self._load_preset)
         self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
         self.run_button.changed.connect(self.start)
@@ -234,11 +242,13 @@ class DenoiseWidget(Container):
         from napari.qt.threading import thread_worker
 
         self._run, self._source, self._cancelled = run, layer, False
+        self.convergence = ConvergenceRecord()
+        self.convergence_plot.show(None)
         self._single_plane = plane is not None
         self._shown_plane: tuple[int, ...] | None = None
         self._preview_layer = None
         self._started = time.perf_counter()
-        worker = thread_worker(_iterate, start_thread=False)(run)
+        worker = thread_worker(_iterate, start_thread=False)(run, self.convergence)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
@@ -286,6 +296,8 @@ class DenoiseWidget(Container):
             return
         if self._cancelled:
             return
+        # The worker records every step; the plot is redrawn as often as the preview, no more.
+        self.convergence_plot.show(self.convergence.current)
         if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
             initial = event.preview if self._single_plane or not event.plane_index else _preview_start(self._source)
             self._preview_layer = self._viewer.add_image(
@@ -325,7 +337,9 @@ class DenoiseWidget(Container):
             self.status_label.value = "Cancelled; nothing was kept."
             return
         source = self._source
-        metadata = {**run.metadata, "source_layer": source.name}
+        self.convergence.finish(run.metadata["planes"])
+        self.convergence_plot.show(self.convergence.current)
+        metadata = {**run.metadata, "source_layer": source.name, "convergence": self.convergence.as_dict()}
         name = f"{source.name}_{run.spec.name}"
         self._viewer.add_image(
             run.result,
