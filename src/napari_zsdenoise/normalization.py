@@ -46,11 +46,28 @@ class IntensityScaling:
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
         """Return a new float32 array in normalised units."""
-        return ((np.asarray(image, dtype=np.float64) - self.offset) / self.scale).astype(np.float32)
+        return _in_row_blocks(image, lambda block: (block - self.offset) / self.scale)
 
     def denormalize(self, image: np.ndarray) -> np.ndarray:
         """Return a new float32 array in the original intensity units."""
-        return (np.asarray(image, dtype=np.float64) * self.scale + self.offset).astype(np.float32)
+        return _in_row_blocks(image, lambda block: block * self.scale + self.offset)
+
+
+# Rows computed in float64 at a time: a large plane never needs a float64 copy of itself.
+_BLOCK_VALUES = 2**20
+
+
+def _in_row_blocks(image: np.ndarray, affine) -> np.ndarray:
+    """``affine`` of ``image`` in float64, stored as a new float32 array, a block of rows at a time."""
+    image = np.asarray(image)
+    out = np.empty(image.shape, dtype=np.float32)
+    if image.ndim == 0:
+        out[...] = affine(image.astype(np.float64))
+        return out
+    rows = max(1, _BLOCK_VALUES // max(1, int(np.prod(image.shape[1:]))))
+    for start in range(0, image.shape[0], rows):
+        out[start:start + rows] = affine(image[start:start + rows].astype(np.float64))
+    return out
 
 
 #: Choices of the run-level ``normalization`` setting: each plane scaled by its own
