@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import step_efficiency  # noqa: E402
+import large_planes  # noqa: E402
 import thread_policy  # noqa: E402
 import warm_start  # noqa: E402
 
@@ -72,6 +73,10 @@ def main() -> None:
              "  seconds, on 256² crops and on a 512² plane; kept for planes too large for memory (the memory",
              "  budget turns them on), not for speed.",
              "- **Several masks per step** (`views_per_step`): the same PSNR for more seconds on the CPU; not adopted.",
+             "- **Warm start** (`warm_start`, `warm_iterations`): on the FMD 4-frame stacks the later planes cost a",
+             "  fraction of a fresh start and score higher; on in `bsn-quick`.",
+             "- **Context planes** (`context_planes`): higher PSNR on the FMD 4-frame stacks (frames of one still",
+             "  field); off by default, for time series of a still field and finely sampled z-stacks.",
              "- **Narrower network** (width 48): faster, a little lower PSNR on `*_1` and `*_2`; width 32 broke",
              "  early stopping on one image. Not adopted yet.",
              "",
@@ -83,7 +88,13 @@ def main() -> None:
              "`python benchmarks/warm_start.py run ...`: the FMD 4-frame stacks (`NAME_1..4`), each variant denoising",
              "the whole stack in one run; plane 1 is always a fresh start, so the later planes show what warm start",
              "(`warm_start`, `warm_iterations`) and context planes (`context_planes`) change.", "",
-             *warm_start_sections()]
+             *warm_start_sections(),
+             "## Large planes: memory", "",
+             "`python benchmarks/large_planes.py run ...`: one synthetic float32 plane, `bsn` for four iterations",
+             "(one whole-plane fill in tiles), one thread, each case in a fresh process; peak resident memory of",
+             "the process. Above the memory budget a plane is trained on crops and filled in tiles; the budget",
+             "trades memory for seconds (larger crops, fewer tiles).", "",
+             *large_planes.table(RESULTS / "large-planes"), ""]
     DOC.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {DOC}")
 

@@ -13,6 +13,8 @@ A variant is a preset with settings, as in time_to_quality.py: ``bsn-quick:warm_
 Usage:
     python benchmarks/warm_start.py run --out DIR --variants bsn-quick "bsn-quick:warm_start=true" [--names ...]
         [--crop 256] [--threads 1]
+    python benchmarks/warm_start.py run --out DIR --variants ... --noisy sample_data/cells3d_noisy.tif \
+        --clean sample_data/cells3d_clean.tif
     python benchmarks/warm_start.py table --out DIR
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +43,42 @@ def stack_names(pairs: Path) -> list[str]:
                    if all(f"{stem.rsplit('_', 1)[0]}_{k}" in stems for k in range(1, FRAMES + 1))})
 
 
-def run_stack(pairs: Path, name: str, label: str, args: argparse.Namespace) -> dict:
-    from napari_zsdenoise import DenoiseRun
+def stack_and_truth(pairs: Path, name: str, args: argparse.Namespace) -> tuple[np.ndarray, list, Callable]:
+    """The noisy stack, the clean planes and the scoring function: an FMD configuration's four
+    frames (unit range, as ``zsdenoise bench`` scores), or ``--noisy``/``--clean`` files (PSNR over
+    the clean stack's range, in its units)."""
     from napari_zsdenoise.evaluation.scoring import load_pair, score
 
+    if args.noisy:
+        import tifffile
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        noisy, clean = tifffile.imread(args.noisy), tifffile.imread(args.clean).astype(np.float64)
+        span = float(clean.max() - clean.min())
+
+        def in_units(estimate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+            estimate = np.asarray(estimate, dtype=np.float64)
+            return (float(peak_signal_noise_ratio(reference, estimate, data_range=span)),
+                    float(structural_similarity(reference, estimate, data_range=span)))
+
+        return noisy, list(clean), in_units
     frames = [load_pair(pairs / "raw" / f"{name}_{k}.png", pairs / "gt" / f"{name}_{k}.png", args.crop)
               for k in range(1, FRAMES + 1)]
-    noisy = np.stack([frame[0] for frame in frames])
+    return np.stack([frame[0] for frame in frames]), [frame[1] for frame in frames], score
+
+
+def run_stack(pairs: Path, name: str, label: str, args: argparse.Namespace) -> dict:
+    from napari_zsdenoise import DenoiseRun
+
+    noisy, cleans, score = stack_and_truth(pairs, name, args)
     method, settings = parse_method(label)
     run = DenoiseRun(noisy, method, device=args.device, seed=args.seed, preview_every=0, preview_interval=0, **settings)
     started, ends = time.perf_counter(), {}
     for event in run:
         ends[event.plane] = event.elapsed
-    seconds = [ends[0]] + [ends[k] - ends[k - 1] for k in range(1, FRAMES)]
+    seconds = [ends[0]] + [ends[k] - ends[k - 1] for k in range(1, len(cleans))]
     planes = []
-    for k, (record, (_, clean)) in enumerate(zip(run.metadata["planes"], frames)):
+    for k, (record, clean) in enumerate(zip(run.metadata["planes"], cleans)):
         psnr, ssim = score(run.result[k], clean)
         planes.append({"psnr": psnr, "ssim": ssim, "seconds": seconds[k], "iterations": record["iterations_done"],
                        "warm_started": record.get("warm_started", False)})
@@ -68,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     pairs, out = Path(args.pairs), Path(args.out)
-    names = args.names or stack_names(pairs)
+    names = [Path(args.noisy).stem] if args.noisy else args.names or stack_names(pairs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps({"variants": args.variants, "names": names, "crop": args.crop,
                                                 "threads": args.threads}, indent=1) + "\n")
@@ -90,9 +114,8 @@ def table(out: Path) -> list[str]:
     records = {label: {p.stem: json.loads(p.read_text()) for p in (out / label_folder(label)).glob("*.json")}
                for label in study["variants"]}
     common = sorted(set.intersection(*(set(r) for r in records.values())))
-    lines = [f"{len(common)} stack(s) of {FRAMES} frames, {study['crop']}² centre crops, {study['threads']} thread(s): "
-             f"{', '.join(common)}", "",
-             "| variant | plane 1 PSNR | plane 1 s | planes 2-4 PSNR | planes 2-4 s/plane | planes 2-4 iterations |",
+    lines = [f"{len(common)} stack(s), {study['threads']} thread(s): {', '.join(common)}", "",
+             "| variant | plane 1 PSNR | plane 1 s | later planes PSNR | later planes s/plane | later planes iterations |",
              "|---|---|---|---|---|---|"]
     for label, by_stack in records.items():
         firsts = [by_stack[name]["planes"][0] for name in common]
@@ -112,6 +135,8 @@ def main() -> None:
     runner.add_argument("--pairs", default="../shared/data/fmd-test")
     runner.add_argument("--names", nargs="+", help="configurations, e.g. Confocal_FISH (default: all)")
     runner.add_argument("--crop", type=int, default=256)
+    runner.add_argument("--noisy", help="a noisy stack (TIFF) instead of the FMD frames, scored against --clean")
+    runner.add_argument("--clean")
     runner.add_argument("--threads", type=int, default=1)
     runner.add_argument("--device", default="cpu")
     runner.add_argument("--seed", type=int, default=0)
