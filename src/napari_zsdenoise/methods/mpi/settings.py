@@ -115,9 +115,8 @@ PRESETS = (
     _preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000, early_stopping=True),
     _preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000,
             weights=None, early_stopping=True),
-    _preset("bsn-quick", "blind-spot filling tuned for time to quality; in a stack each plane continues from the "
-            "previous one", ema_beta=0.99, iterations=1000, weights=None, early_stopping=True, patience=50,
-            warm_start=True, warm_iterations=100,
+    _preset("bsn-quick", "blind-spot filling tuned for time to quality", ema_beta=0.99, iterations=1000,
+            weights=None, early_stopping=True, patience=50, warm_iterations=100,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
 )
