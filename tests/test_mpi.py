@@ -362,18 +362,21 @@ def test_running_out_of_device_memory_retries_on_smaller_crops(monkeypatch):
     assert method.result().shape == (64, 64)
 
 
-def test_context_planes_are_unmasked_extra_channels_and_need_a_stack_and_random_weights(small_noisy):
+def test_context_planes_are_unmasked_extra_channels_where_the_image_has_them(small_noisy):
     from napari_zsdenoise import DenoiseRun
 
-    with pytest.raises(ValueError, match="context_planes needs a stack"):
-        DenoiseRun(small_noisy, "bsn", context_planes=1)
     with pytest.raises(ValueError, match="context_planes needs random initialisation"):
         DenoiseRun(np.stack([small_noisy] * 3), "mpi-fast", context_planes=1)
+    flat = DenoiseRun(small_noisy, "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
+    for _ in flat:  # a 2-D image has no neighbours: it runs without, and says so
+        pass
+    assert flat.metadata["planes"][0]["context_planes"] == 0
     image = np.random.default_rng(9).uniform(0.2, 0.8, (3, 40, 40)).astype(np.float32)
-    with pytest.raises(ValueError, match="needs 2 neighbouring planes"):
-        _prepared(image[1], context_planes=1)
+    assert _prepared(image[1], context_planes=1).network.image_channels == 1
     method = MPIMethod(MPIConfig(**{**TINY, "context_planes": 1}))
     method.setup(torch.device("cpu"), 7)
+    with pytest.raises(ValueError, match="needs 2 neighbouring planes"):
+        method.prepare(image[1], 7, image[:1])
     method.prepare(image[1], 7, np.stack([image[0], image[2]]))
     assert method.network.image_channels == 3 and method.network.output_channels == 1
     seen = []

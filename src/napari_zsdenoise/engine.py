@@ -177,9 +177,6 @@ class DenoiseRun:
         self.preview_interval = float(preview_interval)
         self._plane_indices = self._select_planes(plane)
         self._single_plane = plane is not None
-        if self.config.context_planes and (len(self.shape) < 3 or self.shape[-3] < 2):
-            raise ValueError(f"context_planes needs a stack of at least 2 planes along the axis before Y; the image "
-                             f"has shape {self.shape}")
         self._finished_planes = self._check_finished_planes(finished_planes or {})
         self._on_plane_finished = on_plane_finished
         if output is not None and (tuple(output.shape) != self.output_shape or np.dtype(output.dtype) != np.float32):
@@ -253,10 +250,11 @@ class DenoiseRun:
 
     def _context_planes(self, index: tuple[int, ...]) -> np.ndarray | None:
         """The ``context_planes`` neighbours of plane ``index`` on each side along the axis just
-        before Y (before, then after; mirrored at the ends of the stack), or None."""
+        before Y (before, then after; mirrored at the ends of the stack), or None when the
+        settings ask for none or the image has no second plane along that axis."""
         count = self.config.context_planes
-        if not count:
-            return None
+        if not count or not index or self.shape[len(index) - 1] < 2:
+            return None  # a single plane has no neighbours: the method runs without context
         length, centre, planes = self.shape[len(index) - 1], index[-1], []
         for offset in [*range(-count, 0), *range(1, count + 1)]:
             position = abs(centre + offset)  # mirrored at the start ...

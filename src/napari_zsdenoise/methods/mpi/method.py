@@ -95,6 +95,7 @@ class MPIMethod(EnsembleOutputMethod):
         self.network: SkipHourglass | None = None
         self.warm_started = False
         self._budget: int | None = None
+        self._with_context = False
 
     def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load (and hash) the starting weights once for the whole run, and check they fit the settings."""
@@ -130,8 +131,8 @@ class MPIMethod(EnsembleOutputMethod):
         # caller's global torch RNG is left untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return SkipHourglass(1 + 2 * self.config.context_planes, 1, width=self.config.width,
-                                 scales=self.config.scales, output_channels=1)
+            channels = 1 + (2 * self.config.context_planes if self._with_context else 0)
+            return SkipHourglass(channels, 1, width=self.config.width, scales=self.config.scales, output_channels=1)
 
     def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         device, seed = self.device, plane_seed
@@ -156,16 +157,18 @@ class MPIMethod(EnsembleOutputMethod):
                 validation_every=self.config.validation_every, seed=seed)
             self._loss_weight = self.early_stopping.loss_weight()
         layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
+        # Context planes when the settings ask for them and the image has them (a 2-D image has none).
+        self._with_context = bool(self.config.context_planes) and context is not None
+        if self._with_context and len(context) != 2 * self.config.context_planes:
+            raise ValueError(f"context_planes={self.config.context_planes} needs "
+                             f"{2 * self.config.context_planes} neighbouring planes with each plane")
         # Warm start: the previous plane's network already knows the structures of this
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
         self.warm_started = self.config.warm_start and self.network is not None
         self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
         self.network = (self.network if self.warm_started else self._fresh_network(seed)).to(device, memory_format=layout)
         channels = self.network.image_channels
-        if self.config.context_planes:
-            if context is None or len(context) != 2 * self.config.context_planes:
-                raise ValueError(f"context_planes={self.config.context_planes} needs "
-                                 f"{2 * self.config.context_planes} neighbouring planes with each plane")
+        if self._with_context:
             # The neighbours follow the plane as extra channels, split into sub-images alike.
             neighbours = [split_subimages(plane_to_tensor(other, device, multiple=factor), factor) for other in context]
             self._network_input = torch.cat([self.noisy, *neighbours], dim=1).contiguous(memory_format=layout)
@@ -252,7 +255,7 @@ class MPIMethod(EnsembleOutputMethod):
         """The network's output for ``network_input`` under a fresh mask, and that keep-mask."""
         keep = self.draw_keep_mask(network_input.shape[:1] + self.noisy.shape[1:2] + network_input.shape[2:])
         mask_input = keep.expand(-1, self._mask_repeats, -1, -1) if self._mask_repeats > 1 else keep
-        if self.config.context_planes:
+        if self._with_context:
             # Only the plane itself is masked: the context planes' noise is independent of it.
             masked = torch.cat([network_input[:, :1] * keep, network_input[:, 1:]], dim=1)
         else:
@@ -343,6 +346,8 @@ class MPIMethod(EnsembleOutputMethod):
         facts = {**super().plane_facts(), **self.memory_plan}
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
+        if self.config.context_planes:
+            facts["context_planes"] = self.config.context_planes if self._with_context else 0
         if self._noise_response is not None:
             if self.blend_weight is None:
                 self.preview()
