@@ -68,8 +68,8 @@ def table(out: Path) -> list[str]:
     for r in sorted(records, key=lambda r: (r["size"], r["budget_mb"])):
         gib = 2**30
         lines.append(f"| {r['size']}² | {'automatic' if not r['budget_mb'] else str(r['budget_mb']) + ' MB'} | "
-                     f"{r['trained_on_crops'] or 'whole plane'} | {r['peak_rss_bytes'] / gib:.2f} GB | "
-                     f"{r['arrays_bytes'] / gib:.2f} GB | {(r['peak_rss_bytes'] - r['arrays_bytes']) / gib:.2f} GB | "
+                     f"{r['trained_on_crops'] or 'whole plane'} | {r['peak_rss_bytes'] / gib:.2f} GiB | "
+                     f"{r['arrays_bytes'] / gib:.2f} GiB | {(r['peak_rss_bytes'] - r['arrays_bytes']) / gib:.2f} GiB | "
                      f"{r['seconds'] / r['iterations']:.1f} |")
     return lines
 
