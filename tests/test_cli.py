@@ -307,3 +307,10 @@ def test_a_folder_runs_on_a_two_worker_local_dask_cluster_as_it_runs_here(tmp_pa
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "cluster" / "image1.tif"), tifffile.imread(tmp_path / "here.tif"))
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"zsdenoise {napari_zsdenoise.__version__}"

@@ -352,7 +352,10 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from napari_zsdenoise import __version__
+
     parser = argparse.ArgumentParser(prog="zsdenoise", description="Zero-shot denoising of fluorescence microscopy images.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     denoise = commands.add_parser("denoise", help="denoise an image file or a folder of them")
