@@ -23,6 +23,7 @@ from napari_zsdenoise.outputs import (
     check_output_layout,
     is_output_path,
     is_zarr_path,
+    matches_key,
     progress_folder,
     read_provenance,
 )
@@ -119,7 +120,7 @@ def output_state(job: Job, key: dict[str, Any]) -> str:
         provenance = read_provenance(job.destination) if job.destination.is_file() or is_zarr_path(job.destination) else {}
     except Exception:  # noqa: BLE001 - an unreadable file is simply not ours
         return "other"
-    if not all(provenance.get(name) == value for name, value in key.items()):
+    if not matches_key(provenance, key):
         return "other"
     unfinished = (provenance.get("stopped_early") or provenance.get("planes_not_denoised")
                   or provenance.get("complete") is False)

@@ -66,6 +66,11 @@ def read_provenance(path: Path) -> dict[str, Any]:
     return read_tiff_metadata(path)
 
 
+def matches_key(provenance: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether ``provenance`` comes from a run with this key (input, method, settings, seed, scaling)."""
+    return all(provenance.get(name) == value for name, value in key.items())
+
+
 def progress_folder(destination: Path) -> Path:
     """Where a TIFF output's finished planes wait while its stack is computed."""
     return destination.with_name(destination.name + ".partial")
@@ -209,7 +214,7 @@ class ZarrResultWriter(ResultWriter):
 
     def finished_planes(self) -> dict[Index, tuple[np.ndarray, dict[str, Any]]]:
         provenance = self._stored_provenance()
-        if not all(provenance.get(name) == value for name, value in self.key.items()):
+        if not matches_key(provenance, self.key):
             return {}
         import zarr
 
@@ -224,7 +229,7 @@ class ZarrResultWriter(ResultWriter):
             import zarr
 
             provenance = self._stored_provenance()
-            if provenance and all(provenance.get(name) == value for name, value in self.key.items()):
+            if provenance and matches_key(provenance, self.key):
                 self._array = zarr.open_array(str(self.destination / "0"), mode="r+")
                 self.records = {tuple(r["index"]): r for r in provenance.get("finished_planes", [])}
             else:

@@ -209,12 +209,15 @@ class MPIMethod(EnsembleOutputMethod):
         batch, multiple = self.noisy.shape[0], 2**self.config.scales
         side = int((budget / (per_pixel * batch)) ** 0.5) // multiple * multiple
         side = max(side, self.config.min_size // self.config.shuffle_factor)
+        self._train_on_crops(side, self._fill_tile or side, f"the whole plane would need about "
+                             f"{_megabytes(needed)}, the budget is {_megabytes(budget)}")
+
+    def _train_on_crops(self, side: int, fill_tile: int, reason: str) -> None:
+        """From now on train on crops of ``side`` and fill in tiles of ``fill_tile``, saying why."""
         self._crop_size = (min(side, self.noisy.shape[-2]), min(side, self.noisy.shape[-1]))
-        self._fill_tile = self._fill_tile or side
+        self._fill_tile = fill_tile
         self._fill_every = self._fill_every or AUTOMATIC_FILL_EVERY
-        self.memory_plan = {"trained_on_crops": side * self.config.shuffle_factor,
-                            "reason": f"the whole plane would need about {_megabytes(needed)}, the budget is "
-                                      f"{_megabytes(budget)}"}
+        self.memory_plan = {"trained_on_crops": side * self.config.shuffle_factor, "reason": reason}
 
     def _training_crop_size(self) -> tuple[int, int] | None:
         """(height, width) of the training crops on the network's input, or None: the whole plane."""
@@ -282,11 +285,8 @@ class MPIMethod(EnsembleOutputMethod):
         side = max(height, width) // 2 // multiple * multiple
         if side < smallest:
             return False
-        self._crop_size = (min(side, self.noisy.shape[-2]), min(side, self.noisy.shape[-1]))
-        self._fill_tile = min(self._fill_tile or side, side)
-        self._fill_every = self._fill_every or AUTOMATIC_FILL_EVERY
-        self.memory_plan = {"trained_on_crops": side * self.config.shuffle_factor,
-                            "reason": f"the device ran out of memory at iteration {self.iterations_done + 1}"}
+        self._train_on_crops(side, min(self._fill_tile or side, side),
+                             f"the device ran out of memory at iteration {self.iterations_done + 1}")
         return True
 
     def _train_step(self) -> StepRecord:
