@@ -188,3 +188,37 @@ def test_stack_normalization_scales_every_plane_alike(small_noisy):
     np.testing.assert_array_equal(alone.result, results["stack"][1])
     with pytest.raises(ValueError, match="normalization must be one of plane, stack"):
         DenoiseRun(stack, "mpi-fast", normalization="global")
+
+
+@pytest.mark.parametrize("normalization", ["plane", "stack"])
+def test_a_camera_offset_only_moves_the_results_zero(small_noisy, normalization):
+    stack = np.stack([small_noisy, small_noisy // 2])
+    before = stack.copy()
+    offset = float(np.median(small_noisy))  # half the pixels lie below it
+    common = dict(device="cpu", precision="fp32", seed=2, iterations=3, normalization=normalization, **TINY)
+    plain = DenoiseRun(stack, "mpi-fast", **common)
+    shifted = DenoiseRun(stack, "mpi-fast", camera_offset=offset, **common)
+    list(plain), list(shifted)
+    np.testing.assert_allclose(shifted.result, plain.result - offset, rtol=0, atol=1e-3)
+    assert (shifted.result < 0).any()  # values below the offset are kept, not clipped
+    np.testing.assert_array_equal(stack, before)
+    assert shifted.metadata["camera_offset"] == offset and plain.metadata["camera_offset"] == 0.0
+    # denoise() takes it too, as a plain int.
+    np.testing.assert_allclose(denoise(small_noisy, "mpi-fast", camera_offset=100, **common),
+                               denoise(small_noisy, "mpi-fast", **common) - 100, rtol=0, atol=1e-3)
+
+
+def test_planes_a_stopped_run_never_reached_are_the_input_less_the_camera_offset(small_noisy):
+    stack = np.stack([small_noisy, small_noisy + 1])
+    run = DenoiseRun(stack, "mpi-fast", camera_offset=100, iterations=2, **TINY)
+    run.stop()
+    list(run)
+    np.testing.assert_array_equal(run.result, stack.astype(np.float32) - 100)
+
+
+@pytest.mark.parametrize("offset", [float("nan"), float("inf"), "100", True, None])
+def test_a_camera_offset_that_is_not_a_finite_number_is_refused_before_computing(small_noisy, offset, monkeypatch):
+    monkeypatch.setattr(DenoiseRun, "__iter__", lambda self: pytest.fail("computing started"))
+    with pytest.raises(ValueError, match="camera_offset must be a finite number") as refused:
+        denoise(small_noisy, "mpi-fast", camera_offset=offset, **TINY)
+    assert "\n" not in str(refused.value)

@@ -42,3 +42,16 @@ def test_fit_does_not_modify_input(rng):
     scaling = IntensityScaling.fit(image)
     scaling.normalize(image)
     np.testing.assert_array_equal(image, before)
+
+
+def test_the_fit_moves_with_a_baseline_subtracted_from_the_image(rng):
+    from napari_zsdenoise.normalization import subtract_baseline
+
+    image = rng.poisson(30, (40, 50)).astype(np.uint16) + 100
+    fitted = IntensityScaling.fit(image).for_baseline_removed(100.0)
+    refitted = IntensityScaling.fit(image.astype(np.float64) - 100)
+    assert fitted.scale == pytest.approx(refitted.scale) and fitted.offset == pytest.approx(refitted.offset)
+    shifted = subtract_baseline(image, 100.0)
+    assert shifted.dtype == np.float32
+    np.testing.assert_array_equal(shifted, image.astype(np.float32) - 100)
+    np.testing.assert_allclose(fitted.normalize(shifted), IntensityScaling.fit(image).normalize(image), atol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 from napari_zsdenoise._runtime import large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
-from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample
+from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample, subtract_baseline
 
 
 # Reading a loss makes the host wait for the device. On a GPU that happens only every this
@@ -46,8 +46,8 @@ class ProgressEvent:
         Training loss of the latest iteration whose loss was read (normalised units): on
         a GPU it may be up to ``LOSS_READ_EVERY`` steps old between previews.
     preview : numpy.ndarray or None
-        Current estimate of the plane (2-D float32, input intensity units), or None on
-        events emitted between previews.
+        Current estimate of the plane (2-D float32, input intensity units less the camera
+        offset), or None on events emitted between previews.
     elapsed : float
         Seconds since the run started.
     plane : int
@@ -93,8 +93,8 @@ class DenoiseRun:
 
     The method is built and set up (weights loaded) on construction, so bad settings or
     weights fail here, before any computing. A run runs once: iterating it again raises
-    RuntimeError. :meth:`stop` before iterating gives the input unchanged as the result,
-    with ``stopped_early`` True and every plane listed as not denoised.
+    RuntimeError. :meth:`stop` before iterating gives the input (less ``camera_offset``)
+    as the result, with ``stopped_early`` True and every plane listed as not denoised.
 
     Parameters
     ----------
@@ -118,6 +118,14 @@ class DenoiseRun:
         percentiles, or every plane of a stack by the same ones (fitted on evenly spaced
         planes), which keeps the noise of dim, out-of-focus planes from being stretched.
         The result is always in the input's units.
+    camera_offset : float
+        The constant a camera adds to every pixel (e.g. 100 ADU on many sCMOS cameras), in
+        the input's units. It is subtracted from the input before the intensity scaling, and
+        the result is in the input's units with it removed: zero is no light above the
+        camera's baseline. Values below the offset are kept, not clipped, because clipping
+        would bias the noise. As the scaling is an affine percentile stretch, the denoising
+        itself does not change with the offset; only the result's zero moves. Recorded in
+        the provenance.
     seed : int
         Seeds network initialisation and masks; the same seed on the same device
         reproduces a run.
@@ -154,6 +162,7 @@ class DenoiseRun:
         device: str | None = None,
         precision: str = "auto",
         normalization: str = "plane",
+        camera_offset: float = 0.0,
         seed: int = 0,
         plane: int | tuple[int, ...] | None = None,
         preview_every: int = 10,
@@ -167,6 +176,7 @@ class DenoiseRun:
         self.config = self.spec.resolve_config(config, **overrides)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int; got {seed!r}")
+        self.camera_offset = _checked_camera_offset(camera_offset)
         if preview_every < 0 or preview_interval < 0:
             raise ValueError("preview_every and preview_interval must be >= 0")
         image = _as_image_array(image)
@@ -278,10 +288,13 @@ class DenoiseRun:
 
         method, total = self.method, self.config.iterations
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        scaling = self._stack_scaling or IntensityScaling.fit(raw)
+        fitted = self._stack_scaling or IntensityScaling.fit(raw)
+        # The fit normalises the raw plane, and its twin for the offset-free input maps back:
+        # that is the offset subtracted before the scaling, without a shifted copy of the plane.
+        scaling = fitted.for_baseline_removed(self.camera_offset)
         context = self._context_planes(index)
-        method.prepare(scaling.normalize(raw), self._plane_seed(index),
-                       None if context is None else scaling.normalize(context))
+        method.prepare(fitted.normalize(raw), self._plane_seed(index),
+                       None if context is None else fitted.normalize(context))
         last_preview = time.perf_counter()
         iteration, loss = 0, float("nan")
         for iteration in range(1, total + 1):
@@ -339,7 +352,7 @@ class DenoiseRun:
                 raw = self._load_plane(index)
                 if self._stop.is_set():
                     # Planes never reached keep the input values, and the metadata says so.
-                    output[where] = raw
+                    output[where] = subtract_baseline(raw, self.camera_offset)
                     not_denoised.append(list(index))
                     self.stopped_early = True
                     continue
@@ -362,6 +375,7 @@ class DenoiseRun:
             "device": str(self.device),
             "precision": self.precision,
             "normalization": self.normalization,
+            "camera_offset": self.camera_offset,
             "torch_version": torch.__version__,
             # Seconds on a CPU depend on how many threads torch used.
             "torch_threads": torch.get_num_threads(),
@@ -375,6 +389,14 @@ class DenoiseRun:
             "planes_not_denoised": not_denoised,
             **self.method.run_facts(),
         }
+
+
+def _checked_camera_offset(value: Any) -> float:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not np.isfinite(value)):
+        raise ValueError(f"camera_offset must be a finite number (the camera's baseline, in the input's units); "
+                         f"got {value!r}")
+    return float(value)
 
 
 def _as_image_array(image: Any) -> Any:
@@ -394,8 +416,9 @@ def _as_image_array(image: Any) -> Any:
         raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
 
 
-def denoise(image: Any, method: str = "mpi-fast", **kwargs: Any) -> np.ndarray:
-    """Denoise ``image`` and return a new float32 array in the input's intensity units.
+def denoise(image: Any, method: str = "mpi-fast", *, camera_offset: float = 0.0, **kwargs: Any) -> np.ndarray:
+    """Denoise ``image`` and return a new float32 array in the input's intensity units
+    (less ``camera_offset``, the constant the camera adds to every pixel, when given).
 
     Blocking convenience wrapper around :class:`DenoiseRun`; accepts the same arguments.
 
@@ -403,8 +426,9 @@ def denoise(image: Any, method: str = "mpi-fast", **kwargs: Any) -> np.ndarray:
     --------
     >>> from napari_zsdenoise import denoise
     >>> clean = denoise(noisy, method="mpi-fast", iterations=100, seed=0)  # doctest: +SKIP
+    >>> above_baseline = denoise(noisy, camera_offset=100)  # an sCMOS camera's 100 ADU  # doctest: +SKIP
     """
-    run = DenoiseRun(image, method, preview_every=0, preview_interval=0, **kwargs)
+    run = DenoiseRun(image, method, camera_offset=camera_offset, preview_every=0, preview_interval=0, **kwargs)
     for _ in run:
         pass
     assert run.result is not None

@@ -52,6 +52,19 @@ class IntensityScaling:
         """Return a new float32 array in the original intensity units."""
         return _in_row_blocks(image, lambda block: block * self.scale + self.offset)
 
+    def for_baseline_removed(self, baseline: float) -> IntensityScaling:
+        """The map that treats ``raw - baseline`` exactly as this one treats ``raw``.
+
+        A percentile fit moves with a constant subtracted from its input, so this is the
+        fit of ``raw - baseline`` without forming that shifted copy of the image.
+        """
+        return IntensityScaling(offset=self.offset - baseline, scale=self.scale)
+
+
+def subtract_baseline(image: np.ndarray, baseline: float) -> np.ndarray:
+    """Return a new float32 array of ``image - baseline`` (e.g. a camera's constant offset)."""
+    return _in_row_blocks(image, lambda block: block - baseline)
+
 
 # Rows computed in float64 at a time: a large plane never needs a float64 copy of itself.
 _BLOCK_VALUES = 2**20
