@@ -26,6 +26,9 @@ Choices the paper leaves open (see the methods digest, section 3.6):
   held-out pixels enter neither ``L_dn`` nor ``L_inr``, so neither network learns their
   noise. The paper reports no need for it; on FMD crops here the ensemble peaked and
   then fell well before iteration 1200 (docs/design-notes.md, "Early stopping").
+
+What the method is, the choices its paper leaves open and what this package uses:
+``docs/methods.md`` (the one copy; this docstring keeps only what the code needs).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ With a ``training_crop`` each step trains on random crops instead of the whole p
 that a step costs the same on any plane size; the crops' predictions fill the ensemble
 where they lie, and ``fill_every`` adds untrained masked predictions of the whole plane.
 ``views_per_step`` trains on several crops, or several masks of the whole plane, at once.
+
+What the method is, the choices its paper leaves open and what this package uses:
+``docs/methods.md`` (the one copy; this docstring keeps only what the code needs).
 """
 
 from __future__ import annotations

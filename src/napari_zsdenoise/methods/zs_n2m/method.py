@@ -29,6 +29,9 @@ Choices the paper leaves open (digest 4.9), made here:
   ``h(y)`` levels off well before 1500 (docs/design-notes.md, "ZS-N2M stage 2 length").
 - Stage 2 starts from an untrained U-Net's output, so the preview keeps showing
   ``f(y)`` for the first tenth of stage 2 (at least 20 steps) and then switches to ``h(y)``.
+
+What the method is, the choices its paper leaves open and what this package uses:
+``docs/methods.md`` (the one copy; this docstring keeps only what the code needs).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ images whose noise is nearly independent; a tiny residual network is trained to 
 each to the other (residual loss) and to commute with downsampling (consistency loss).
 The full-size estimate ``f(y)`` that the consistency term computes every step is the
 preview and the result.
+
+What the method is, the choices its paper leaves open and what this package uses:
+``docs/methods.md`` (the one copy; this docstring keeps only what the code needs).
 """
 
 from __future__ import annotations
