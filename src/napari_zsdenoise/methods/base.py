@@ -133,6 +133,10 @@ class MethodSpec:
         The paper the method comes from ('' for this project's own).
     recommendation : str
         For the one preset to start with, why (one line); '' for every other preset.
+    hint : str
+        A few words that set the preset apart in a menu, e.g. "best quality per second",
+        "fastest", "the paper's preset"; '' for none. Shown next to the name, so it must stay
+        true of the preset as it is (speed and quality claims as measured in ``docs/``).
     """
 
     name: str
@@ -141,6 +145,7 @@ class MethodSpec:
     default_config: MethodSettings
     citation: str = ""
     recommendation: str = ""
+    hint: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.default_config, MethodSettings):

@@ -50,5 +50,6 @@ PRESETS = (
     # iteration 1000 on FMD crops (docs/design-notes.md, "Early stopping").
     MethodSpec("ins-bsn", "INS-BSN: blind-spot U-Net fed SIREN estimates of hidden pixels, p0 0.1, "
                "at most 1200 iterations, early stopping (slow on CPU)",
-               "napari_zsdenoise.methods.ins_bsn.method:INSBSNMethod", INSBSNConfig(early_stopping=True), CITATION),
+               "napari_zsdenoise.methods.ins_bsn.method:INSBSNMethod", INSBSNConfig(early_stopping=True), CITATION,
+               hint="slow on CPU"),
 )

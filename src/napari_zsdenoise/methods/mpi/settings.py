@@ -97,12 +97,12 @@ class MPIConfig(EarlyStoppingSettings):
 _IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"
 
 
-def _preset(name: str, label: str, recommendation: str = "", **settings) -> MethodSpec:
+def _preset(name: str, label: str, hint: str, recommendation: str = "", **settings) -> MethodSpec:
     config = MPIConfig(**settings)
     budget = (f"at most {config.iterations} iterations, early stopping after {config.patience} without progress"
               if config.early_stopping else f"{config.iterations} iterations")
     return MethodSpec(name, f"{label} (EMA beta {config.ema_beta}, {budget}, mask ratio {config.mask_ratio})",
-                      _IMPLEMENTATION, config, CITATION, recommendation)
+                      _IMPLEMENTATION, config, CITATION, recommendation, hint)
 
 
 # The fast preset stays the authors' fixed 200 iterations; the 1000-iteration presets stop
@@ -112,11 +112,14 @@ def _preset(name: str, label: str, recommendation: str = "", **settings) -> Meth
 # `mpi` and `bsn` keep the behaviour their published figures were measured with; the
 # recommended preset is chosen from the time-to-quality curves and may change with them.
 PRESETS = (
-    _preset("mpi-fast", "MPI iterative filling, faster preset", ema_beta=0.9, iterations=200),
-    _preset("mpi", "MPI iterative filling, default preset", ema_beta=0.99, iterations=1000, early_stopping=True),
-    _preset("bsn", "blind-spot baseline: MPI filling from random initialisation", ema_beta=0.99, iterations=1000,
-            weights=None, early_stopping=True),
-    _preset("bsn-quick", "blind-spot filling tuned for time to quality", ema_beta=0.99, iterations=1000,
+    _preset("mpi-fast", "MPI iterative filling, faster preset", "fastest of the MPI family (200 it)",
+            ema_beta=0.9, iterations=200),
+    _preset("mpi", "MPI iterative filling, default preset", "the paper's preset, stops early",
+            ema_beta=0.99, iterations=1000, early_stopping=True),
+    _preset("bsn", "blind-spot baseline: MPI filling from random initialisation",
+            "the paper's no-pre-training control", ema_beta=0.99, iterations=1000, weights=None, early_stopping=True),
+    _preset("bsn-quick", "blind-spot filling tuned for time to quality", "best quality per second",
+            ema_beta=0.99, iterations=1000,
             weights=None, early_stopping=True, patience=50, warm_iterations=100,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),

@@ -57,7 +57,8 @@ class ZSN2MConfig(MethodSettings):
 _IMPLEMENTATION = "napari_zsdenoise.methods.zs_n2m.method:ZSN2MMethod"
 PRESETS = (
     MethodSpec("zs-n2m", "Zero-Shot Noise2Mean: MBD stage (2000 it) then GRD U-Net refinement (500 it); slow on CPU",
-               _IMPLEMENTATION, ZSN2MConfig(), CITATION),
+               _IMPLEMENTATION, ZSN2MConfig(), CITATION, hint="two stages, slow on CPU"),
     MethodSpec("zs-n2m-fast", "Zero-Shot Noise2Mean* (MBD stage only, 2000 iterations; CPU-friendly)",
-               _IMPLEMENTATION, ZSN2MConfig(iterations=2000, refine_share=0.0), CITATION),
+               _IMPLEMENTATION, ZSN2MConfig(iterations=2000, refine_share=0.0), CITATION,
+               hint="stage 1 only (ZS-N2M*), lighter on CPU"),
 )

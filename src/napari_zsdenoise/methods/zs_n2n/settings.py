@@ -31,5 +31,5 @@ class ZSN2NConfig(MethodSettings):
 PRESETS = (
     MethodSpec("zs-n2n", "Zero-Shot Noise2Noise (Mansour & Heckel 2023): downsampled pairs, 2000 iterations, "
                "tiny network (fast on CPU)", "napari_zsdenoise.methods.zs_n2n.method:ZSN2NMethod", ZSN2NConfig(),
-               CITATION),
+               CITATION, hint="tiny network, fast per iteration"),
 )
