@@ -27,7 +27,8 @@ def test_denoise_file_round_trip(tmp_path, small_noisy, capsys):
     meta = read_tiff_metadata(target)
     assert meta["method"] == "mpi-fast" and meta["seed"] == 1 and meta["source"] == str(source)
     assert meta["parameters"]["iterations"] == 2
-    assert "2/2 it" in capsys.readouterr().err  # progress goes to stderr
+    err = capsys.readouterr().err  # progress and the summary go to stderr
+    assert f"denoised in.tif -> {target}: mpi-fast, 1 plane, 2 iterations, " in err and " on cpu" in err
 
     # The same command again finds the work done and says so; other settings do not
     # overwrite without --overwrite, and the existing file is left untouched.
@@ -314,3 +315,173 @@ def test_version_is_printed(capsys):
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"zsdenoise {napari_zsdenoise.__version__}"
+
+
+TINY_MPI = ["--method", "mpi-fast", "--width", "8", "--scales", "3", "--weights", "none", "--device", "cpu"]
+
+
+def test_progress_without_a_terminal_is_plain_lines_with_a_summary_per_file(tmp_path, small_noisy, capsys, monkeypatch):
+    import napari_zsdenoise.cli as cli
+
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, np.stack([small_noisy, small_noisy]))
+    command = ["denoise", str(source), "-o", str(tmp_path / "out.tif"), *TINY_MPI, "--iterations", "3"]
+    assert main(command) == 0
+    err = capsys.readouterr().err  # captured: not a terminal
+    assert "\r" not in err and "\x1b" not in err and err.endswith("\n")
+    lines = err.splitlines()
+    assert lines[0].startswith("stack.tif: plane 1/2 finished after 3/3 iterations, loss ")
+    assert lines[1].startswith("stack.tif: plane 2/2 finished after 3/3 iterations, loss ")
+    assert "about" in lines[0] and "left" in lines[0] and "elapsed" in lines[1]
+    assert lines[2].startswith(f"denoised stack.tif -> {tmp_path / 'out.tif'}: mpi-fast, 2 planes, 3 iterations each, ")
+    assert len(lines) == 3
+
+    # Between finished planes, a line at most every PLAIN_PROGRESS_INTERVAL seconds of the run.
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_INTERVAL", 0.0)
+    assert main([*command[:3], str(tmp_path / "every.tif"), *command[4:]]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[1].strip() for line in lines[:3]] == ["iteration 1/3", "iteration 2/3", "iteration 3/3"]
+
+    # -q: nothing at all on stderr for a file that is simply denoised.
+    assert main([*command[:3], str(tmp_path / "quiet.tif"), *command[4:], "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+class _FakeTerminal:
+    def __init__(self):
+        import io
+
+        self.text = io.StringIO()
+
+    def write(self, text):
+        return self.text.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def _events(plane, n_planes, iterations, total):
+    from napari_zsdenoise import ProgressEvent
+
+    return [ProgressEvent(i, total, 0.5, None, 0.1 * i, plane, n_planes, (plane,)) for i in range(1, iterations + 1)]
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_the_bar_of_a_file_ends_full_after_early_stops_and_partial_when_stopped(finished):
+    from napari_zsdenoise.cli import _StderrProgress
+
+    terminal = _FakeTerminal()
+    progress = _StderrProgress("cells.tif", quiet=False, stream=terminal)
+    assert progress.on_terminal
+    # Both planes are stopped early by their held-out check, after 4 and 6 of 10 iterations.
+    for event in [*_events(0, 2, 4, 10), *_events(1, 2, 6, 10)]:
+        progress(event)
+    progress.message("a note")
+    progress.close(finished=finished)
+    shown = terminal.text.getvalue()
+    last = shown.rstrip("\n").split("\r")[-1]
+    assert last.startswith("cells.tif: ") and "plane 2/2, iteration 6/10, loss 0.5" in last
+    assert ("100%" in last) is finished
+    assert "a note\n" in shown and shown.endswith("\n")
+
+
+def test_a_file_summary_says_planes_iterations_kept_and_where_it_ran():
+    from pathlib import Path
+
+    from napari_zsdenoise.cli import _file_summary
+
+    metadata = {"method": "bsn-quick", "planes_total": 1, "planes": [{"iterations_done": 312, "best_iteration": 262}],
+                "camera_offset": 0.0, "seconds": 41.2, "device": "cpu", "precision": "fp32"}
+    assert (_file_summary(Path("raw/cells2d_noisy.tif"), Path("out.tif"), metadata)
+            == "denoised cells2d_noisy.tif -> out.tif: bsn-quick, 1 plane, 312 iterations (kept 262), 41 s on cpu, fp32")
+    stack = {**metadata, "planes_total": 3, "camera_offset": 100.0, "seconds": 250.0, "device": "cuda:0",
+             "planes": [{"iterations_done": 400, "resumed": True}, {"iterations_done": 300, "best_iteration": 250},
+                        {"iterations_done": 320, "best_iteration": None}]}
+    assert (_file_summary(Path("stack.tif"), Path("o.tif"), stack, on_dask=True)
+            == "denoised stack.tif -> o.tif: bsn-quick, 3 planes, 300-320 iterations each (kept 250-320), "
+               "1 plane(s) from an earlier run, camera offset 100 subtracted, 4 min 10 s on cuda:0 (a Dask worker), fp32")
+
+
+def test_dask_runs_report_each_finished_file_with_its_summary(tmp_path, small_noisy, capsys, monkeypatch):
+    import napari_zsdenoise.batch as batch
+
+    def files_here(jobs, request, keys, continuing, scheduler, *, workers=None, report):
+        # The cluster's part is tested with a real one above; here only what is reported.
+        for job in jobs:
+            report(job, batch.denoise_file(job, request, keys[job]), None)
+
+    monkeypatch.setattr(batch, "denoise_on_dask", files_here)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", small_noisy)
+    tifffile.imwrite(folder / "b.tif", small_noisy)
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "out"), "--dask", "local", *TINY_MPI, *FAST]) == 0
+    err = capsys.readouterr().err
+    for name in ("a.tif", "b.tif"):
+        assert f"denoised {name} -> {tmp_path / 'out' / name}: mpi-fast, 1 plane, 2 iterations, " in err
+    assert "on cpu (a Dask worker)" in err and "2 denoised, 0 skipped (already done), 0 failed" in err
+
+
+def _help_sections(text):
+    """The option strings of each titled section of argparse's help text."""
+    sections, title = {}, None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = set()
+        elif title and line.startswith("  ") and not line.startswith("   "):
+            first = line.split()[0].rstrip(",")
+            sections[title].add(first)
+            sections[title].update(word.rstrip(",") for word in line.split() if word.startswith("--"))
+    return sections
+
+
+def test_denoise_help_groups_its_options(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["denoise", "--help"])
+    sections = _help_sections(capsys.readouterr().out)
+    expected = {
+        "input and output": {"input", "-o", "--output", "--plane", "--overwrite", "--normalization", "--camera-offset",
+                             "-q", "--quiet"},
+        "method": {"--method"},
+        "device": {"--device", "--precision"},
+        "advanced": {"--set", "--seed", "--dask", "--dask-workers"},
+    }
+    for title, options in expected.items():
+        assert options <= sections[title], (title, options - sections[title])
+    assert {"--iterations", "--mask-ratio"} <= sections["method settings"]
+    assert list(sections)[-5:] == ["input and output", "method", "method settings", "device", "advanced"]
+    # No option is listed twice.
+    everywhere = [option for options in sections.values() for option in options if option.startswith("-")]
+    assert len(everywhere) == len(set(everywhere))
+
+
+def test_camera_offset_reaches_the_run_and_the_provenance(tmp_path, small_noisy, capsys):
+    source = tmp_path / "in.tif"
+    tifffile.imwrite(source, small_noisy)
+    before = source.read_bytes()
+    common = ["denoise", str(source), *TINY_MPI, "--precision", "fp32", "-q", *FAST]
+    assert main([*common, "-o", str(tmp_path / "zero.tif")]) == 0
+    assert main([*common, "-o", str(tmp_path / "offset.tif"), "--camera-offset", "100.5"]) == 0
+    assert read_tiff_metadata(tmp_path / "offset.tif")["camera_offset"] == 100.5
+    assert read_tiff_metadata(tmp_path / "zero.tif")["camera_offset"] == 0.0
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "offset.tif"), tifffile.imread(tmp_path / "zero.tif") - 100.5,
+                               rtol=0, atol=1e-3)
+    assert source.read_bytes() == before
+    # Another offset is another result: not skipped as done, and not written over without --overwrite.
+    capsys.readouterr()
+    assert main([*common, "-o", str(tmp_path / "offset.tif"), "--camera-offset", "90"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*common, "-o", str(tmp_path / "offset.tif"), "--camera-offset", "100.5"]) == 0
+    assert "skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "ADU"])
+def test_a_camera_offset_that_is_not_a_finite_number_is_refused_by_the_parser(tmp_path, text, capsys):
+    with pytest.raises(SystemExit):
+        main(["denoise", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif"), "--camera-offset", text])
+    assert f"--camera-offset: must be a finite number, not {text!r}" in capsys.readouterr().err

@@ -103,10 +103,14 @@ def image_shape(path: Path) -> tuple[int, ...]:
     return (height, width) if channels == 1 else (height, width, channels)
 
 
-def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int, normalization: str) -> dict[str, Any]:
-    """What an output's provenance must say for the same command to skip it as done or continue it."""
+def resume_key(source: Path, method: str, parameters: dict[str, Any], seed: int, normalization: str,
+               camera_offset: float = 0.0) -> dict[str, Any]:
+    """What an output's provenance must say for the same command to skip it as done or continue it.
+
+    The camera offset is part of it: a result with another offset has another zero.
+    """
     return json.loads(json.dumps({"source": str(source), "method": method, "parameters": parameters, "seed": seed,
-                                  "normalization": normalization}))
+                                  "normalization": normalization, "camera_offset": float(camera_offset)}))
 
 
 def output_state(job: Job, key: dict[str, Any]) -> str:
@@ -196,6 +200,7 @@ class FileRequest:
     device: str | None = None
     precision: str = "auto"
     normalization: str = "plane"
+    camera_offset: float = 0.0
     seed: int = 0
     plane: int | None = None
 
@@ -264,7 +269,8 @@ def denoise_file(job: Job, request: FileRequest, key: dict[str, Any], *, continu
             unsaved.append(index)
 
     run = DenoiseRun(image, request.method, device=request.device, precision=request.precision,
-                     normalization=request.normalization, seed=request.seed, plane=request.plane,
+                     normalization=request.normalization, camera_offset=request.camera_offset,
+                     seed=request.seed, plane=request.plane,
                      preview_every=0, preview_interval=1.0, finished_planes=finished,
                      on_plane_finished=save_plane if whole else None,
                      output=writer.output_array() if whole else None, **request.overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,11 +37,15 @@ def _argument_parser_for(info: SettingInfo):
     return parse
 
 
-def _add_method_options(parser: argparse.ArgumentParser) -> None:
+def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = False) -> Any:
+    """The method, its settings, the device and the seed; with ``grouped``, under the titles
+    "method", "method settings", "device" and "advanced" (returned, for more of its kind)."""
     from napari_zsdenoise.methods import recommended_method
 
-    parser.add_argument("--method", default=recommended_method(),
-                        help=f"method or preset (see `zsdenoise methods`); default {recommended_method()}, the recommended one")
+    method_group = parser.add_argument_group("method") if grouped else parser
+    method_group.add_argument("--method", default=recommended_method(),
+                              help=f"method or preset (see `zsdenoise methods`); default {recommended_method()}, "
+                                   f"the recommended one")
     group = parser.add_argument_group(
         "method settings", "Each defaults to the chosen preset's value; `zsdenoise methods --verbose` lists them per method.")
     for name, (info, methods) in _settings_by_name().items():
@@ -55,13 +60,19 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(info.option, dest=f"setting_{name}", type=_argument_parser_for(info), metavar=name.upper(),
                                default=argparse.SUPPRESS,
                                help=(info.help + bounds).replace("%", "%%") + extra)
-    group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto (bfloat16 where the device computes it fast and the method allows it, else fp32), "
-                             "fp32 or bf16; default auto")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    device_group = parser.add_argument_group("device", "Where and in what precision the training computes.") \
+        if grouped else parser
+    device_group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    device_group.add_argument("--precision", default="auto", choices=PRECISIONS,
+                              help="auto (bfloat16 where the device computes it fast and the method allows it, else "
+                                   "fp32), fp32 or bf16; default auto")
+    advanced = parser.add_argument_group("advanced", "Rarely needed.") if grouped else group
+    advanced.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                          help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
+    (advanced if grouped else parser).add_argument("--seed", type=int, default=0,
+                                                   help="random seed (default 0); the same seed on the same device "
+                                                        "reproduces a result")
+    return advanced
 
 
 def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,26 +93,154 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-class _StderrProgress:
-    """One self-overwriting progress line per file on stderr."""
+# Without a terminal (a log file, CI, a pipe) progress comes as whole lines: one as each
+# plane of a stack finishes and, in between, at most one per this many seconds.
+PLAIN_PROGRESS_INTERVAL = 30.0
 
-    def __init__(self, label: str, quiet: bool) -> None:
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _terminal_is_sized(stream: Any) -> bool:
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return size.columns > 0 and size.lines > 0
+
+
+class _StderrProgress:
+    """Progress of one file on stderr: a tqdm bar on a terminal, plain lines anywhere else.
+
+    Called with each progress event of the file's run. The bar's total is the whole file's
+    work (planes times iterations), so that its time left covers every plane.
+    """
+
+    def __init__(self, label: str, quiet: bool, stream: Any = None) -> None:
         self.label, self.quiet = label, quiet
+        self.stream = sys.stderr if stream is None else stream
+        self.on_terminal = not quiet and _is_terminal(self.stream)
+        self._bar: Any = None
+        self._latest: Any = None
+        # Work finished before this run's first event (planes an earlier run denoised): not
+        # part of the rate that the time left is estimated from.
+        self._done_before = 0
+        self._line_elapsed = 0.0
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
             return
-        eta = event.eta_seconds
-        plane = f" plane {event.plane + 1}/{event.n_planes}" if event.n_planes > 1 else ""
-        sys.stderr.write(
-            f"\r{self.label}{plane}: {event.iteration}/{event.total} it, loss {event.loss:.3g}, "
-            f"{event.elapsed:.0f} s, ETA {0 if eta is None else eta:.0f} s   "
-        )
-        sys.stderr.flush()
+        previous, self._latest = self._latest, event
+        if previous is None:
+            self._done_before = event.plane * event.total
+        if self.on_terminal:
+            self._show_on_bar(event)
+        elif previous is not None and previous.plane != event.plane:
+            self._write_line(previous, plane_finished=True)
+        elif event.elapsed - self._line_elapsed >= PLAIN_PROGRESS_INTERVAL:
+            self._write_line(event)
 
-    def close(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\n")
+    def _show_on_bar(self, event: Any) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            # Some terminals (a bare pseudo-terminal, some CI consoles) report a size of 0 x 0,
+            # on which tqdm would draw nothing: they get a fixed size instead.
+            sized = _terminal_is_sized(self.stream)
+            self._bar = tqdm(total=event.n_planes * event.total, initial=self._done_before, desc=self.label,
+                             file=self.stream, dynamic_ncols=sized, ncols=None if sized else 80,
+                             nrows=None if sized else 24, leave=True,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+        self._bar.set_postfix_str(self._state(event), refresh=False)
+        # Early stopping ends a plane before its planned iterations: the bar jumps to the next plane.
+        self._bar.update(event.plane * event.total + event.iteration - self._bar.n)
+
+    @staticmethod
+    def _state(event: Any, *, plane_finished: bool = False) -> str:
+        plane = f"plane {event.plane + 1}/{event.n_planes}"
+        if plane_finished:
+            parts = [f"{plane} finished after {event.iteration}/{event.total} iterations"]
+        else:
+            parts = [plane] if event.n_planes > 1 else []
+            parts.append(f"iteration {event.iteration}/{event.total}")
+        if event.loss == event.loss:  # not yet read (NaN) on a GPU's first steps
+            parts.append(f"loss {event.loss:.3g}")
+        return ", ".join(parts)
+
+    def _write_line(self, event: Any, *, plane_finished: bool = False) -> None:
+        from tqdm import tqdm
+
+        position = (event.plane + 1) * event.total if plane_finished else event.plane * event.total + event.iteration
+        done, left = position - self._done_before, event.n_planes * event.total - position
+        time_left = f", about {tqdm.format_interval(event.elapsed * left / done)} left" if done > 0 and left > 0 else ""
+        print(f"{self.label}: {self._state(event, plane_finished=plane_finished)}, "
+              f"{tqdm.format_interval(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
+        self._line_elapsed = event.elapsed
+
+    def message(self, text: str) -> None:
+        """Print ``text`` as a line of its own, above the bar if one is shown."""
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self, *, finished: bool) -> None:
+        """End the progress; ``finished``: the run went to its end (not stopped), so the bar is full."""
+        if self._bar is not None:
+            if finished:
+                self._bar.update(self._bar.total - self._bar.n)
+            self._bar.close()
+            self._bar = None
+        elif finished and self._latest is not None and self._latest.n_planes > 1 and not self.quiet:
+            self._write_line(self._latest, plane_finished=True)
+
+
+def _span(values: list[int]) -> str:
+    return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds) // 60
+    return f"{minutes} min {round(seconds) % 60} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, on_dask: bool = False) -> str:
+    """One line on what became of a file: method, planes, iterations (and those kept), time and device."""
+    planes = metadata["planes"]
+    computed = [plane for plane in planes if not plane.get("resumed")]
+    total = metadata["planes_total"]
+    parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else "")]
+    if computed:
+        done = [plane["iterations_done"] for plane in computed]
+        # An early stop keeps the estimate of its best held-out check, often before the last iteration.
+        kept = [plane.get("best_iteration") or plane["iterations_done"] for plane in computed]
+        parts.append(f"{_span(done)} iterations" + (" each" if len(computed) > 1 else "")
+                     + (f" (kept {_span(kept)})" if kept != done else ""))
+    if len(planes) > len(computed):
+        parts.append(f"{len(planes) - len(computed)} plane(s) from an earlier run")
+    if metadata.get("camera_offset"):
+        parts.append(f"camera offset {metadata['camera_offset']:g} subtracted")
+    where = f"{metadata['device']} (a Dask worker)" if on_dask else metadata["device"]
+    parts.append(f"{_duration(metadata['seconds'])} on {where}, {metadata['precision']}")
+    return f"denoised {source.name} -> {written_to}: {', '.join(parts)}"
+
+
+def _finite_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
@@ -115,7 +254,8 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     parameters = json.loads(json.dumps(config_parameters(spec.make_config(**overrides))))
     jobs = plan_jobs(args.input, args.output)
     method = spec.name
-    keys = {job: resume_key(job.source, method, parameters, args.seed, args.normalization) for job in jobs}
+    keys = {job: resume_key(job.source, method, parameters, args.seed, args.normalization, args.camera_offset)
+            for job in jobs}
     states = {job: output_state(job, keys[job]) if args.plane is None else "other" for job in jobs}
     done = [job for job in jobs if states[job] == "done"]
     todo = [job for job in jobs if states[job] != "done"]
@@ -125,7 +265,8 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     for job in done:
         print(f"skipped {job.source}: {job.destination} is already denoised with these settings", file=sys.stderr)
     request = FileRequest(method, overrides, device=args.device, precision=args.precision,
-                          normalization=args.normalization, seed=args.seed, plane=args.plane)
+                          normalization=args.normalization, camera_offset=args.camera_offset, seed=args.seed,
+                          plane=args.plane)
     failed: list[tuple[Path, str]] = []
     finished = 0
     if args.dask:
@@ -136,7 +277,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
             written = _denoise_one(job, args, request, keys[job], continuing=states[job] == "partial")
         except KeyboardInterrupt:
             if len(jobs) > 1:
-                print(f"\ninterrupted: {finished + len(done)} of {len(jobs)} file(s) finished and kept; run the same "
+                print(f"interrupted: {finished + len(done)} of {len(jobs)} file(s) finished and kept; run the same "
                       f"command again to continue", file=sys.stderr)
             return 130
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
@@ -167,8 +308,7 @@ def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
         for note in outcome.notes:
             print(note, file=sys.stderr)
         finished += 1
-        _say(args, f"{job.source} -> {outcome.written_to} ({outcome.metadata['seconds']:.1f} s on a Dask worker, "
-                   f"{outcome.metadata['device']}, {outcome.metadata['precision']})")
+        _say(args, _file_summary(job.source, outcome.written_to, outcome.metadata, on_dask=True))
 
     continuing = {job for job in todo if states[job] == "partial"}
     denoise_on_dask(todo, request, keys, continuing, args.dask, workers=args.dask_workers, report=report)
@@ -181,37 +321,44 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _denoise_one(job: Any, args: argparse.Namespace, request: Any, key: dict[str, Any], *, continuing: bool) -> int:
-    """Denoise one file here, with a progress line; return 1 when its result was written complete.
+    """Denoise one file here, with its progress; return 1 when its result was written complete.
 
     Ctrl-C (or SIGTERM) asks the run to stop after the current iteration: the result so
     far is written, the finished planes are kept for the next run, and the command ends.
     """
     from napari_zsdenoise.batch import denoise_file
 
+    progress = _StderrProgress(job.source.name, args.quiet)
+
     @contextlib.contextmanager
     def watch(run: Any):
-        progress = _StderrProgress(job.source.name, args.quiet)
-        with _stop_on_interrupt(run):
-            yield progress
-        progress.close()
+        finished = False
+        try:
+            with _stop_on_interrupt(run, mid_line=progress.on_terminal):
+                yield progress
+            finished = not run.stopped_early
+        finally:
+            progress.close(finished=finished)
 
-    outcome = denoise_file(job, request, key, continuing=continuing, watch=watch,
-                           say=lambda text: print(("\n" if text.startswith("warning") else "") + text, file=sys.stderr))
+    outcome = denoise_file(job, request, key, continuing=continuing, watch=watch, say=progress.message)
     metadata, where = outcome.metadata, outcome.written_to
     if outcome.stopped:
         missing = len(metadata["planes_not_denoised"])
         total = metadata["planes_total"]
-        print(f"\nstopped: {job.source} -> {where} holds {total - missing} of {total} plane(s) "
+        print(f"stopped: {job.source} -> {where} holds {total - missing} of {total} plane(s) "
               f"denoised (the last one stopped early), the rest unchanged (metadata: planes_not_denoised); "
               f"{outcome.planes_kept} finished plane(s) are kept: run the same command again to continue", file=sys.stderr)
         raise KeyboardInterrupt
-    _say(args, f"{job.source} -> {where} ({metadata['seconds']:.1f} s on {metadata['device']}, {metadata['precision']})")
+    _say(args, _file_summary(job.source, where, metadata))
     return 1
 
 
 @contextlib.contextmanager
-def _stop_on_interrupt(run: Any):
-    """The first Ctrl-C or SIGTERM stops ``run`` gracefully; a second Ctrl-C interrupts at once."""
+def _stop_on_interrupt(run: Any, *, mid_line: bool = True):
+    """The first Ctrl-C or SIGTERM stops ``run`` gracefully; a second Ctrl-C interrupts at once.
+
+    ``mid_line``: a progress bar may hold the current line, so the notice starts a new one.
+    """
     import signal
     import threading
 
@@ -221,7 +368,8 @@ def _stop_on_interrupt(run: Any):
 
     def stop(signum: int, frame: Any) -> None:
         run.stop()
-        print("\nstopping after this iteration; finished planes are kept (Ctrl-C again to abort)", file=sys.stderr)
+        print(("\n" if mid_line else "") + "stopping after this iteration; finished planes are kept "
+              "(Ctrl-C again to abort)", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -359,21 +507,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     denoise = commands.add_parser("denoise", help="denoise an image file or a folder of them")
-    denoise.add_argument("input", help="TIFF/PNG file, or a folder of them")
-    denoise.add_argument("--normalization", default="plane", choices=NORMALIZATIONS,
-                         help="scale intensities per plane (default) or by one scaling for the whole stack, which "
-                              "keeps the noise of dim out-of-focus planes from being stretched")
-    denoise.add_argument("--dask", metavar="SCHEDULER",
-                         help="run the files as tasks on a Dask cluster: a scheduler address, or 'local' for a "
-                              "LocalCluster on this machine (needs the 'cluster' extra)")
-    denoise.add_argument("--dask-workers", type=int, metavar="N",
-                         help="with --dask local: worker processes, one torch thread each (default: one per core)")
-    denoise.add_argument("-o", "--output", required=True, help="output file, TIFF (.tif) or OME-Zarr (.ome.zarr), or a folder for folder input "
-                         "(TIFF files); a stopped run is continued by the same command")
-    denoise.add_argument("--plane", type=int, help="denoise only this plane (flattened index over the leading axes)")
-    denoise.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    denoise.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    _add_method_options(denoise)
+    files = denoise.add_argument_group("input and output")
+    files.add_argument("input", help="TIFF/PNG file, or a folder of them")
+    files.add_argument("-o", "--output", required=True, help="output file, TIFF (.tif) or OME-Zarr (.ome.zarr), or a "
+                       "folder for folder input (TIFF files); a stopped run is continued by the same command")
+    files.add_argument("--plane", type=int, help="denoise only this plane (flattened index over the leading axes)")
+    files.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    files.add_argument("--normalization", default="plane", choices=NORMALIZATIONS,
+                       help="scale intensities per plane (default) or by one scaling for the whole stack, which "
+                            "keeps the noise of dim out-of-focus planes from being stretched")
+    files.add_argument("--camera-offset", type=_finite_number, default=0.0, metavar="VALUE",
+                       help="the constant the camera adds to every pixel (e.g. 100 for many sCMOS cameras), in the "
+                            "input's units: subtracted, so that the result's zero is no light above the camera's "
+                            "baseline; values below it are kept, not clipped (default 0)")
+    files.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress and no summaries on stderr, only errors and skipped files")
+    advanced = _add_method_options(denoise, grouped=True)
+    advanced.add_argument("--dask", metavar="SCHEDULER",
+                          help="run the files as tasks on a Dask cluster: a scheduler address, or 'local' for a "
+                               "LocalCluster on this machine (needs the 'cluster' extra)")
+    advanced.add_argument("--dask-workers", type=int, metavar="N",
+                          help="with --dask local: worker processes, one torch thread each (default: one per core)")
     denoise.set_defaults(func=_cmd_denoise)
 
     bench = commands.add_parser("bench", help="score a method on a folder with raw/ and gt/ pairs")
