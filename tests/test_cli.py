@@ -396,13 +396,15 @@ def test_a_file_summary_says_planes_iterations_kept_and_where_it_ran():
     metadata = {"method": "bsn-quick", "planes_total": 1, "planes": [{"iterations_done": 312, "best_iteration": 262}],
                 "camera_offset": 0.0, "seconds": 41.2, "device": "cpu", "precision": "fp32"}
     assert (_file_summary(Path("raw/cells2d_noisy.tif"), Path("out.tif"), metadata)
-            == "denoised cells2d_noisy.tif -> out.tif: bsn-quick, 1 plane, 312 iterations (kept 262), 41 s on cpu, fp32")
+            == "denoised cells2d_noisy.tif -> out.tif: bsn-quick, 1 plane, 312 iterations (kept 262), "
+               "41 s on cpu, fp32")
     stack = {**metadata, "planes_total": 3, "camera_offset": 100.0, "seconds": 250.0, "device": "cuda:0",
              "planes": [{"iterations_done": 400, "resumed": True}, {"iterations_done": 300, "best_iteration": 250},
                         {"iterations_done": 320, "best_iteration": None}]}
     assert (_file_summary(Path("stack.tif"), Path("o.tif"), stack, on_dask=True)
             == "denoised stack.tif -> o.tif: bsn-quick, 3 planes, 300-320 iterations each (kept 250-320), "
-               "1 plane(s) from an earlier run, camera offset 100 subtracted, 4 min 10 s on cuda:0 (a Dask worker), fp32")
+               "1 plane(s) from an earlier run, camera offset 100 subtracted, 4 min 10 s on cuda:0 (a Dask worker), "
+               "fp32")
 
 
 def test_dask_runs_report_each_finished_file_with_its_summary(tmp_path, small_noisy, capsys, monkeypatch):

@@ -62,7 +62,8 @@ def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = Fals
                                help=(info.help + bounds).replace("%", "%%") + extra)
     device_group = parser.add_argument_group("device", "Where and in what precision the training computes.") \
         if grouped else parser
-    device_group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    device_group.add_argument("--device", default="auto",
+                              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     device_group.add_argument("--precision", default="auto", choices=PRECISIONS,
                               help="auto (bfloat16 where the device computes it fast and the method allows it, else "
                                    "fp32), fp32 or bf16; default auto")
