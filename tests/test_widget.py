@@ -15,6 +15,26 @@ from napari_zsdenoise._qt.widget import WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SH
 from conftest import TINY  # noqa: E402
 
 TIMEOUT_MS = 120_000
+#: What the stand-in speed probe answers, in seconds per iteration at the probe's size.
+PROBE_SECONDS = 0.01
+
+
+@pytest.fixture(autouse=True)
+def probe_calls(monkeypatch, tmp_path):
+    """Every widget here estimates durations at once: a probe cache of its own in tmp_path (never the
+    user's), and a stand-in probe that answers at once and records its calls. A real probe would
+    time iterations on the CPU these tests share."""
+    from napari_zsdenoise import estimate
+
+    monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "probe-cache"))
+    calls = []
+
+    def stand_in_probe(method, size, **kwargs):
+        calls.append((method, size, kwargs))
+        return PROBE_SECONDS
+
+    monkeypatch.setattr(estimate, "probe_seconds_per_iteration", stand_in_probe)
+    return calls
 
 
 @pytest.fixture
@@ -33,7 +53,7 @@ def viewer_and_widget(make_napari_viewer_proxy, qtbot, monkeypatch, small_noisy)
 
     # The dock opens on the recommended preset; the tests run the quick one with shipped weights.
     assert widget.method_combo.value == recommended_method()
-    assert widget.method_combo.native.currentText() == f"{recommended_method()}  (recommended)"
+    assert widget.method_combo.native.currentText() == f"{recommended_method()} — best quality per second  (recommended)"
     widget.method_combo.value = "mpi-fast"
     return viewer, widget, layer
 
@@ -406,3 +426,360 @@ def test_the_convergence_plot_follows_the_run_and_stays_with_the_result(viewer_a
     assert plane["kept_iteration"] == meta["planes"][0]["best_iteration"]
     assert widget.convergence_plot.kept_line.isVisible() and widget.convergence_plot.kept_line.value() == plane["kept_iteration"]
     assert [pair[0] for pair in plane["holdout_error"]] == [10, 20, 30, 40, 50, 60]
+
+
+def test_the_method_menu_says_what_sets_each_preset_apart(viewer_and_widget):
+    from napari_zsdenoise import recommended_method
+    from napari_zsdenoise.methods import get_method_spec, method_names
+
+    _, widget, _ = viewer_and_widget
+    combo = widget.method_combo.native
+    shown = {combo.itemData(i): combo.itemText(i) for i in range(combo.count())}
+    for name in method_names():
+        hint = get_method_spec(name).hint
+        assert hint, f"{name} has no menu hint"
+        expected = f"{name} — {hint}" + ("  (recommended)" if name == recommended_method() else "")
+        assert shown[name] == expected
+    assert "(recommended)" in shown["bsn-quick"] and "best quality per second" in shown["bsn-quick"]
+    widget.method_combo.value = "zs-n2n"
+    assert widget.method_combo.value == "zs-n2n" and combo.currentText().startswith("zs-n2n — ")
+
+
+def _run_to_the_end(widget, qtbot):
+    widget.start()
+    assert widget.is_running, widget.status_label.value
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+
+
+def test_each_run_keeps_its_result_under_a_name_of_its_own(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    first = viewer.layers["cells_mpi-fast"]
+    first_data = np.array(first.data, copy=True)
+    widget.seed_spin.value = 1
+    _run_to_the_end(widget, qtbot)
+    _run_to_the_end(widget, qtbot)
+    assert _names(viewer) == ["cells", "cells_mpi-fast", "cells_mpi-fast_2", "cells_mpi-fast_3"]
+    # Neither replaced nor renamed (the test viewer hands out a new proxy on each access).
+    assert viewer.layers["cells_mpi-fast"].__wrapped__ is first.__wrapped__
+    np.testing.assert_array_equal(first.data, first_data)
+    assert viewer.layers["cells_mpi-fast_2"].metadata["napari_zsdenoise"]["seed"] == 1
+    assert "cells_mpi-fast_3" in widget.status_label.value
+
+
+def _record_run_inputs(monkeypatch):
+    import napari_zsdenoise._qt.widget as widget_module
+
+    received = []
+    patched_run = widget_module.DenoiseRun  # the fixture's, with a tiny network
+
+    def recording_run(data, *args, **kwargs):
+        received.append(np.array(data, copy=True))
+        return patched_run(data, *args, **kwargs)
+
+    monkeypatch.setattr(widget_module, "DenoiseRun", recording_run)
+    return received
+
+
+def _assert_lies_over(result, layer, rows, columns):
+    """``result`` covers exactly pixels [rows) x [columns) of ``layer`` in the viewer's world."""
+    np.testing.assert_allclose(result.scale, layer.scale[-2:])
+    np.testing.assert_allclose(result.data_to_world((0, 0)), layer.data_to_world((rows[0], columns[0]))[-2:])
+    last = (rows[1] - rows[0] - 1, columns[1] - columns[0] - 1)
+    np.testing.assert_allclose(result.data_to_world(last), layer.data_to_world((rows[1] - 1, columns[1] - 1))[-2:])
+
+
+def test_a_rectangle_in_a_shapes_layer_runs_on_that_region_only(viewer_and_widget, qtbot, monkeypatch):
+    from napari_zsdenoise._qt.widget import REGION_SHAPE
+
+    viewer, widget, layer = viewer_and_widget
+    received = _record_run_inputs(monkeypatch)
+    # Pixel centres 10..33 (rows) and 8..27 (columns) lie inside; the image has scale (0.2, 0.1), translate (5, 7).
+    world = [layer.data_to_world(corner) for corner in ((9.6, 7.7), (33.4, 27.6))]
+    shapes = viewer.add_shapes([np.array(world)], shape_type="rectangle", name="roi")
+    viewer.add_shapes([np.array([[0.0, 0.0], [1.0, 1.0]])], shape_type="rectangle", name="elsewhere")
+    viewer.layers.selection.active = shapes  # the selected Shapes layer wins over the topmost
+    widget.layer_combo.value = layer
+    widget.region_combo.value = REGION_SHAPE
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    rows, columns = (10, 34), (8, 28)
+    np.testing.assert_array_equal(received[-1], layer.data[slice(*rows), slice(*columns)])
+    result = viewer.layers["cells_mpi-fast_region"]
+    assert result.data.shape == (24, 20) and result.ndim == 2
+    _assert_lies_over(result, layer, rows, columns)
+    region = result.metadata["napari_zsdenoise"]["region"]
+    assert region == {"kind": REGION_SHAPE, "plane": [], "rows": [10, 34], "columns": [8, 28]}
+    assert "rows 10-33, columns 8-27 of cells" in widget.status_label.value
+    # The image stays chosen (not the result napari selected), and a second region run keeps the first.
+    assert widget.layer_combo.value.name == "cells"
+    viewer.layers.selection.active = shapes
+    _run_to_the_end(widget, qtbot)
+    np.testing.assert_array_equal(received[-1], layer.data[slice(*rows), slice(*columns)])
+    assert "cells_mpi-fast_region_2" in _names(viewer) and "cells_mpi-fast_region" in _names(viewer)
+
+
+def test_the_selected_shape_is_the_region_when_one_is(viewer_and_widget, qtbot, monkeypatch, small_noisy):
+    from napari_zsdenoise._qt.widget import REGION_SHAPE
+
+    viewer, widget, _ = viewer_and_widget
+    received = _record_run_inputs(monkeypatch)
+    stack = viewer.add_image(np.stack([small_noisy, small_noisy // 2, small_noisy // 3]), name="stack")
+    shapes = viewer.add_shapes([np.array([[2.0, 3.0], [21.0, 24.0]]), np.array([[20.0, 5.0], [45.0, 38.0]])],
+                               shape_type="rectangle", name="rois")
+    viewer.dims.set_point(0, 1.0)
+    shapes.selected_data = {0}
+    widget.layer_combo.value = stack
+    widget.region_combo.value = REGION_SHAPE
+    assert not widget.current_plane_check.enabled  # a region always lies in the plane on screen
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    np.testing.assert_array_equal(received[-1], stack.data[1, 2:22, 3:25])
+    result = viewer.layers["stack_mpi-fast_region"]
+    assert result.data.shape == (20, 22)
+    assert result.metadata["napari_zsdenoise"]["region"]["plane"] == [1]
+    _assert_lies_over(result, stack, (2, 22), (3, 25))
+    shapes.selected_data = set()  # none selected: the last shape
+    _run_to_the_end(widget, qtbot)
+    np.testing.assert_array_equal(received[-1], stack.data[1, 20:46, 5:39])
+
+
+def test_the_visible_region_runs_on_what_is_on_screen(viewer_and_widget, qtbot, monkeypatch):
+    from napari_zsdenoise._qt.widget import REGION_VISIBLE
+
+    viewer, widget, layer = viewer_and_widget
+    received = _record_run_inputs(monkeypatch)
+    viewer.canvas.size = (300, 200)  # (height, width) in screen pixels
+    camera = viewer.scene.camera
+    # 50 screen pixels per world unit: 6 x 4 world units = 30 rows x 40 columns of this image, centred
+    # between pixels so that the edges fall halfway between pixel centres.
+    camera.zoom = 50.0
+    camera.center = (*camera.center[:-2], *layer.data_to_world((24.5, 19.5)))
+    widget.region_combo.value = REGION_VISIBLE
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    assert tuple(viewer.canvas.size) == (300, 200)
+    rows, columns = (10, 40), (0, 40)
+    np.testing.assert_array_equal(received[-1], layer.data[slice(*rows), slice(*columns)])
+    result = viewer.layers["cells_mpi-fast_region"]
+    _assert_lies_over(result, layer, rows, columns)
+    assert result.metadata["napari_zsdenoise"]["region"]["rows"] == [10, 40]
+
+
+def test_a_region_too_small_or_missing_is_refused_with_a_reason(viewer_and_widget):
+    from napari_zsdenoise._qt.widget import REGION_SHAPE, REGION_VISIBLE
+
+    viewer, widget, layer = viewer_and_widget
+    widget.region_combo.value = REGION_SHAPE
+    widget.start()
+    assert not widget.is_running and "draw a rectangle in a Shapes layer" in widget.status_label.value
+    world = [layer.data_to_world(corner) for corner in ((10.0, 10.0), (13.0, 13.0))]
+    viewer.add_shapes([np.array(world)], shape_type="rectangle")
+    widget.start()
+    assert not widget.is_running
+    assert "rectangle in a Shapes layer (4 × 4 pixels)" in widget.status_label.value
+    assert "at least" in widget.status_label.value  # the engine's minimum size, as it says it
+    widget.region_combo.value = REGION_VISIBLE
+    viewer.scene.camera.center = (0.0, -1000.0, -1000.0)
+    widget.start()
+    assert not widget.is_running and "does not overlap cells" in widget.status_label.value
+    assert _names(viewer) == ["cells", "Shapes"]
+
+
+def _estimate_shown(widget):
+    return widget.estimate_label.value.startswith("estimated: ") and "–" not in widget.estimate_label.value
+
+
+def test_the_estimate_is_measured_off_the_gui_thread_then_read_from_the_cache(viewer_and_widget, qtbot, probe_calls,
+                                                                             monkeypatch):
+    import threading
+
+    from napari_zsdenoise import estimate
+
+    _, widget, _ = viewer_and_widget
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    # mpi-fast: 200 iterations, no early stopping, on a 48 x 40 plane.
+    per_iteration = PROBE_SECONDS * 48 * 40 / estimate.PROBE_SIZE**2
+    assert widget.estimate_label.value == (f"estimated: {estimate.format_duration(200 * per_iteration)} on cpu "
+                                           f"(1 plane, 200 it × {per_iteration:.2g} s)")
+    assert any(call[0] == "mpi-fast" for call in probe_calls)
+    assert all(call[2]["cancel"] is not None for call in probe_calls)
+
+    # A probe that waits: the label says so meanwhile, and the GUI thread is free.
+    release, gui_thread = threading.Event(), threading.get_ident()
+    threads = []
+
+    def slow_probe(method, size, **kwargs):
+        threads.append(threading.get_ident())
+        release.wait(TIMEOUT_MS / 1000)
+        return 2 * PROBE_SECONDS
+
+    monkeypatch.setattr(estimate, "probe_seconds_per_iteration", slow_probe)
+    widget.method_combo.value = "mpi"
+    qtbot.waitUntil(lambda: bool(threads), timeout=TIMEOUT_MS)
+    assert widget.estimate_label.value == "estimating…" and gui_thread not in threads
+    release.set()
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    assert widget.estimate_label.value.startswith("estimated: up to ") and "≤ 1000 it" in widget.estimate_label.value
+    # Back to a choice measured before: from the cache, at once, no probe.
+    widget.method_combo.value = "mpi-fast"
+    assert _estimate_shown(widget) and "200 it" in widget.estimate_label.value and len(threads) == 1
+
+
+def test_the_estimate_follows_the_region_and_the_settings(viewer_and_widget, qtbot, small_noisy):
+    from napari_zsdenoise._qt.widget import REGION_SHAPE
+
+    viewer, widget, layer = viewer_and_widget
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    widget.settings["iterations"].value = 30
+    assert "(1 plane, 30 it ×" in widget.estimate_label.value
+    stack = viewer.add_image(np.stack([small_noisy] * 3), name="stack")
+    widget.layer_combo.value = stack
+    assert "(3 planes, 3 × 30 it ×" in widget.estimate_label.value
+    widget.current_plane_check.value = True
+    assert "(1 plane, 30 it ×" in widget.estimate_label.value
+    whole = widget.estimate_label.value
+    widget.region_combo.value = REGION_SHAPE
+    assert "draw a rectangle" in widget.estimate_label.value
+    viewer.add_shapes([np.array([[0.0, 0.0], [15.0, 15.0]])], shape_type="rectangle")
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    assert widget.estimate_label.value != whole and "(1 plane, 30 it ×" in widget.estimate_label.value
+
+
+def test_no_probe_starts_while_a_run_is_running(viewer_and_widget, qtbot, probe_calls):
+    viewer, widget, _ = viewer_and_widget
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    probes_before = len(probe_calls)
+    widget.settings["iterations"].value = 100_000
+    widget.start()
+    worker = widget._worker
+    widget.precision_combo.value = "fp32"  # not measured yet
+    assert widget.estimate_label.value == "estimated: – (measured when this run ends)"
+    qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
+    assert len(probe_calls) == probes_before
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.stop_button.clicked.emit()
+    qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
+    assert len(probe_calls) == probes_before + 1 and probe_calls[-1][2]["precision"] == "fp32"
+
+
+def test_compare_shows_the_newest_result_beside_its_source_and_restores_the_view(viewer_and_widget, qtbot):
+    viewer, widget, layer = viewer_and_widget
+    other = viewer.add_image(np.zeros((48, 40), dtype=np.float32), name="other")
+    hidden = viewer.add_image(np.ones((48, 40), dtype=np.float32), name="hidden", visible=False)
+    widget.layer_combo.value = layer
+    assert not widget.compare_button.enabled
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    _run_to_the_end(widget, qtbot)
+    assert widget.compare_button.enabled and widget.compare_button.text == "compare"
+    grid = viewer.canvas.grid
+    widget.compare_button.clicked.emit()
+    assert grid.enabled and widget.compare_button.text == "end compare"
+    assert {lay.name for lay in viewer.layers if lay.visible} == {"cells", "cells_mpi-fast_2"}
+    widget.compare_button.clicked.emit()
+    assert not grid.enabled and widget.compare_button.text == "compare"
+    visible = {lay.name: lay.visible for lay in viewer.layers}
+    assert visible == {"cells": True, "other": True, "hidden": False, "cells_mpi-fast": True, "cells_mpi-fast_2": True}
+    assert other.visible and not hidden.visible
+    # Without a result left there is nothing to compare.
+    viewer.layers.remove("cells_mpi-fast")
+    viewer.layers.remove("cells_mpi-fast_2")
+    assert not widget.compare_button.enabled
+
+
+def test_compare_keeps_a_grid_the_user_had(viewer_and_widget, qtbot):
+    viewer, widget, _ = viewer_and_widget
+    grid = viewer.canvas.grid
+    grid.enabled, grid.stride = True, 2
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    widget.compare_button.clicked.emit()
+    assert grid.enabled and grid.stride == 1
+    widget.compare_button.clicked.emit()
+    assert grid.enabled and grid.stride == 2
+
+
+def test_rgb_layers_are_offered_and_refused_only_on_run(viewer_and_widget):
+    viewer, widget, _ = viewer_and_widget
+    rgb = viewer.add_image(np.zeros((48, 40, 3), dtype=np.uint8), name="photo", rgb=True)
+    assert "photo" in [layer.name for layer in widget.layer_combo.choices]
+    widget.layer_combo.value = rgb
+    assert widget.status_label.value == ""  # choosing it is fine
+    assert "RGB" in widget.estimate_label.value
+    widget.start()
+    assert not widget.is_running and "RGB layers are not supported" in widget.status_label.value
+    assert "Split RGB" in widget.status_label.value
+    assert _names(viewer) == ["cells", "photo"]
+
+
+def test_the_last_runs_progress_and_status_stay_until_the_next_run(viewer_and_widget, qtbot):
+    from napari_zsdenoise._qt.widget import REGION_VISIBLE
+
+    viewer, widget, _ = viewer_and_widget
+    widget.settings["iterations"].value = 2
+    _run_to_the_end(widget, qtbot)
+    status = widget.status_label.value
+    assert status.startswith("done: cells_mpi-fast") and widget.progress_bar.value == widget.progress_bar.max
+    # Everything a user does between runs leaves them be.
+    widget.method_combo.value = "mpi"
+    widget.region_combo.value = REGION_VISIBLE
+    widget.precision_combo.value = "fp32"
+    widget.compare_button.clicked.emit()
+    widget.compare_button.clicked.emit()
+    qtbot.wait(3 * 150)  # past the estimate's delay after camera moves
+    assert widget.status_label.value == status and widget.progress_bar.value == widget.progress_bar.max
+    assert not widget.status_label.native.isHidden() and not widget.progress_bar.native.isHidden()
+    widget.region_combo.value = "whole image"
+    widget.method_combo.value = "mpi-fast"
+    widget.settings["iterations"].value = 100_000
+    widget.start()
+    assert widget.progress_bar.value == 0 and widget.status_label.value.startswith("Starting")
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        widget.cancel_button.clicked.emit()
+
+
+def test_settings_that_do_not_apply_are_greyed_but_show_their_values(viewer_and_widget):
+    _, widget, _ = viewer_and_widget
+    widget.method_combo.value = "bsn-quick"
+    fields = widget.settings
+    warm = fields["warm_iterations"]
+    assert not fields["warm_start"].value
+    assert not warm.enabled and warm.value == 100 and warm.native.text() == "100"
+    fields["warm_start"].value = True
+    assert warm.enabled and warm.value == 100
+    fields["early_stopping"].value = False
+    for name, value in (("patience", 50), ("validation_every", 25)):
+        assert not fields[name].enabled and fields[name].value == value and fields[name].native.text() == str(value)
+    assert fields["holdout_fraction"].value == pytest.approx(0.05) and not fields["holdout_fraction"].enabled
+    fields["early_stopping"].value = True
+    assert fields["patience"].enabled
+    # Greyed fields still reach the run when changed: the form is only a view of the settings.
+    assert widget.method_overrides() == {"warm_start": True}
+    widget.method_combo.value = "zs-n2m-fast"  # no stage 2: its settings do nothing
+    assert not widget.settings["refine_learning_rate"].enabled
+    assert widget.settings["refine_learning_rate"].native.text() == "0.00050"
+    widget.settings["refine_share"].value = 0.2
+    assert widget.settings["refine_learning_rate"].enabled
+
+
+def test_a_long_status_line_wraps_instead_of_widening_the_dock(viewer_and_widget, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    viewer, _, _ = viewer_and_widget
+    # Shown on its own: Qt lays out a hidden widget (the test viewer's dock) only once it is shown.
+    widget = DenoiseWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.native.show()
+    widget.status_label.value = "done"
+    QApplication.processEvents()
+    before = widget.native.sizeHint().width(), widget.native.minimumSizeHint().width()
+    for long_line in ("Cannot run: " + "word " * 100, "Failed: /" + "x" * 500):
+        widget.status_label.value = long_line
+        widget.estimate_label.value = long_line
+        QApplication.processEvents()
+        assert widget.status_label.native.wordWrap() and widget.status_label.native.isVisible()
+        after = widget.native.sizeHint().width(), widget.native.minimumSizeHint().width()
+        assert after[0] <= before[0] + 4 and after[1] <= before[1] + 4, (before, after)

@@ -23,6 +23,18 @@ WEIGHTS_CHOICES = (WEIGHTS_SHIPPED, WEIGHTS_RANDOM, WEIGHTS_FILE)
 # Qt spin boxes hold 32-bit ints.
 _LARGEST_INT = 2**31 - 1
 _LARGEST_FLOAT = 1e9
+# Settings that do nothing unless another one is on (true, or above 0): greyed out then,
+# still showing their value, so that a user sees what would apply once it is switched on.
+APPLIES_WHEN = {
+    "holdout_fraction": "early_stopping",
+    "patience": "early_stopping",
+    "validation_every": "early_stopping",
+    "warm_iterations": "warm_start",
+    "fill_every": "training_crop",
+    "refine_learning_rate": "refine_share",
+    "beta_re": "refine_share",
+    "beta_con": "refine_share",
+}
 
 
 def _float_step(value: float) -> float:
@@ -67,6 +79,19 @@ class SettingsForm:
                 box.append(self.weights_file)
         # What each field showed for the preset, to tell which ones the user changed.
         self._shown = {name: widget.value for name, widget in self.fields.items()}
+        for name, switch in APPLIES_WHEN.items():
+            if name in self.fields and switch in self.fields:
+                self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
+        self._grey_out_what_does_not_apply()
+
+    def applies(self, name: str) -> bool:
+        """Whether setting ``name`` has an effect with the values now shown (see ``APPLIES_WHEN``)."""
+        switch = APPLIES_WHEN.get(name)
+        return switch is None or switch not in self.fields or bool(self.fields[switch].value)
+
+    def _grey_out_what_does_not_apply(self, *_: Any) -> None:
+        for name, widget in self.fields.items():
+            widget.enabled = self.applies(name)
 
     @staticmethod
     def _make_field(info: SettingInfo) -> Widget:
@@ -94,18 +119,25 @@ class SettingsForm:
             raise ValueError("choose an existing weights file (.pt or .pth)")
         return parse_weights_choice(path)
 
-    def overrides(self) -> dict[str, Any]:
+    def overrides(self, *, strict: bool = True) -> dict[str, Any]:
         """The settings the user changed from the preset, as keyword overrides.
+
+        With ``strict`` False, "file" weights without an existing file are left out instead
+        of raising (for uses that do not load weights, such as an estimate of the duration).
 
         Raises
         ------
         ValueError
-            If "file" weights are chosen but no existing file is given.
+            If "file" weights are chosen but no existing file is given (``strict`` only).
         """
         changed = {}
         for name, widget in self.fields.items():
             file_changed = (self.settings[name].kind == "weights" and widget.value == WEIGHTS_FILE
                             and str(self.weights_file.value) != str(self.settings[name].default))
             if widget.value != self._shown[name] or file_changed:
-                changed[name] = self._value(name)
+                try:
+                    changed[name] = self._value(name)
+                except ValueError:
+                    if strict:
+                        raise
         return changed
