@@ -66,7 +66,8 @@ def test_a_warm_start_gives_later_planes_their_own_budget(probes):
 def test_a_training_crop_caps_the_pixels_an_iteration_works_on(probes):
     crop = 2 * estimate.PROBE_SIZE
     small = estimate.estimate_duration("mpi-fast", (crop, crop), device="cpu", overrides={"training_crop": crop})
-    large = estimate.estimate_duration("mpi-fast", (4 * crop, 4 * crop), device="cpu", overrides={"training_crop": crop})
+    large = estimate.estimate_duration("mpi-fast", (4 * crop, 4 * crop), device="cpu",
+                                       overrides={"training_crop": crop})
     assert large.seconds_per_iteration == pytest.approx(small.seconds_per_iteration)
     # The probe's plane lay within the crop: all of its pixels were worked on.
     assert small.seconds_per_iteration == pytest.approx(0.1 * crop**2 / estimate.PROBE_SIZE**2)
@@ -172,7 +173,8 @@ def test_bad_choices_raise_before_any_probe(probes):
     assert probes == []
 
 
-@pytest.mark.parametrize("seconds, text", [(0.4, "< 1 s"), (42, "42 s"), (7 * 60 + 10, "7 min"), (2 * 3600 + 5 * 60, "2 h 05 min")])
+@pytest.mark.parametrize("seconds, text", [(0.4, "< 1 s"), (42, "42 s"), (7 * 60 + 10, "7 min"),
+                                           (2 * 3600 + 5 * 60, "2 h 05 min")])
 def test_durations_read_as_people_plan(seconds, text):
     assert estimate.format_duration(seconds) == text
 

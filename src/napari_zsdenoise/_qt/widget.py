@@ -331,7 +331,8 @@ class DenoiseWidget(Container):
         position = layer.world_to_data(self._viewer.dims.point)[:leading]
         return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, data.shape[:leading]))
 
-    def _world_yx_to_pixels(self, layer: Any, corners: np.ndarray, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    def _world_yx_to_pixels(self, layer: Any, corners: np.ndarray,
+                            what: str) -> tuple[tuple[int, int], tuple[int, int]]:
         """The layer's pixel rows and columns (half-open) whose centres lie in the box spanned by
         world Y/X ``corners``, clipped to the image.
 
@@ -382,7 +383,8 @@ class DenoiseWidget(Container):
         active = self._viewer.layers.selection.active
         if isinstance(active, napari.layers.Shapes) and len(active.data):
             return active
-        holding = [layer for layer in self._viewer.layers if isinstance(layer, napari.layers.Shapes) and len(layer.data)]
+        holding = [layer for layer in self._viewer.layers
+                   if isinstance(layer, napari.layers.Shapes) and len(layer.data)]
         return holding[-1] if holding else None
 
     def _shape_box(self, layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -572,16 +574,18 @@ class DenoiseWidget(Container):
         self._shutdown_state.update(run=run, worker=worker)
         self._set_running(True)
         self.progress_bar.value = 0
-        self.status_label.value = f"Starting {spec.name} on {run.device}{self._where(target, layer)}…"
+        where = self._where(target, layer)
+        self.status_label.value = f"Starting {spec.name} on {run.device}{f' ({where})' if where else ''}…"
         worker.start()
 
     @staticmethod
     def _where(target: _Target, layer: Any) -> str:
+        """Which part of ``layer`` a run computes, in words ('' for all of it)."""
         if target.region is not None:
             index, (y0, y1), (x0, x1), _ = target.region
             plane = f" of plane {index}" if index else ""
-            return f" (rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}{plane} of {layer.name})"
-        return f" (plane {target.plane} of {layer.name})" if target.plane is not None else ""
+            return f"rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}{plane} of {layer.name}"
+        return f"plane {target.plane} of {layer.name}" if target.plane is not None else ""
 
     def stop(self) -> None:
         """End the run after the current iteration and keep the current estimate."""
@@ -736,7 +740,7 @@ class DenoiseWidget(Container):
             iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
             kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
         if target.region is not None:
-            kept += f";{self._where(target, source)[1:-1]}"
+            kept += f"; {self._where(target, source)}"
         elif self._single_plane and metadata["planes"]:
             kept += f"; plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
         if metadata["planes_not_denoised"]:
