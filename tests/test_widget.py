@@ -207,6 +207,21 @@ def test_the_precision_and_normalization_choices_reach_the_run(viewer_and_widget
     assert meta["precision"] == "fp32" and meta["normalization"] == "stack"
 
 
+def test_the_camera_offset_reaches_the_run_and_the_result_keeps_the_display_range(viewer_and_widget, qtbot):
+    viewer, widget, layer = viewer_and_widget
+    widget.camera_offset_spin.value = 100.0
+    widget.settings["iterations"].value = 2
+    widget.start()
+    with qtbot.waitSignal(widget._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    result = viewer.layers["cells_mpi-fast"]
+    assert result.metadata["napari_zsdenoise"]["camera_offset"] == 100.0
+    low, high = layer.contrast_limits
+    assert tuple(result.contrast_limits) == pytest.approx((low - 100.0, high - 100.0))
+    # The result is in the input's units less the offset: its level sits about 100 below the input's.
+    assert float(np.median(layer.data)) - float(np.median(result.data)) == pytest.approx(100.0, abs=20.0)
+
+
 def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
     viewer, widget, layer = viewer_and_widget
     widget.settings['iterations'].value = 100_000

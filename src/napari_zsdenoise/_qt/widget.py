@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 
@@ -125,6 +125,7 @@ class DenoiseWidget(Container):
         self._source: Any = None
         self._target: _Target | None = None
         self._started = 0.0
+        self._camera_offset = 0.0
         # (source layer, result layer) of every kept result, oldest first.
         self._results: list[tuple[Any, Any]] = []
         self._compare_state: dict[str, Any] | None = None
@@ -156,6 +157,10 @@ class DenoiseWidget(Container):
             label="normalization", choices=list(NORMALIZATIONS), value="plane",
             tooltip="plane: each plane scaled by its own percentiles; stack: one scaling for the whole stack, "
                     "so the noise of dim out-of-focus planes is not stretched")
+        self.camera_offset_spin = FloatSpinBox(
+            label="camera offset", value=0.0, min=-1e9, max=1e9, step=1.0,
+            tooltip="The camera's baseline in the image's units (e.g. 100 on many sCMOS cameras): subtracted, so "
+                    "the result's zero means no light. It does not change the denoising itself.")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.current_plane_check = CheckBox(text="only the displayed plane", value=False)
         self.region_combo = ComboBox(
@@ -182,6 +187,7 @@ class DenoiseWidget(Container):
                 self.device_combo,
                 self.precision_combo,
                 self.normalization_combo,
+                self.camera_offset_spin,
                 self.seed_spin,
                 self.current_plane_check,
                 self.region_combo,
@@ -531,6 +537,7 @@ class DenoiseWidget(Container):
         except ValueError as exc:
             self.status_label.value = f"Cannot run on the {self.region_combo.value}: {exc}."
             return
+        self._camera_offset = float(self.camera_offset_spin.value)
         try:
             overrides = self.method_overrides()
             run = DenoiseRun(
@@ -539,6 +546,7 @@ class DenoiseWidget(Container):
                 device=self.device_combo.value,
                 precision=self.precision_combo.value,
                 normalization=self.normalization_combo.value,
+                camera_offset=self._camera_offset,
                 seed=int(self.seed_spin.value),
                 plane=target.plane,
                 preview_every=0,
@@ -672,7 +680,7 @@ class DenoiseWidget(Container):
             self._preview_layer = self._add_own_layer(
                 initial,
                 name=f"{self._source.name} [preview]",
-                contrast_limits=tuple(self._source.contrast_limits),
+                contrast_limits=self._result_contrast_limits(),
                 colormap=self._source.colormap,
                 **self._layer_geometry(),
             )
@@ -700,6 +708,11 @@ class DenoiseWidget(Container):
         finally:
             self._adding_own_layer = False
 
+    def _result_contrast_limits(self) -> tuple[float, float]:
+        """The source's display range in the result's units (the camera offset removed), so both look alike."""
+        low, high = self._source.contrast_limits
+        return (low - self._camera_offset, high - self._camera_offset)
+
     def _remove_preview(self) -> None:
         if self._preview_layer is not None and self._preview_layer in self._viewer.layers:
             self._viewer.layers.remove(self._preview_layer)
@@ -725,7 +738,7 @@ class DenoiseWidget(Container):
         result = self._add_own_layer(
             run.result,
             name=name,
-            contrast_limits=tuple(source.contrast_limits),
+            contrast_limits=self._result_contrast_limits(),
             colormap=source.colormap,
             metadata={"napari_zsdenoise": metadata},
             **self._layer_geometry(),
