@@ -82,6 +82,10 @@ def test_methods_lists_every_preset_and_says_which_is_recommended_and_why(capsys
     assert listed == set(method_names())  # which methods the registry must hold: test_all_methods.py
     advice = [line.strip() for line in lines if "recommended:" in line]
     assert advice == [f"recommended: {get_method_spec(recommended_method()).recommendation}"]
+    # Each preset's menu hint is on its line, as in the dock's method menu.
+    for name in method_names():
+        line = next(line for line in lines if line.split()[:1] == [name])
+        assert f"[{get_method_spec(name).hint}]" in line
     assert build_parser().parse_args(["denoise", "in.tif", "-o", "out.tif"]).method == recommended_method()
 
 

@@ -485,7 +485,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
     for name in method_names():
         spec = get_method_spec(name)
-        print(f"{name:<12} {spec.summary}")
+        print(f"{name:<12} [{spec.hint}] {spec.summary}" if spec.hint else f"{name:<12} {spec.summary}")
         if spec.recommendation:
             print(f"{'':<12} recommended: {spec.recommendation}")
         if not args.verbose:
