@@ -101,17 +101,7 @@ def row_at(rows: list[list[float]], iteration: int) -> list[float] | None:
     return next((row for row in rows if row[0] == iteration), None)
 
 
-def tracked_records() -> set[Path] | None:
-    """The record files git tracks, or None outside a git checkout (then every file counts)."""
-    try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", str(RESULTS)], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return {ROOT / name for name in listed.split("\0") if name}
-
-
-TRACKED = tracked_records()
+TRACKED = make_time_to_quality_doc.tracked_records()
 
 
 def records_in(folder: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import dask_batch  # noqa: E402
 import step_efficiency  # noqa: E402
 import large_planes  # noqa: E402
 import thread_policy  # noqa: E402
@@ -22,9 +23,23 @@ RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "time-to-quality.md"
 
 
+def tracked_records() -> set[Path] | None:
+    """The record files git tracks, or None outside a git checkout (then every file counts): a study still
+    running, or never committed, stays out of the generated pages."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", str(RESULTS)], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {ROOT / name for name in listed.split("\0") if name}
+
+
 def time_to_quality_sections() -> list[str]:
     lines = []
+    tracked = tracked_records()
     for study in sorted((RESULTS / "time-to-quality").glob("*/study.json")):
+        if tracked is not None and study not in tracked:
+            continue
         folder = study.parent
         png = ROOT / "docs" / "images" / f"time-to-quality-{folder.name}.png"
         png.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +113,14 @@ def main() -> None:
              "(one whole-plane fill in tiles), one thread, each case in a fresh process; peak resident memory of",
              "the process. Above the memory budget a plane is trained on crops and filled in tiles; the budget",
              "trades memory for seconds (larger crops, fewer tiles).", "",
-             *large_planes.table(RESULTS / "large-planes"), ""]
+             *large_planes.table(RESULTS / "large-planes"), "",
+             "## Batches beyond one process", "",
+             "`python benchmarks/dask_batch.py run ...`: the command line on a folder of FMD crops, once in one process",
+             "(every core for each file in turn) and once with `--dask local --dask-workers 2` (a file per worker, one",
+             "thread each), alternating round by round on the 2-core development machine. The results differ by the",
+             "thread count's order of floating-point sums (the largest difference, in the images' 8-bit units); with",
+             "equal thread counts they are identical (`tests/test_cli.py`).", "",
+             *dask_batch.table(RESULTS / "dask-batch"), ""]
     DOC.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {DOC}")
 
