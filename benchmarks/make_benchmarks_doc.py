@@ -14,7 +14,6 @@ Usage: python benchmarks/make_benchmarks_doc.py  (from the repository root; need
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
