@@ -49,6 +49,33 @@ def test_stacks_are_processed_plane_by_plane(small_noisy):
     assert [p["iterations_done"] for p in run.metadata["planes"]] == [2, 2]
 
 
+def test_later_planes_report_the_mean_seconds_of_the_planes_before(small_noisy):
+    stack = np.stack([small_noisy, small_noisy[::-1], small_noisy[:, ::-1]])
+    events = list(DenoiseRun(stack, "mpi-fast", iterations=2, preview_every=1, **TINY))
+    first, later = [e for e in events if e.plane == 0], [e for e in events if e.plane > 0]
+    assert all(e.seconds_per_plane is None for e in first)
+    assert all(e.seconds_per_plane > 0 and 0 <= e.plane_elapsed <= e.elapsed for e in later)
+    # The third plane's figure is the mean over two planes, so it differs from the second's.
+    assert later[-1].seconds_per_plane != later[0].seconds_per_plane
+
+
+def _event(iteration, total, plane, n_planes, elapsed, plane_elapsed, seconds_per_plane):
+    return ProgressEvent(iteration, total, 0.0, None, elapsed, plane, n_planes, (plane,), {}, plane_elapsed,
+                         seconds_per_plane)
+
+
+def test_the_eta_follows_finished_planes_once_there_are_some():
+    # No finished plane yet: the iteration budget is all there is (10 of 1000 iterations in 5 s).
+    assert _event(10, 1000, 0, 4, 5.0, 5.0, None).eta_seconds == pytest.approx(5.0 * 3990 / 10)
+    # Planes stopped early after 60 s each: the second plane, 20 s in, is expected to take 40 s more,
+    # and the two after it 60 s each, far less than 1000 iterations each at this pace.
+    assert _event(100, 1000, 1, 4, 80.0, 20.0, 60.0).eta_seconds == pytest.approx(40.0 + 2 * 60.0)
+    # Near its budget's end, the current plane's own pace is the better bound.
+    assert _event(990, 1000, 1, 4, 160.0, 99.0, 200.0).eta_seconds == pytest.approx(1.0 + 2 * 200.0)
+    # A plane running longer than the typical one is not given negative time.
+    assert _event(500, 1000, 3, 4, 300.0, 90.0, 60.0).eta_seconds == 0.0
+
+
 def test_a_single_plane_can_be_chosen(small_noisy):
     stack = np.stack([small_noisy, small_noisy // 2, small_noisy // 3])
     full = _run(stack, iterations=2)

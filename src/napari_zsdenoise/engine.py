@@ -58,6 +58,12 @@ class ProgressEvent:
         Index of the current plane in the input's leading axes (empty for 2-D input).
     scores : Mapping[str, float]
         Named figures the method computed in this step (e.g. a held-out check), if any.
+    plane_elapsed : float
+        Seconds since the current plane started.
+    seconds_per_plane : float or None
+        Mean seconds of the planes this run has finished so far (None before the first):
+        with early stopping a plane rarely runs all ``total`` iterations, so the planes
+        already done predict the rest better than the iteration budget does.
     """
 
     iteration: int
@@ -69,6 +75,8 @@ class ProgressEvent:
     n_planes: int
     plane_index: tuple[int, ...]
     scores: Mapping[str, float] = field(default_factory=dict)
+    plane_elapsed: float = 0.0
+    seconds_per_plane: float | None = None
 
     @property
     def fraction_done(self) -> float:
@@ -78,8 +86,14 @@ class ProgressEvent:
     @property
     def eta_seconds(self) -> float | None:
         """Estimated seconds until the whole run finishes, or None before the first step."""
-        done = self.fraction_done
-        return None if done <= 0 else self.elapsed * (1 - done) / done
+        if self.seconds_per_plane is None:
+            done = self.fraction_done
+            return None if done <= 0 else self.elapsed * (1 - done) / done
+        # The current plane at the pace of its own iterations so far, but no longer than a typical
+        # plane of this run; every later plane as long as a typical one.
+        at_this_pace = self.plane_elapsed * (self.total - self.iteration) / max(self.iteration, 1)
+        this_plane = min(at_this_pace, max(self.seconds_per_plane - self.plane_elapsed, 0.0))
+        return this_plane + (self.n_planes - self.plane - 1) * self.seconds_per_plane
 
 
 class DenoiseRun:
@@ -212,6 +226,7 @@ class DenoiseRun:
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
+        self._plane_seconds: list[float] = []
         self.stopped_early = False
         self._started = False
 
@@ -295,7 +310,8 @@ class DenoiseRun:
         context = self._context_planes(index)
         method.prepare(fitted.normalize(raw), self._plane_seed(index),
                        None if context is None else fitted.normalize(context))
-        last_preview = time.perf_counter()
+        last_preview = plane_start = time.perf_counter()
+        typical = sum(self._plane_seconds) / len(self._plane_seconds) if self._plane_seconds else None
         iteration, loss = 0, float("nan")
         for iteration in range(1, total + 1):
             try:
@@ -316,11 +332,13 @@ class DenoiseRun:
             if loss_is_read(self.device.type, iteration, bool(due)):
                 loss = float(step.loss)
             yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index,
-                                step.scores)
+                                step.scores, now - plane_start, typical)
             if self._stop.is_set() or step.finished:
                 break
         # The result first: forming it may run a last held-out check that the facts report.
         estimate = scaling.denormalize(method.result())
+        if not self._stop.is_set():
+            self._plane_seconds.append(time.perf_counter() - plane_start)
         facts = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale,
                  **method.plane_facts()}
         return estimate, facts
