@@ -392,6 +392,25 @@ def test_the_bar_of_a_file_ends_full_after_early_stops_and_partial_when_stopped(
     assert "a note\n" in shown and shown.endswith("\n")
 
 
+def test_plain_lines_predict_the_planes_to_come_from_the_planes_done(monkeypatch):
+    import io
+
+    from napari_zsdenoise import ProgressEvent
+    from napari_zsdenoise.cli import _StderrProgress
+
+    monkeypatch.setattr("napari_zsdenoise.cli.PLAIN_PROGRESS_INTERVAL", 0.0)
+    log = io.StringIO()
+    progress = _StderrProgress("stack.tif", quiet=False, stream=log)
+    # Four planes with a budget of 1000 iterations; the first stopped early after 100 of them, in 60 s.
+    progress(ProgressEvent(100, 1000, 0.5, None, 60.0, 0, 4, (0,), {}, 60.0, None))
+    progress(ProgressEvent(1, 1000, 0.5, None, 61.0, 1, 4, (1,), {}, 1.0, 60.0))
+    progress(ProgressEvent(50, 1000, 0.5, None, 90.0, 1, 4, (1,), {}, 30.0, 60.0))
+    lines = log.getvalue().splitlines()
+    assert lines[-2].endswith("plane 1/4 finished after 100/1000 iterations, loss 0.5, 01:00 elapsed, about 03:00 left")
+    # 30 s into plane 2, a typical plane being 60 s: 30 s more, then 60 s for each of the two after it.
+    assert lines[-1].endswith("plane 2/4, iteration 50/1000, loss 0.5, 01:30 elapsed, about 02:30 left")
+
+
 def test_a_file_summary_says_planes_iterations_kept_and_where_it_ran():
     from pathlib import Path
 

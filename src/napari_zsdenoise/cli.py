@@ -131,6 +131,7 @@ class _StderrProgress:
         # part of the rate that the time left is estimated from.
         self._done_before = 0
         self._line_elapsed = 0.0
+        self._planes_finished = 0
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -175,12 +176,24 @@ class _StderrProgress:
     def _write_line(self, event: Any, *, plane_finished: bool = False) -> None:
         from tqdm import tqdm
 
-        position = (event.plane + 1) * event.total if plane_finished else event.plane * event.total + event.iteration
-        done, left = position - self._done_before, event.n_planes * event.total - position
-        time_left = f", about {tqdm.format_interval(event.elapsed * left / done)} left" if done > 0 and left > 0 else ""
+        seconds_left = self._seconds_left(event, plane_finished=plane_finished)
+        time_left = f", about {tqdm.format_interval(seconds_left)} left" if seconds_left else ""
         print(f"{self.label}: {self._state(event, plane_finished=plane_finished)}, "
               f"{tqdm.format_interval(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
         self._line_elapsed = event.elapsed
+
+    def _seconds_left(self, event: Any, *, plane_finished: bool) -> float | None:
+        """Time left in the file. Early stopping seldom uses a plane's whole iteration budget, so once
+        planes have finished, the planes still to come are expected to take as long as those did."""
+        if plane_finished:
+            self._planes_finished += 1
+            planes_left = event.n_planes - event.plane - 1
+            return event.elapsed / self._planes_finished * planes_left if planes_left else None
+        if event.seconds_per_plane is not None:
+            return event.eta_seconds
+        position = event.plane * event.total + event.iteration
+        done, left = position - self._done_before, event.n_planes * event.total - position
+        return event.elapsed * left / done if done > 0 and left > 0 else None
 
     def message(self, text: str) -> None:
         """Print ``text`` as a line of its own, above the bar if one is shown."""
