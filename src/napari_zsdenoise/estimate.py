@@ -155,7 +155,8 @@ def probe_key(method: str, *, device: str | None = "auto", precision: str = "aut
 
 def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = "auto", precision: str = "auto",
                                 overrides: dict[str, Any] | None = None, iterations: int = PROBE_ITERATIONS,
-                                warmup: int = PROBE_WARMUP, cancel: threading.Event | None = None) -> float | None:
+                                warmup: int = PROBE_WARMUP, cancel: threading.Event | None = None,
+                                seed: int = 0) -> float | None:
     """Wall-clock seconds per iteration of ``method`` on a random ``size`` x ``size`` plane.
 
     Runs ``warmup`` untimed iterations (allocations, kernel start-up), then ``iterations``
@@ -175,8 +176,8 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
         settings["weights"] = None
     if "early_stopping" in fields:
         settings["early_stopping"] = False
-    image = np.random.default_rng(0).uniform(0.0, 1.0, (size, size)).astype(np.float32)
-    run = DenoiseRun(image, spec.name, device=device, precision=precision, seed=0, preview_every=0,
+    image = np.random.default_rng(seed).uniform(0.0, 1.0, (size, size)).astype(np.float32)
+    run = DenoiseRun(image, spec.name, device=device, precision=precision, seed=seed, preview_every=0,
                      preview_interval=0, iterations=warmup + iterations, **settings)
     stamps = []
     for event in run:
