@@ -1,0 +1,132 @@
+"""Settings of MID (Mask, Inpaint and Denoise): denoising with a trained model, and training it.
+
+No torch import here, so listing methods stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from napari_zsdenoise.methods.base import MethodSpec
+from napari_zsdenoise.settings import MethodSettings, describe_settings, setting
+
+CITATION = ("Chihaoui, Favaro: Unsupervised Real-World Denoising: Sparsity is All You Need (Mask, Inpaint "
+            "and Denoise). arXiv 2503.21377, 2025 (Algorithm 1, Eqs. 2-5)")
+
+#: What to tell a user who runs MID without a model file: the one way to get one.
+NEEDS_MODEL = ("MID needs a model trained on your kind of data: train one with `zsdenoise fit-dataset NOISY -o "
+               "MODEL.pt` and pass it as weights (--weights MODEL.pt)")
+
+
+@dataclass(frozen=True)
+class MIDConfig(MethodSettings):
+    """Denoising with a MID model: the mean of ``iterations`` predictions, each from a fresh random mask.
+
+    The model comes from :func:`napari_zsdenoise.methods.mid.training.fit_dataset`
+    (``zsdenoise fit-dataset``); there are no shipped weights, because the noise bank the
+    model was trained with is the user's own data.
+    """
+
+    iterations: int = setting(
+        10, "Masked forward passes averaged into the result (K in the paper's Eq. 5); nothing is trained.", low=1)
+    mask_ratio: float = setting(
+        0.6, "Fraction of pixels hidden from the network in each pass; the model was trained with 0.5-0.8.",
+        low=0.0, high=1.0, low_open=True, high_open=True)
+    weights: str | Path | None = setting(
+        None, "The model file trained with `zsdenoise fit-dataset` (required: MID has no shipped weights).",
+        kind="weights")
+    tile: int = setting(
+        0, "Side in pixels of the tiles each pass is predicted in, each with a margin of context; 0: the whole "
+        "plane at once.", low=0, advanced=True)
+
+
+@dataclass(frozen=True)
+class MIDTrainingSettings:
+    """How :func:`~napari_zsdenoise.methods.mid.training.fit_dataset` trains a MID model.
+
+    The defaults fit a laptop CPU in minutes; the paper's budget (2e5 iterations per
+    round, NAFNet) is a GPU budget. Fields are declared with :func:`setting`, so they
+    are validated on construction and describe themselves like a method's settings.
+    """
+
+    rounds: int = setting(
+        4, "Training rounds: the first with Gaussian noise, each later one with noise harvested by the network "
+        "of the round before.", low=1, high=16)
+    iterations_per_round: int = setting(
+        300, "Optimiser steps per round (the length of each round's cosine schedule).", low=1)
+    batch_size: int = setting(8, "Clean patches per step.", low=1)
+    patch_size: int = setting(
+        64, "Side in pixels of the training patches and of the noise patches in the bank.", low=8)
+    width: int = setting(32, "Hourglass feature channels per scale.", low=1)
+    scales: int = setting(4, "Hourglass scales.", low=1, high=8)
+    learning_rate: float = setting(
+        4e-4, "Adam step size at the start of each round.", low=0.0, high=1.0, low_open=True)
+    final_learning_rate: float = setting(
+        1e-6, "Step size the cosine schedule ends each round at.", low=0.0, high=1.0)
+    first_mask_ratio: float = setting(
+        0.8, "Fraction of pixels hidden in the first (Gaussian-noise) round.", low=0.0, high=1.0,
+        low_open=True, high_open=True)
+    mask_ratio: float = setting(
+        0.7, "Fraction of pixels hidden in the rounds between the first and the last.", low=0.0, high=1.0,
+        low_open=True, high_open=True)
+    last_mask_ratio_low: float = setting(
+        0.5, "Least fraction hidden in the last round (drawn per patch, uniformly up to the most).",
+        low=0.0, high=1.0, low_open=True, high_open=True)
+    last_mask_ratio_high: float = setting(
+        0.7, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True)
+    signal_dependent: bool = setting(
+        True, "Model the noise variance as a*signal + b (photon noise) so that harvested noise is rescaled to "
+        "the brightness of the clean patch it is added to; off: residuals are added as they are.")
+    masks_per_plane: int = setting(
+        2, "Random masks per noisy plane when harvesting residuals for the noise bank.", low=1)
+    bank_patches: int = setting(2048, "Noise patches kept in the bank.", low=1)
+    procedural_images: int = setting(
+        64, "Procedural clean fluorescence scenes generated as clean training images.", low=0)
+    procedural_side: int = setting(128, "Side in pixels of each procedural scene.", low=8)
+    clean_fraction: float = setting(
+        0.5, "With clean folders, the share of patches drawn from them (the rest are procedural).",
+        low=0.0, high=1.0)
+    seed: int = setting(0, "Seeds networks, patches, masks and noise: the same seed repeats a fit.", low=0)
+
+    def __post_init__(self) -> None:
+        for info in describe_settings(type(self)):
+            value = getattr(self, info.name)
+            info.check(value)
+            if info.kind in ("int", "float") and not isinstance(value, (int, float)):
+                object.__setattr__(self, info.name, int(value) if info.kind == "int" else float(value))
+        if self.patch_size <= 2**self.scales:
+            raise ValueError(f"patch_size must be above {2**self.scales} px for {self.scales} scales; "
+                             f"got {self.patch_size}")
+        if self.procedural_images and self.procedural_side < self.patch_size:
+            raise ValueError(f"procedural_side ({self.procedural_side}) must be at least patch_size ({self.patch_size})")
+        if self.final_learning_rate > self.learning_rate:
+            raise ValueError("final_learning_rate must not exceed learning_rate")
+        if self.last_mask_ratio_low > self.last_mask_ratio_high:
+            raise ValueError("last_mask_ratio_low must not exceed last_mask_ratio_high")
+
+    def mask_ratios(self, round_index: int) -> tuple[float, float]:
+        """(least, most) fraction hidden in round ``round_index`` (0-based); equal outside the last round.
+
+        A single round is a first round: its denoiser has seen only Gaussian noise, which is
+        what the high first ratio is for.
+        """
+        if round_index == 0:
+            return self.first_mask_ratio, self.first_mask_ratio
+        if round_index == self.rounds - 1:
+            return self.last_mask_ratio_low, self.last_mask_ratio_high
+        return self.mask_ratio, self.mask_ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_IMPLEMENTATION = "napari_zsdenoise.methods.mid.method:MIDMethod"
+
+PRESETS = (
+    MethodSpec("mid", "MID: a model trained on your noisy data (zsdenoise fit-dataset), averaged over 10 masked "
+               "passes", _IMPLEMENTATION, MIDConfig(), CITATION, "",
+               "needs a model trained on your data"),
+)
