@@ -88,3 +88,211 @@ def test_the_first_round_noise_level_is_a_robust_estimate_in_normalised_units():
     assert robust_noise_sigma(planes) == pytest.approx(0.05, rel=0.1)
     noise = GaussianNoise(0.05).sample(torch.zeros(64, 1, 32, 32), torch.Generator().manual_seed(0))
     assert float(noise.std()) == pytest.approx(0.05, rel=0.05)
+
+
+# --- training rounds, model file, resume -------------------------------------------------
+
+from napari_zsdenoise.methods.mid import training  # noqa: E402
+from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model  # noqa: E402
+from napari_zsdenoise.methods.mid.settings import MIDConfig, MIDTrainingSettings  # noqa: E402
+
+# A fit small enough for a unit test: two rounds of a few steps of a width-8 network.
+TINY_FIT = dict(rounds=2, iterations_per_round=4, batch_size=2, patch_size=32, width=8, scales=3,
+                procedural_images=2, procedural_side=40, bank_patches=16)
+
+
+@pytest.fixture
+def noisy_planes():
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    return [poisson_gaussian_noise(fluorescence_phantom((40, 36), seed=seed), peak_photons=20, seed=seed + 10)
+            for seed in range(3)]
+
+
+class _MaskedStub(torch.nn.Module):
+    """A network stand-in whose output depends on the mask; records what it was given."""
+
+    scales = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = []
+
+    def forward(self, masked, keep):
+        self.calls.append((masked.clone(), keep.clone()))
+        return masked + 0.25 * (1 - keep)
+
+
+def test_the_bank_is_harvested_from_the_network_on_masked_planes(noisy_planes):
+    settings = MIDTrainingSettings(**{**TINY_FIT, "signal_dependent": False, "masks_per_plane": 2})
+    planes = [np.asarray(p, np.float32) / 200 for p in noisy_planes]
+    stub = _MaskedStub()
+    bank = training.harvest_bank(stub, planes, 0, settings, torch.device("cpu"))
+    assert len(stub.calls) == 2 * len(planes)
+    for index, (masked, keep) in enumerate(stub.calls):
+        plane = torch.from_numpy(planes[index // 2])
+        assert torch.equal(masked[0, 0], plane * keep[0, 0])  # the network never saw a hidden pixel
+        assert 0.7 < float(1 - keep.mean()) < 0.9  # the first round's ratio
+    for patch, (plane, mask, top, left) in zip(bank.patches, bank.sources.tolist()):
+        masked, keep = stub.calls[2 * plane + mask]
+        residual = torch.from_numpy(planes[plane]) - (masked + 0.25 * (1 - keep))[0, 0]
+        window = residual[top:top + 32, left:left + 32] / np.sqrt(bank.model.b)
+        torch.testing.assert_close(patch, window, rtol=1e-5, atol=1e-5)
+
+
+def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_previous_ones_bank(
+        noisy_planes, tmp_path, monkeypatch):
+    from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise, robust_noise_sigma
+    from napari_zsdenoise.normalization import IntensityScaling
+
+    settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 3})
+    trained, harvested = [], []
+    real_train, real_harvest = training._train_round, training.harvest_bank
+
+    def spy_train(network, round_index, noise, *args, **kwargs):
+        fresh = training.new_network(settings.width, settings.scales,
+                                     training._seed(settings.seed, round_index, training._NETWORK))
+        untouched = all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), fresh.state_dict().values()))
+        trained.append((round_index, network, noise, untouched))
+        return real_train(network, round_index, noise, *args, **kwargs)
+
+    def spy_harvest(network, planes, round_index, *args, **kwargs):
+        bank = real_harvest(network, planes, round_index, *args, **kwargs)
+        harvested.append((round_index, network, bank))
+        return bank
+
+    monkeypatch.setattr(training, "_train_round", spy_train)
+    monkeypatch.setattr(training, "harvest_bank", spy_harvest)
+    training.fit_dataset(noisy_planes, out=tmp_path / "mid.pt", settings=settings, device="cpu")
+
+    assert [entry[0] for entry in trained] == [0, 1, 2] and all(entry[3] for entry in trained)
+    assert len({id(entry[1]) for entry in trained}) == 3
+    normalised = [IntensityScaling.fit(p).normalize(p) for p in noisy_planes]
+    assert isinstance(trained[0][2], GaussianNoise)
+    assert trained[0][2].sigma == pytest.approx(robust_noise_sigma(normalised))
+    assert [entry[0] for entry in harvested] == [0, 1]  # no bank after the last round
+    for round_index in (1, 2):
+        source_round, source_network, bank = harvested[round_index - 1]
+        assert trained[round_index][2] is bank and source_network is trained[round_index - 1][1]
+    card = read_model_card(tmp_path / "mid.pt")
+    assert [entry["noise"]["kind"] for entry in card["round_history"]] == ["gaussian", "bank", "bank"]
+    assert card["masking_schedule"] == [[0.8, 0.8], [0.7, 0.7], [0.5, 0.7]]
+
+
+def test_the_model_file_round_trips_and_other_files_are_refused(tmp_path):
+    from napari_zsdenoise.methods.mid.model import new_network
+    from napari_zsdenoise.networks.checkpoints import save_hourglass
+
+    network = new_network(8, 3, seed=4)
+    card = {"sources": {"a.tif": 3}, "rounds": 2, "iterations_per_round": 5, "seconds": 1.5, "device": "cpu"}
+    noise = {"kind": "bank", "a": 0.02, "b": 0.001, "floor": 1e-6, "signal_dependent": True}
+    path = save_model(network, tmp_path / "model.pt", noise_model=noise, model_card=card)
+    loaded, info = load_model(path)
+    assert (loaded.width, loaded.scales, loaded.image_channels, loaded.mask_channels) == (8, 3, 1, 1)
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert info["noise_model"] == noise and info["model_card"] == card and len(info["sha256"]) == 64
+    assert read_model_card(path) == card and not loaded.training
+    save_hourglass(network, tmp_path / "mpi.pt")
+    with pytest.raises(ValueError, match="not a MID model file.*fit-dataset"):
+        load_model(tmp_path / "mpi.pt")
+
+
+def test_an_interrupted_fit_continues_from_its_last_round_to_the_same_model(noisy_planes, tmp_path):
+    settings = MIDTrainingSettings(**TINY_FIT)
+    whole = training.fit_dataset(noisy_planes, out=tmp_path / "whole.pt", settings=settings, device="cpu")
+
+    def interrupt_in_round_two(event):
+        if event.stage == "train" and event.round == 2 and event.iteration == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        training.fit_dataset(noisy_planes, out=out, settings=settings, device="cpu", progress=interrupt_in_round_two)
+    assert not out.exists() and (training.partial_folder(out) / "state.pt").exists()
+    events = []
+    training.fit_dataset(noisy_planes, out=out, settings=settings, device="cpu", progress=events.append)
+    assert events[0].stage == "resumed" and {e.round for e in events if e.stage == "train"} == {2}
+    assert not training.partial_folder(out).exists()
+    first, _ = load_model(whole)
+    second, _ = load_model(out)
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[key]), key
+    # Other settings do not continue someone else's rounds.
+    with pytest.raises(KeyboardInterrupt):
+        training.fit_dataset(noisy_planes, out=tmp_path / "other.pt", settings=settings, device="cpu",
+                             progress=interrupt_in_round_two)
+    with pytest.raises(ValueError, match="other data or settings"):
+        training.fit_dataset(noisy_planes, out=tmp_path / "other.pt", device="cpu",
+                             settings=MIDTrainingSettings(**{**TINY_FIT, "seed": 1}))
+
+
+# --- inference ---------------------------------------------------------------------------
+
+def _stub_method(monkeypatch, **settings):
+    import napari_zsdenoise.methods.mid.method as mid_method
+
+    stub = _MaskedStub()
+    monkeypatch.setattr(mid_method, "load_model", lambda path: (stub, {"source": "stub"}))
+    method = mid_method.MIDMethod(MIDConfig(weights="stub.pt", **settings))
+    method.setup(torch.device("cpu"), seed=0)
+    return method, stub
+
+
+def test_inference_is_the_mean_of_k_passes_each_under_a_fresh_mask(monkeypatch):
+    plane = np.random.default_rng(3).uniform(0.1, 0.9, (24, 20)).astype(np.float32)
+    method, stub = _stub_method(monkeypatch, iterations=5, mask_ratio=0.6)
+    method.prepare(plane, plane_seed=7)
+    records = [method.step() for _ in range(5)]
+    assert [r.finished for r in records] == [False] * 4 + [True]
+    outputs = [(masked + 0.25 * (1 - keep))[0, 0].numpy() for masked, keep in stub.calls]
+    np.testing.assert_allclose(method.result(), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-6)
+    masks = [keep[0, 0].numpy() for _, keep in stub.calls]
+    assert all(not np.array_equal(masks[i], masks[j]) for i in range(5) for j in range(i + 1, 5))
+    assert all(0.5 < 1 - m.mean() < 0.7 for m in masks)
+    assert all(np.array_equal(masked[0, 0].numpy(), plane * keep[0, 0].numpy()) for masked, keep in stub.calls)
+    # The loss is the mean squared change of the running mean (the first pass: from the noisy plane).
+    np.testing.assert_allclose(float(records[0].loss), np.mean((outputs[0] - plane) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(records[1].loss), np.mean(((outputs[1] - outputs[0]) / 2) ** 2), rtol=1e-4)
+    # The same plane seed repeats the masks; another seed draws others.
+    first = method.result()
+    for seed, same in ((7, True), (8, False)):
+        method.prepare(plane, plane_seed=seed)
+        for _ in range(5):
+            method.step()
+        assert np.array_equal(method.result(), first) is same
+
+
+def test_tiled_passes_give_the_whole_plane_prediction_of_a_local_network(monkeypatch):
+    plane = np.random.default_rng(4).uniform(0.1, 0.9, (40, 36)).astype(np.float32)
+    results = []
+    for tile in (0, 16):
+        method, _ = _stub_method(monkeypatch, iterations=2, tile=tile)
+        method.prepare(plane, plane_seed=1)
+        method.step(), method.step()
+        results.append(method.result())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_mid_without_a_model_file_says_how_to_train_one():
+    import napari_zsdenoise.methods.mid.method as mid_method
+
+    for weights in (None, "shipped"):
+        with pytest.raises(ValueError, match="zsdenoise fit-dataset"):
+            mid_method.MIDMethod(MIDConfig(weights=weights)).setup(torch.device("cpu"), seed=0)
+
+
+def test_clean_planes_are_scaled_so_that_with_noise_added_they_sit_where_denoise_puts_noisy_planes():
+    from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise
+    from napari_zsdenoise.normalization import IntensityScaling
+    from napari_zsdenoise.synthetic import fluorescence_phantom
+
+    clean = fluorescence_phantom((96, 96), seed=5)
+    noise = GaussianNoise(0.08)
+    rng = np.random.default_rng(0)
+    scaled = training.scale_like_noisy(clean, noise, rng)
+    noisy = scaled + 0.08 * np.random.default_rng(1).standard_normal(scaled.shape)
+    fitted = IntensityScaling.fit(noisy)
+    assert fitted.offset == pytest.approx(0.0, abs=0.03) and fitted.scale == pytest.approx(1.0, abs=0.06)
+    # Scaled by its own percentiles instead, its background would sit at 0.1, under any real one.
+    assert np.percentile(scaled, 0.1) > 0.25

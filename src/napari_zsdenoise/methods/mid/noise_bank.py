@@ -143,6 +143,10 @@ class GaussianNoise:
         """Noise for the (CPU) batch ``clean``."""
         return self.sigma * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
 
+    def unit_draws(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Independent unit-variance draws, to be scaled by the model's standard deviation."""
+        return rng.standard_normal(shape)
+
     def describe(self) -> dict[str, Any]:
         return {"kind": "gaussian", "sigma": self.sigma, **self.model.to_dict(), "signal_dependent": False}
 
@@ -218,6 +222,11 @@ class NoiseBank:
         chosen = torch.randint(0, len(self.patches), (batch,), generator=generator)
         whitened = self.patches[chosen].unsqueeze(1)
         return whitened * torch.sqrt(self.model.variance(clean))
+
+    def unit_draws(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Values of whitened bank pixels drawn at random (their spatial arrangement lost)."""
+        values = self.patches.reshape(-1).numpy()
+        return values[rng.integers(0, values.size, size=shape)].astype(np.float64)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "bank", "patches": len(self), "patch_size": int(self.patches.shape[-1]),

@@ -1,0 +1,131 @@
+"""The MID network, its masked prediction, and its versioned model file.
+
+The network is the package's skip hourglass with two inputs, the masked plane ``M * y``
+and the mask ``M`` (so that a hidden pixel is not mistaken for a dark one), and one
+output. The model file is a ``torch.save`` of plain containers and tensors (read back
+with ``weights_only``): the network's state and constructor arguments, the noise model
+of its last training round and a model card saying what it was trained on and how.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from napari_zsdenoise.networks.checkpoint_files import file_sha256, read_checkpoint_file
+from napari_zsdenoise.networks.hourglass import SkipHourglass
+
+MODEL_FORMAT = "napari-zsdenoise/mid-model"
+MODEL_VERSION = 1
+
+
+def new_network(width: int, scales: int, seed: int) -> SkipHourglass:
+    """A randomly initialised MID network, the same for the same seed (the global RNG is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SkipHourglass(1, 1, width=width, scales=scales, output_channels=1)
+
+
+def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    """ValueError unless a plane of ``shape`` is large enough for ``network``'s scales."""
+    smallest = 2**network.scales + 1
+    if min(shape[-2:]) < smallest:
+        raise ValueError(f"MID's network ({network.scales} scales) needs planes of at least {smallest} pixels a side; "
+                         f"got {tuple(shape[-2:])}")
+
+
+@torch.no_grad()
+def predict_masked(network: torch.nn.Module, plane: torch.Tensor, keep: torch.Tensor, *, tile: int = 0) -> torch.Tensor:
+    """The network's prediction of the whole (1, 1, H, W) ``plane`` from its pixels where ``keep`` is 1.
+
+    With ``tile`` the plane is predicted in tiles of that side, each from a context that
+    reaches ``2**(scales + 1)`` pixels further; the mask is the one mask of the whole plane.
+    """
+    from napari_zsdenoise.methods.mpi.method import fill_tiles
+
+    keep = keep.to(plane.dtype)
+    masked = plane * keep
+    height, width = plane.shape[-2:]
+    if not tile or (tile >= height and tile >= width):
+        return network(masked, keep)
+    output = torch.empty_like(plane)
+    for core, context in fill_tiles((height, width), tile, 2 ** (network.scales + 1)):
+        part = network(masked[..., context[0], context[1]], keep[..., context[0], context[1]])
+        top, left = core[0].start - context[0].start, core[1].start - context[1].start
+        output[..., core[0], core[1]] = part[..., top:top + core[0].stop - core[0].start,
+                                             left:left + core[1].stop - core[1].start]
+    return output
+
+
+def save_model(network: SkipHourglass, path: str | Path, *, noise_model: dict[str, Any],
+               model_card: dict[str, Any]) -> Path:
+    """Write the model file (through a temporary file and a rename, so a crash never leaves half a file)."""
+    path = Path(path)
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "architecture": {"image_channels": network.image_channels, "mask_channels": network.mask_channels,
+                         "width": network.width, "scales": network.scales,
+                         "output_channels": network.output_channels},
+        "state_dict": {key: value.detach().cpu().clone() for key, value in network.state_dict().items()},
+        "noise_model": dict(noise_model),
+        "model_card": dict(model_card),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    from napari_zsdenoise.methods.mid.settings import NEEDS_MODEL
+
+    payload = read_checkpoint_file(path)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a MID model file; {NEEDS_MODEL}")
+    if payload.get("version") != MODEL_VERSION:
+        raise ValueError(f"{path} is MID model file version {payload.get('version')!r}; this release reads version "
+                         f"{MODEL_VERSION}")
+    return payload
+
+
+def load_model(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
+    """Rebuild the network of a MID model file (on the CPU, in eval mode) and describe the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a MID model file of this version, or does not fit the network.
+    """
+    path = Path(path)
+    payload = _read_payload(path)
+    try:
+        network = SkipHourglass(**payload["architecture"])
+        network.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path} does not match the MID network: {exc}") from exc
+    network.eval()
+    card = payload.get("model_card", {})
+    summary = {key: card[key] for key in ("sources", "rounds", "iterations_per_round", "seconds", "device")
+               if key in card}
+    info = {"source": "MID model file", "path": str(path), "sha256": file_sha256(path),
+            "format": f"{MODEL_FORMAT} v{MODEL_VERSION}", "noise_model": payload.get("noise_model", {}),
+            "model_card": summary}
+    return network, info
+
+
+def read_model_card(path: str | Path) -> dict[str, Any]:
+    """The whole model card of a MID model file."""
+    return dict(_read_payload(Path(path)).get("model_card", {}))
