@@ -29,3 +29,13 @@ def small_noisy(rng: np.random.Generator) -> np.ndarray:
 
 # Small networks keep the unit tests quick; the quality test uses the real size.
 TINY = {"width": 8, "scales": 3, "weights": None}
+
+
+@pytest.fixture(scope="session")
+def mid_model_file(tmp_path_factory) -> Path:
+    """A tiny MID model file (an untrained width-8 network) for runs that only test the plumbing."""
+    from napari_zsdenoise.methods.mid.model import new_network, save_model
+
+    path = tmp_path_factory.mktemp("mid") / "tiny-mid.pt"
+    return save_model(new_network(8, 3, seed=0), path, noise_model={"kind": "gaussian", "sigma": 0.1},
+                      model_card={"sources": {"untrained": 0}, "rounds": 0})

@@ -15,7 +15,7 @@ from typing import Any
 from napari_zsdenoise.methods.base import MethodSpec
 
 #: Method packages under ``napari_zsdenoise.methods``, whose presets are listed in this order.
-METHOD_PACKAGES = ("mpi", "zs_n2n", "zs_n2m", "ins_bsn")
+METHOD_PACKAGES = ("mpi", "zs_n2n", "zs_n2m", "ins_bsn", "mid")
 
 
 def config_parameters(config: Any) -> dict[str, Any]:
