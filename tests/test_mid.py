@@ -326,3 +326,34 @@ def test_a_short_seeded_fit_denoises_a_poisson_gaussian_stack_including_a_plane_
     assert run.metadata["planes"][0]["masked_passes"] == 10
     assert run.metadata["weights"]["path"] == str(model) and run.metadata["weights"]["model_card"]["sources"] == {
         "synthetic": 5}
+
+
+def test_cli_fit_dataset_on_a_folder_then_denoise_with_the_model(tmp_path, noisy_planes, capsys):
+    import tifffile
+
+    from napari_zsdenoise.cli import main
+    from napari_zsdenoise.io import read_tiff_metadata
+
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", np.stack(noisy_planes[:2]).astype(np.float32))
+    tifffile.imwrite(folder / "b.tif", noisy_planes[2].astype(np.float32))
+    model = tmp_path / "mid.pt"
+    tiny = ["--rounds", "2", "--iterations-per-round", "3", "--batch-size", "2", "--patch-size", "32", "--width", "8",
+            "--scales", "3", "--procedural-images", "2", "--procedural-side", "40", "--bank-patches", "16"]
+    assert main(["fit-dataset", str(folder), "-o", str(model), "--device", "cpu", "--seed", "3", *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "3 plane(s) from 2 file(s)" in err and "round 2/2 it 3/3 loss" in err and f"wrote {model}" in err
+    card = read_model_card(model)
+    assert card["sources"] == {"a.tif": 2, "b.tif": 1} and card["seed"] == 3 and card["rounds"] == 2
+    assert main(["fit-dataset", str(folder), "-o", str(model), *tiny]) == 2  # never overwritten unasked
+    assert "--overwrite" in capsys.readouterr().err
+
+    result = tmp_path / "a-denoised.tif"
+    assert main(["denoise", str(folder / "a.tif"), "-o", str(result), "--method", "mid", "--weights", str(model),
+                 "--device", "cpu", "-q"]) == 0
+    assert tifffile.imread(result).shape == (2, 40, 36)
+    meta = read_tiff_metadata(result)
+    assert meta["method"] == "mid" and meta["weights"]["sha256"] and meta["planes"][1]["masked_passes"] == 10
+    assert main(["denoise", str(folder / "b.tif"), "-o", str(tmp_path / "b.tif"), "--method", "mid", "-q"]) == 1
+    assert "zsdenoise fit-dataset" in capsys.readouterr().err

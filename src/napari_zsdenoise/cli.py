@@ -1,4 +1,4 @@
-"""Command-line interface: ``zsdenoise denoise | bench | speed | pretrain | methods``."""
+"""Command-line interface: ``zsdenoise denoise | bench | speed | pretrain | fit-dataset | methods``."""
 
 from __future__ import annotations
 
@@ -493,6 +493,74 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_planes(source: Path) -> tuple[list[Any], dict[str, int]]:
+    """Every plane of the image file ``source``, or of every readable file in the folder ``source``."""
+    from napari_zsdenoise.io import READABLE_SUFFIXES, read_image
+    from napari_zsdenoise.methods.mid.training import planes_for_training
+
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(READABLE_SUFFIXES)}) in {source}")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise FileNotFoundError(f"no such file or folder: {source}")
+    planes: list[Any] = []
+    counts: dict[str, int] = {}
+    for path in files:
+        try:
+            found = planes_for_training(read_image(path))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        planes.extend(found)
+        counts[path.name] = len(found)
+    return planes, counts
+
+
+def _cmd_fit_dataset(args: argparse.Namespace) -> int:
+    from napari_zsdenoise.methods.mid.settings import MIDTrainingSettings
+    from napari_zsdenoise.methods.mid.training import fit_dataset, partial_folder
+
+    settings = MIDTrainingSettings(**{key.removeprefix("training_"): value for key, value in vars(args).items()
+                                      if key.startswith("training_")})
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    planes, counts = _training_planes(Path(args.input))
+    _say(args, f"training MID on {len(planes)} plane(s) from {len(counts)} file(s): {settings.rounds} round(s) of "
+               f"{settings.iterations_per_round} iterations")
+    every = max(1, settings.iterations_per_round // 10)
+
+    def report(event: Any) -> None:
+        if args.quiet:
+            return
+        if event.stage == "train":
+            if event.iteration % every and event.iteration != event.iterations:
+                return
+            text = (f"round {event.round}/{event.rounds} it {event.iteration}/{event.iterations} "
+                    f"loss {event.loss:.5f} {_duration(event.elapsed)}")
+        else:
+            text = event.message
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        fit_dataset(planes, out=out, clean_folders=tuple(args.clean), settings=settings, resume=args.resume,
+                    progress=report, device=args.device, sources=counts, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished rounds are kept in {partial_folder(out)}; run the same command again to "
+              f"continue", file=sys.stderr)
+        return 130
+    from napari_zsdenoise.methods.mid.model import read_model_card
+
+    card = read_model_card(out)
+    noise = card["round_history"][-1]["noise"]
+    _say(args, f"wrote {out}: {len(planes)} plane(s), {settings.rounds} round(s), last round's noise "
+               f"{noise['kind']} (variance {noise['a']:.3g}*s + {noise['b']:.3g}), {_duration(card['seconds'])} on "
+               f"{card['device']}\ndenoise with: zsdenoise denoise IMAGE -o RESULT.tif --method mid --weights {out}")
+    return 0
+
+
 def _cmd_methods(args: argparse.Namespace) -> int:
     from napari_zsdenoise.methods import get_method_spec, method_names
 
@@ -584,6 +652,37 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--device", default="auto")
     pretrain.add_argument("--note", help="free text for the model card (e.g. how the machine was shared)")
     pretrain.set_defaults(func=_cmd_pretrain, argv=None)
+
+    fit = commands.add_parser(
+        "fit-dataset", help="train a MID model on your noisy images, for --method mid (Chihaoui & Favaro 2025)",
+        description="Train a MID (Mask, Inpaint and Denoise) model on noisy images of one kind (same microscope "
+                    "and camera settings): every plane of every file is a training plane. Then denoise with "
+                    "--method mid --weights MODEL.pt.")
+    fit.add_argument("input", help="noisy TIFF/PNG file or stack, or a folder of them")
+    fit.add_argument("-o", "--output", required=True, help="the model file to write (.pt); finished rounds are "
+                     "kept in OUTPUT.partial/ until it is written, so a stopped fit continues with the same command")
+    fit.add_argument("--clean", action="append", default=[], metavar="FOLDER",
+                     help="folder of clean or high-SNR images of similar structures (repeatable), used beside "
+                          "procedural fluorescence scenes")
+    fit.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    fit.add_argument("--no-resume", dest="resume", action="store_false",
+                     help="start afresh even if OUTPUT.partial/ holds finished rounds")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary, only errors")
+    from napari_zsdenoise.methods.mid.settings import MIDTrainingSettings
+    from napari_zsdenoise.settings import describe_settings
+
+    training = fit.add_argument_group("training settings")
+    for info in describe_settings(MIDTrainingSettings):
+        text = (info.help + (f" Range {info.range_text()}." if info.range_text() else "") +
+                f" Default {info.default}.").replace("%", "%%")
+        if info.kind == "bool":
+            training.add_argument(info.option, dest=f"training_{info.name}", action=argparse.BooleanOptionalAction,
+                                  default=argparse.SUPPRESS, help=text)
+        else:
+            training.add_argument(info.option, dest=f"training_{info.name}", type=_argument_parser_for(info),
+                                  metavar=info.name.upper(), default=argparse.SUPPRESS, help=text)
+    fit.set_defaults(func=_cmd_fit_dataset)
 
     methods = commands.add_parser("methods", help="list the available methods and presets")
     methods.add_argument("-v", "--verbose", action="store_true", help="also every setting with its default, level and range")
