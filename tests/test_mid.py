@@ -7,6 +7,8 @@ import pytest
 import torch
 from scipy import ndimage
 
+from napari_zsdenoise.methods.mid import training
+from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model
 from napari_zsdenoise.methods.mid.noise_bank import (
     GaussianNoise,
     Harvest,
@@ -15,6 +17,7 @@ from napari_zsdenoise.methods.mid.noise_bank import (
     harvest_residuals,
     robust_noise_sigma,
 )
+from napari_zsdenoise.methods.mid.settings import MIDConfig, MIDTrainingSettings
 
 
 def _local_mean_of_visible(plane: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -92,10 +95,6 @@ def test_the_first_round_noise_level_is_a_robust_estimate_in_normalised_units():
 
 # --- training rounds, model file, resume -------------------------------------------------
 
-from napari_zsdenoise.methods.mid import training  # noqa: E402
-from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model  # noqa: E402
-from napari_zsdenoise.methods.mid.settings import MIDConfig, MIDTrainingSettings  # noqa: E402
-
 # A fit small enough for a unit test: two rounds of a few steps of a width-8 network.
 TINY_FIT = dict(rounds=2, iterations_per_round=4, batch_size=2, patch_size=32, width=8, scales=3,
                 procedural_images=2, procedural_side=40, bank_patches=16)
@@ -142,7 +141,6 @@ def test_the_bank_is_harvested_from_the_network_on_masked_planes(noisy_planes):
 
 def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_previous_ones_bank(
         noisy_planes, tmp_path, monkeypatch):
-    from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise, robust_noise_sigma
     from napari_zsdenoise.normalization import IntensityScaling
 
     settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 3})
@@ -283,7 +281,6 @@ def test_mid_without_a_model_file_says_how_to_train_one():
 
 
 def test_clean_planes_are_scaled_so_that_with_noise_added_they_sit_where_denoise_puts_noisy_planes():
-    from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise
     from napari_zsdenoise.normalization import IntensityScaling
     from napari_zsdenoise.synthetic import fluorescence_phantom
 

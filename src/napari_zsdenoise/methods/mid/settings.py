@@ -103,7 +103,8 @@ class MIDTrainingSettings:
             raise ValueError(f"patch_size must be above {2**self.scales} px for {self.scales} scales; "
                              f"got {self.patch_size}")
         if self.procedural_images and self.procedural_side < self.patch_size:
-            raise ValueError(f"procedural_side ({self.procedural_side}) must be at least patch_size ({self.patch_size})")
+            raise ValueError(f"procedural_side ({self.procedural_side}) must be at least patch_size "
+                             f"({self.patch_size})")
         if self.final_learning_rate > self.learning_rate:
             raise ValueError("final_learning_rate must not exceed learning_rate")
         if self.last_mask_ratio_low > self.last_mask_ratio_high:

@@ -378,8 +378,9 @@ def fit_dataset(
                            message=f"round {round_index + 1} done, loss {history[-1]['final_loss']:.5f}"))
         if noise is not None:
             report(FitProgress("bank", round_index + 2, settings.rounds, elapsed=elapsed(),
-                               message=f"round {round_index + 2} noise: {len(noise)} residual patches of the round "
-                                       f"{round_index + 1} network, variance {noise.model.a:.3g}*s + {noise.model.b:.3g}"))
+                               message=f"round {round_index + 2} noise: {len(noise)} residual patches of the "
+                                       f"round {round_index + 1} network, variance {noise.model.a:.3g}*s + "
+                                       f"{noise.model.b:.3g}"))
 
     total = elapsed()
     card = {
