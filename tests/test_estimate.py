@@ -185,3 +185,11 @@ def test_the_real_probe_times_iterations_and_can_be_cancelled():
     cancel = threading.Event()
     cancel.set()
     assert estimate.probe_seconds_per_iteration("mpi-fast", 32, device="cpu", overrides=TINY, cancel=cancel) is None
+
+
+def test_a_method_that_needs_a_model_file_is_probed_with_the_chosen_one(mid_model_file):
+    with pytest.raises(ValueError, match="model file"):
+        estimate.probe_seconds_per_iteration("mid", 32, device="cpu")
+    seconds = estimate.probe_seconds_per_iteration("mid", 32, device="cpu", overrides={"weights": mid_model_file},
+                                                   iterations=2, warmup=1)
+    assert seconds is not None and seconds > 0

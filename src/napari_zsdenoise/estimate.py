@@ -171,8 +171,13 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
     spec = get_method_spec(method)
     fields = {item.name for item in dataclasses.fields(spec.default_config)}
     settings = {key: value for key, value in (overrides or {}).items() if key not in _SAME_WORK_PER_ITERATION}
-    # No weights file to read and no early end: the probe times iterations, nothing else.
-    if "weights" in fields:
+    # No weights file to read and no early end: the probe times iterations, nothing else. A method
+    # that runs only from the user's own model file is timed with that file, once one is chosen.
+    if spec.default_config.needs_weights_file:
+        settings["weights"] = (overrides or {}).get("weights")
+        if settings["weights"] is None:
+            raise ValueError(f"{spec.name} runs only with a model file of your own: choose it as its weights first")
+    elif "weights" in fields:
         settings["weights"] = None
     if "early_stopping" in fields:
         settings["early_stopping"] = False

@@ -215,6 +215,11 @@ class MethodSettings:
         """Neighbouring planes on each side the method sees with each plane (0: none)."""
         return 0
 
+    @property
+    def needs_weights_file(self) -> bool:
+        """Whether the method runs only with a weights file the user trained (no shipped or random start)."""
+        return False
+
 
 def check_range(name: str, value: float, low: float | None, high: float | None, *, low_open: bool = False,
                 high_open: bool = False) -> None:

@@ -42,6 +42,10 @@ class MIDConfig(MethodSettings):
         0, "Side in pixels of the tiles each pass is predicted in, each with a margin of context; 0: the whole "
         "plane at once.", low=0, advanced=True)
 
+    @property
+    def needs_weights_file(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class MIDTrainingSettings:
