@@ -182,6 +182,16 @@ def describe_settings(settings: Any) -> list[SettingInfo]:
     return infos
 
 
+def check_declared_settings(settings: Any) -> None:
+    """Validate every field of the frozen dataclass ``settings`` declared with :func:`setting`, from its
+    own description; numpy scalars are welcome, but the provenance keeps plain numbers."""
+    for info in describe_settings(type(settings)):
+        value = getattr(settings, info.name)
+        info.check(value)
+        if info.kind in ("int", "float") and not isinstance(value, (int, float)):
+            object.__setattr__(settings, info.name, int(value) if info.kind == "int" else float(value))
+
+
 @dataclass(frozen=True)
 class MethodSettings:
     """Base of every method's settings.
@@ -194,12 +204,7 @@ class MethodSettings:
     iterations: int = setting(100, "Optimisation steps per plane.", low=1)
 
     def __post_init__(self) -> None:
-        for info in describe_settings(type(self)):
-            value = getattr(self, info.name)
-            info.check(value)
-            # numpy scalars are welcome, but the provenance keeps plain numbers.
-            if info.kind in ("int", "float") and not isinstance(value, (int, float)):
-                object.__setattr__(self, info.name, int(value) if info.kind == "int" else float(value))
+        check_declared_settings(self)
         self.check()
 
     def check(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_zsdenoise.methods.base import MethodSpec
-from napari_zsdenoise.settings import MethodSettings, describe_settings, setting
+from napari_zsdenoise.settings import MethodSettings, check_declared_settings, setting
 
 CITATION = ("Chihaoui, Favaro: Unsupervised Real-World Denoising: Sparsity is All You Need (Mask, Inpaint "
             "and Denoise). arXiv 2503.21377, 2025 (Algorithm 1, Eqs. 2-5)")
@@ -98,11 +98,7 @@ class MIDTrainingSettings:
     seed: int = setting(0, "Seeds networks, patches, masks and noise: the same seed repeats a fit.", low=0)
 
     def __post_init__(self) -> None:
-        for info in describe_settings(type(self)):
-            value = getattr(self, info.name)
-            info.check(value)
-            if info.kind in ("int", "float") and not isinstance(value, (int, float)):
-                object.__setattr__(self, info.name, int(value) if info.kind == "int" else float(value))
+        check_declared_settings(self)
         if self.patch_size <= 2**self.scales:
             raise ValueError(f"patch_size must be above {2**self.scales} px for {self.scales} scales; "
                              f"got {self.patch_size}")
