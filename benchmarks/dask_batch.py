@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _study_cli import dispatch, study_parser
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAIRS = ROOT.parent / "shared" / "data" / "fmd-test"
 VARIANTS = {"one process": [], "LocalCluster, 2 workers": ["--dask", "local", "--dask-workers", "2"]}
@@ -115,22 +117,13 @@ def table(out: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    runner = commands.add_parser("run")
-    runner.add_argument("--out", required=True)
+    parser, _, runner = study_parser(__doc__)
     runner.add_argument("--pairs", default=str(DEFAULT_PAIRS))
     runner.add_argument("--images", type=int, default=8)
     runner.add_argument("--crop", type=int, default=128)
     runner.add_argument("--method", default="mpi-fast")
     runner.add_argument("--rounds", type=int, default=2)
-    tabler = commands.add_parser("table")
-    tabler.add_argument("--out", required=True)
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args)
-    else:
-        print("\n".join(table(Path(args.out))))
+    dispatch(parser.parse_args(), run, table)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from _study_cli import dispatch, study_parser
+
 
 def one_case(size: int, budget_mb: int, iterations: int) -> dict:
     import resource
@@ -75,10 +77,7 @@ def table(out: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    runner = commands.add_parser("run")
-    runner.add_argument("--out", required=True)
+    parser, commands, runner = study_parser(__doc__)
     runner.add_argument("--sizes", type=int, nargs="+", default=[2048])
     runner.add_argument("--budgets", type=int, nargs="+", default=[0, 1024])
     runner.add_argument("--iterations", type=int, default=4)
@@ -86,15 +85,8 @@ def main() -> None:
     one.add_argument("--size", type=int, required=True)
     one.add_argument("--budget", type=int, default=0)
     one.add_argument("--iterations", type=int, default=4)
-    tabler = commands.add_parser("table")
-    tabler.add_argument("--out", required=True)
-    args = parser.parse_args()
-    if args.command == "one":
-        print(json.dumps(one_case(args.size, args.budget, args.iterations)))
-    elif args.command == "run":
-        run_cases(args)
-    else:
-        print("\n".join(table(Path(args.out))))
+    dispatch(parser.parse_args(), run_cases, table,
+             one=lambda args: print(json.dumps(one_case(args.size, args.budget, args.iterations))))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _study_cli import dispatch, study_parser
+
 WAIT_POLICIES = ("default", "PASSIVE")
 
 
@@ -110,28 +112,18 @@ def table(folder: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run")
-    run.add_argument("--out", required=True)
-    run.add_argument("--size", type=int, default=256)
-    run.add_argument("--rounds", type=int, default=2)
-    run.add_argument("--iterations", type=int, default=15)
-    run.add_argument("--warmup", type=int, default=3)
-    one = sub.add_parser("one")
+    parser, commands, runner = study_parser(__doc__)
+    runner.add_argument("--size", type=int, default=256)
+    runner.add_argument("--rounds", type=int, default=2)
+    runner.add_argument("--iterations", type=int, default=15)
+    runner.add_argument("--warmup", type=int, default=3)
+    one = commands.add_parser("one")
     one.add_argument("--size", type=int, default=256)
     one.add_argument("--iterations", type=int, default=15)
     one.add_argument("--warmup", type=int, default=3)
     one.add_argument("--threads", type=int, default=1)
-    tab = sub.add_parser("table")
-    tab.add_argument("--out", required=True)
-    args = parser.parse_args()
-    if args.command == "one":
-        print(json.dumps(time_condition(args.size, args.iterations, args.warmup, args.threads)))
-    elif args.command == "run":
-        run_conditions(args)
-    else:
-        print("\n".join(table(Path(args.out))))
+    dispatch(parser.parse_args(), run_conditions, table,
+             one=lambda args: print(json.dumps(time_condition(args.size, args.iterations, args.warmup, args.threads))))
 
 
 if __name__ == "__main__":

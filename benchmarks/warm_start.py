@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _study_cli import dispatch, study_parser  # noqa: E402
 from time_to_quality import label_folder, parse_method  # noqa: E402
 
 FRAMES = 4
@@ -127,10 +128,7 @@ def table(out: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    runner = commands.add_parser("run")
-    runner.add_argument("--out", required=True)
+    parser, _, runner = study_parser(__doc__)
     runner.add_argument("--variants", nargs="+", required=True)
     runner.add_argument("--pairs", default="../shared/data/fmd-test")
     runner.add_argument("--names", nargs="+", help="configurations, e.g. Confocal_FISH (default: all)")
@@ -140,13 +138,7 @@ def main() -> None:
     runner.add_argument("--threads", type=int, default=1)
     runner.add_argument("--device", default="cpu")
     runner.add_argument("--seed", type=int, default=0)
-    tabler = commands.add_parser("table")
-    tabler.add_argument("--out", required=True)
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args)
-    else:
-        print("\n".join(table(Path(args.out))))
+    dispatch(parser.parse_args(), run, table)
 
 
 if __name__ == "__main__":
