@@ -408,3 +408,21 @@ def test_a_stack_is_read_and_written_plane_by_plane_not_held_in_memory(tmp_path,
     assert main(["denoise", str(source), "-o", str(target), *FAST]) == 0
     assert isinstance(seen["image"], np.memmap)  # the input, mapped from the file
     assert isinstance(seen["output"], np.memmap if suffix == ".tif" else zarr.Array)  # the result, on disk
+
+
+def test_an_output_written_before_the_camera_offset_existed_is_still_skipped(tmp_path, small_noisy, capsys):
+    import zarr
+
+    source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.ome.zarr"
+    arguments = ["denoise", str(source), "-o", str(target), *FAST]
+    assert main(arguments) == 0
+    # What an earlier release wrote: the same provenance without the camera offset.
+    group = zarr.open_group(str(target), mode="r+")
+    provenance = dict(group.attrs["napari_zsdenoise"])
+    del provenance["camera_offset"]
+    group.attrs["napari_zsdenoise"] = provenance
+    capsys.readouterr()
+    assert main(arguments) == 0
+    assert "already denoised with these settings" in capsys.readouterr().err
+    # Asked for an offset it was not computed with, it is another result: refused without --overwrite.
+    assert main([*arguments, "--camera-offset", "100"]) != 0

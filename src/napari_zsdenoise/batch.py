@@ -119,7 +119,9 @@ def output_state(job: Job, key: dict[str, Any]) -> str:
     end: the same command continues it) or ``"other"`` (anything else there)."""
     progress = progress_folder(job.destination)
     if not job.destination.exists():
-        return "partial" if not is_zarr_path(job.destination) and _progress_key(progress) == key else "new"
+        progress_key = _progress_key(progress)
+        return ("partial" if not is_zarr_path(job.destination) and progress_key is not None
+                and matches_key(progress_key, key) else "new")
     try:
         provenance = read_provenance(job.destination) if job.destination.is_file() or is_zarr_path(job.destination) else {}
     except Exception:  # noqa: BLE001 - an unreadable file is simply not ours

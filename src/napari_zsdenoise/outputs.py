@@ -66,9 +66,17 @@ def read_provenance(path: Path) -> dict[str, Any]:
     return read_tiff_metadata(path)
 
 
+#: Parts of a run's key added after results were first written, with the value those results had.
+KEY_PARTS_ADDED_LATER = {"camera_offset": 0.0}
+
+
 def matches_key(provenance: dict[str, Any], key: dict[str, Any]) -> bool:
-    """Whether ``provenance`` comes from a run with this key (input, method, settings, seed, scaling)."""
-    return all(provenance.get(name) == value for name, value in key.items())
+    """Whether ``provenance`` comes from a run with this key (input, method, settings, seed, scaling).
+
+    A result written before a part of the key existed counts as having that part's old value, so
+    that an earlier release's output is still skipped or continued, not refused.
+    """
+    return all(provenance.get(name, KEY_PARTS_ADDED_LATER.get(name)) == value for name, value in key.items())
 
 
 def progress_folder(destination: Path) -> Path:
