@@ -193,3 +193,11 @@ def test_a_method_that_needs_a_model_file_is_probed_with_the_chosen_one(mid_mode
     seconds = estimate.probe_seconds_per_iteration("mid", 32, device="cpu", overrides={"weights": mid_model_file},
                                                    iterations=2, warmup=1)
     assert seconds is not None and seconds > 0
+
+
+def test_mids_probe_needs_the_model_file_and_then_times_its_passes(mid_model_file):
+    with pytest.raises(ValueError, match="model file of your own"):
+        estimate.probe_seconds_per_iteration("mid", 64, device="cpu", iterations=1, warmup=0)
+    seconds = estimate.probe_seconds_per_iteration("mid", 64, device="cpu", iterations=2, warmup=0,
+                                                   overrides={"weights": str(mid_model_file)})
+    assert seconds is not None and seconds > 0

@@ -84,12 +84,19 @@ def test_widget_lists_methods_and_loads_presets(viewer_and_widget):
         assert set(widget.settings) == {info.name for info in spec.settings()}
         for info in spec.settings():
             shown = widget.settings[info.name].value
-            if info.kind == "weights":
+            if info.kind == "weights" and spec.default_config.needs_weights_file:
+                assert shown == WEIGHTS_FILE, (name, info.name)
+            elif info.kind == "weights":
                 assert shown == (WEIGHTS_RANDOM if info.default is None else WEIGHTS_SHIPPED), (name, info.name)
             else:
                 assert shown == pytest.approx(info.default), (name, info.name)
-        # Untouched fields run the preset exactly.
-        assert widget.method_overrides() == {}
+        if spec.default_config.needs_weights_file:
+            # Nothing to run with until a file is chosen (or trained, see the MID tests).
+            with pytest.raises(ValueError, match="existing weights file"):
+                widget.method_overrides()
+        else:
+            # Untouched fields run the preset exactly.
+            assert widget.method_overrides() == {}
     widget.method_combo.value = "mpi"
     assert widget.settings["iterations"].value == 1000
     widget.method_combo.value = "mpi-fast"
@@ -107,14 +114,19 @@ def _another_value(info):
     return info.default * 0.5 if info.default else 0.5
 
 
-def test_every_setting_of_every_method_is_reachable_from_the_widget(viewer_and_widget):
+def test_every_setting_of_every_method_is_reachable_from_the_widget(viewer_and_widget, mid_model_file):
     from napari_zsdenoise.methods import get_method_spec, method_names
 
     _, widget, _ = viewer_and_widget
     for name in method_names():
         widget.method_combo.value = name
+        needs_file = get_method_spec(name).default_config.needs_weights_file
+        if needs_file:
+            # Its weights menu holds only "file…": the file is the setting to reach.
+            widget.form.weights_file.value = mid_model_file
         for info in get_method_spec(name).settings():
-            widget.settings[info.name].value = _another_value(info)
+            if not (info.kind == "weights" and needs_file):
+                widget.settings[info.name].value = _another_value(info)
             assert info.name in widget.method_overrides(), (name, info.name)
         overrides = widget.method_overrides()
         assert set(overrides) == {info.name for info in get_method_spec(name).settings()}
@@ -787,7 +799,6 @@ def test_a_long_status_line_wraps_instead_of_widening_the_dock(viewer_and_widget
     viewer, _, _ = viewer_and_widget
     # Shown on its own: Qt lays out a hidden widget (the test viewer's dock) only once it is shown.
     widget = DenoiseWidget(viewer)
-    qtbot.addWidget(widget.native)
     widget.native.show()
     widget.status_label.value = "done"
     QApplication.processEvents()
@@ -799,3 +810,93 @@ def test_a_long_status_line_wraps_instead_of_widening_the_dock(viewer_and_widget
         assert widget.status_label.native.wordWrap() and widget.status_label.native.isVisible()
         after = widget.native.sizeHint().width(), widget.native.minimumSizeHint().width()
         assert after[0] <= before[0] + 4 and after[1] <= before[1] + 4, (before, after)
+    # Gone before this test's viewer is: a dock outliving its viewer is not a case the product has.
+    widget.native.deleteLater()
+    qtbot.wait(50)
+
+
+# --- MID: train on a layer, then denoise with the model ---------------------------------------------
+TINY_MID_TRAINING = {"rounds": 2, "iterations_per_round": 6, "batch_size": 2, "patch_size": 32, "width": 8,
+                     "scales": 3, "bank_patches": 16, "procedural_images": 2, "procedural_side": 32}
+
+
+def test_choosing_mid_shows_the_training_section_and_asks_for_a_model_file(viewer_and_widget):
+    _, widget, _ = viewer_and_widget
+    assert widget.training_panel.native.isHidden()
+    widget.method_combo.value = "mid"
+    assert not widget.training_panel.native.isHidden()
+    assert widget.settings["weights"].choices == (WEIGHTS_FILE,)
+    assert not widget.form.weights_file.native.isHidden()
+    widget.start()
+    assert not widget.is_running
+    assert "existing weights file" in widget.status_label.value
+    widget.method_combo.value = "bsn-quick"
+    assert widget.training_panel.native.isHidden()
+
+
+def test_training_mid_on_a_stack_writes_a_model_that_mid_then_uses(viewer_and_widget, qtbot, small_noisy, tmp_path,
+                                                                   monkeypatch):
+    import napari_zsdenoise._qt.widget as widget_module
+    from napari_zsdenoise.engine import DenoiseRun
+    from napari_zsdenoise.methods.mid.model import read_model_card
+
+    # The model fixes mid's network; the fixture's tiny network settings are the other methods'.
+    monkeypatch.setattr(widget_module, "DenoiseRun", DenoiseRun)
+    viewer, widget, _ = viewer_and_widget
+    stack = viewer.add_image(np.stack([small_noisy, small_noisy[::-1], small_noisy[:, ::-1]]), name="stack")
+    widget.layer_combo.value = stack
+    widget.method_combo.value = "mid"
+    panel = widget.training_panel
+    for name, value in TINY_MID_TRAINING.items():
+        panel.form.fields[name].value = value
+    assert panel.training_settings().rounds == 2
+    panel.start()
+    assert panel.is_running, panel.status_label.value
+    with qtbot.waitSignal(panel._worker.finished, timeout=TIMEOUT_MS):
+        pass
+    assert panel.status_label.value.startswith("Trained"), panel.status_label.value
+    model = widget.trained_model
+    assert model is not None and model.is_file() and model.parent == tmp_path / "probe-cache" / "mid-models"
+    card = read_model_card(model)
+    assert card["noisy_planes"] == 3 and card["sources"] == {"stack": 3} and card["rounds"] == 2
+    assert len(card["round_history"]) == 2 and card["round_history"][1]["noise"]["kind"] != "gaussian"
+    assert widget.method_overrides()["weights"] == str(model)
+    # The model serves any layer of the same kind, and a method chosen later finds it again.
+    widget.method_combo.value = "bsn-quick"
+    widget.method_combo.value = "mid"
+    assert widget.method_overrides()["weights"] == str(model)
+    widget.layer_combo.value = viewer.layers["cells"]
+    _run_to_the_end(widget, qtbot)
+    result = viewer.layers[-1]
+    assert result.name == "cells_mid" and result.data.shape == small_noisy.shape
+    assert np.isfinite(result.data).all()
+    # A second fit of the same layer gets a file of its own.
+    assert panel._output_path("stack") != model
+
+
+def test_stopping_mid_training_keeps_the_finished_rounds(viewer_and_widget, qtbot, small_noisy, tmp_path):
+    from napari_zsdenoise.methods.mid.training import partial_folder
+
+    viewer, widget, layer = viewer_and_widget
+    widget.method_combo.value = "mid"
+    panel = widget.training_panel
+    for name, value in {**TINY_MID_TRAINING, "rounds": 3, "iterations_per_round": 40}.items():
+        panel.form.fields[name].value = value
+    out = tmp_path / "model.pt"
+    panel.model_file.value = out
+    panel.start()
+    qtbot.waitUntil(lambda: (partial_folder(out) / "state.pt").is_file(), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(panel._worker.finished, timeout=TIMEOUT_MS):
+        panel.stop_button.clicked.emit()
+    assert "stopped" in panel.status_label.value
+    assert not out.exists() and (partial_folder(out) / "state.pt").is_file()
+    assert widget.trained_model is None
+
+
+def test_training_refuses_planes_smaller_than_its_patches(viewer_and_widget):
+    viewer, widget, _ = viewer_and_widget
+    widget.layer_combo.value = viewer.add_image(np.zeros((20, 20), np.float32), name="tiny")
+    widget.method_combo.value = "mid"
+    widget.training_panel.start()
+    assert not widget.training_panel.is_running
+    assert "smaller than the training patches" in widget.training_panel.status_label.value

@@ -57,9 +57,12 @@ class SettingsForm:
     ----------
     settings : list of SettingInfo
         The preset's settings (``MethodSpec.settings()``), values included.
+    weights_file_only : bool
+        The method runs only with a weights file of the user's (``needs_weights_file``): the
+        weights menu offers nothing else and the file field is always shown.
     """
 
-    def __init__(self, settings: list[SettingInfo]) -> None:
+    def __init__(self, settings: list[SettingInfo], *, weights_file_only: bool = False) -> None:
         self.settings = {info.name: info for info in settings}
         self.fields: dict[str, Widget] = {}
         self.basic = Container(labels=True)
@@ -67,12 +70,13 @@ class SettingsForm:
         self.weights_file: FileEdit | None = None
         for info in settings:
             box = self.advanced if info.advanced else self.basic
-            self.fields[info.name] = self._make_field(info)
+            self.fields[info.name] = self._make_field(info, weights_file_only)
             box.append(self.fields[info.name])
             if info.kind == "weights":
                 self.weights_file = FileEdit(label="weights file", mode="r", filter="*.pt *.pth", visible=False)
-                if _weights_choice(info.default) == WEIGHTS_FILE:
-                    self.weights_file.value = str(info.default)
+                if weights_file_only or _weights_choice(info.default) == WEIGHTS_FILE:
+                    if info.default is not None:
+                        self.weights_file.value = str(info.default)
                     self.weights_file.visible = True
                 combo = self.fields[info.name]
                 combo.changed.connect(lambda choice: setattr(self.weights_file, "visible", choice == WEIGHTS_FILE))
@@ -93,12 +97,22 @@ class SettingsForm:
         for name, widget in self.fields.items():
             widget.enabled = self.applies(name)
 
+    def use_weights_file(self, path: str | Path) -> None:
+        """Choose the weights file ``path`` (e.g. a model just trained) in the weights menu."""
+        for name, info in self.settings.items():
+            if info.kind == "weights" and self.weights_file is not None:
+                self.fields[name].value = WEIGHTS_FILE
+                self.weights_file.value = str(path)
+                self.weights_file.visible = True
+
     @staticmethod
-    def _make_field(info: SettingInfo) -> Widget:
+    def _make_field(info: SettingInfo, weights_file_only: bool = False) -> Widget:
         options: dict[str, Any] = {"label": info.label, "tooltip": info.help}
         if info.kind == "bool":
             return CheckBox(value=bool(info.default), **options)
         if info.kind == "weights":
+            if weights_file_only:
+                return ComboBox(choices=[WEIGHTS_FILE], value=WEIGHTS_FILE, **options)
             return ComboBox(choices=list(WEIGHTS_CHOICES), value=_weights_choice(info.default), **options)
         if info.kind == "int":
             low = 0 if info.low is None else int(info.low)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ openmp_threads_sleep_when_idle()
 
 from napari_zsdenoise import estimate
 from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
+from napari_zsdenoise._qt.mid_training import MIDTrainingPanel
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
@@ -149,6 +151,8 @@ class DenoiseWidget(Container):
         self.advanced_check = CheckBox(text="show advanced settings", value=False)
         self.advanced_box = Container(labels=False, visible=False)
         self.form: SettingsForm | None = None
+        # The newest model trained in this dock, offered to methods that need a weights file.
+        self.trained_model: Path | None = None
         self.device_combo = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.precision_combo = ComboBox(
             label="precision", choices=list(PRECISIONS), value="auto",
@@ -167,6 +171,8 @@ class DenoiseWidget(Container):
             label="region", choices=list(REGION_CHOICES), value=REGION_WHOLE,
             tooltip="Try the settings on a part of the plane on screen first: the part visible in the viewer, or "
                     "the selected (else the last) rectangle of a Shapes layer. The result is a layer of that part.")
+        self.training_panel = MIDTrainingPanel(
+            lambda: self.layer_combo.value, lambda: self.device_combo.value, self._use_trained_model)
         self.estimate_label = Label(value="")
         self.run_button = PushButton(text="Run")
         self.stop_button = PushButton(text="Stop (keep result)", enabled=False)
@@ -184,6 +190,7 @@ class DenoiseWidget(Container):
                 self.settings_box,
                 self.advanced_check,
                 self.advanced_box,
+                self.training_panel,
                 self.device_combo,
                 self.precision_combo,
                 self.normalization_combo,
@@ -303,7 +310,13 @@ class DenoiseWidget(Container):
 
     def _load_preset(self, name: str) -> None:
         """Rebuild the settings fields for method ``name``, each showing the preset's value."""
-        self.form = SettingsForm(get_method_spec(name).settings())
+        spec = get_method_spec(name)
+        needs_file = spec.default_config.needs_weights_file
+        self.form = SettingsForm(spec.settings(), weights_file_only=needs_file)
+        # Training a model is what a method that needs one is chosen for; the section shows with it.
+        self.training_panel.visible = needs_file
+        if needs_file and self.trained_model is not None:
+            self.form.use_weights_file(self.trained_model)
         self.settings_box.clear()
         self.advanced_box.clear()
         self.settings_box.append(self.form.basic)
@@ -313,6 +326,12 @@ class DenoiseWidget(Container):
         if self.form.weights_file is not None:
             self.form.weights_file.changed.connect(self._refresh_estimate)
         self._refresh_estimate()
+
+    def _use_trained_model(self, path: Path) -> None:
+        self.trained_model = path
+        if self.form is not None and get_method_spec(self.method_combo.value).default_config.needs_weights_file:
+            self.form.use_weights_file(path)
+            self._refresh_estimate()
 
     def method_overrides(self) -> dict[str, Any]:
         """The settings changed in the widget, as keyword overrides of the method's preset.

@@ -61,40 +61,40 @@ class MIDTrainingSettings:
         "of the round before.", low=1, high=16)
     iterations_per_round: int = setting(
         300, "Optimiser steps per round (the length of each round's cosine schedule).", low=1)
-    batch_size: int = setting(8, "Clean patches per step.", low=1)
+    batch_size: int = setting(8, "Clean patches per step.", low=1, advanced=True)
     patch_size: int = setting(
-        64, "Side in pixels of the training patches and of the noise patches in the bank.", low=8)
-    width: int = setting(32, "Hourglass feature channels per scale.", low=1)
-    scales: int = setting(4, "Hourglass scales.", low=1, high=8)
+        64, "Side in pixels of the training patches and of the noise patches in the bank.", low=8, advanced=True)
+    width: int = setting(32, "Hourglass feature channels per scale.", low=1, advanced=True)
+    scales: int = setting(4, "Hourglass scales.", low=1, high=8, advanced=True)
     learning_rate: float = setting(
         2e-3, "Adam step size at the start of each round. The paper's 4e-4 is for 2e5 iterations a round; "
         "in a budget of hundreds the larger step learns far more (docs/methods.md).", low=0.0, high=1.0,
-        low_open=True)
+        low_open=True, advanced=True)
     final_learning_rate: float = setting(
-        1e-6, "Step size the cosine schedule ends each round at.", low=0.0, high=1.0)
+        1e-6, "Step size the cosine schedule ends each round at.", low=0.0, high=1.0, advanced=True)
     first_mask_ratio: float = setting(
         0.8, "Fraction of pixels hidden in the first (Gaussian-noise) round.", low=0.0, high=1.0,
-        low_open=True, high_open=True)
+        low_open=True, high_open=True, advanced=True)
     mask_ratio: float = setting(
         0.7, "Fraction of pixels hidden in the rounds between the first and the last.", low=0.0, high=1.0,
-        low_open=True, high_open=True)
+        low_open=True, high_open=True, advanced=True)
     last_mask_ratio_low: float = setting(
         0.5, "Least fraction hidden in the last round (drawn per patch, uniformly up to the most).",
-        low=0.0, high=1.0, low_open=True, high_open=True)
+        low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
     last_mask_ratio_high: float = setting(
-        0.7, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True)
+        0.7, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
     signal_dependent: bool = setting(
         True, "Model the noise variance as a*signal + b (photon noise) so that harvested noise is rescaled to "
-        "the brightness of the clean patch it is added to; off: residuals are added as they are.")
+        "the brightness of the clean patch it is added to; off: residuals are added as they are.", advanced=True)
     masks_per_plane: int = setting(
-        2, "Random masks per noisy plane when harvesting residuals for the noise bank.", low=1)
-    bank_patches: int = setting(2048, "Noise patches kept in the bank.", low=1)
+        2, "Random masks per noisy plane when harvesting residuals for the noise bank.", low=1, advanced=True)
+    bank_patches: int = setting(2048, "Noise patches kept in the bank.", low=1, advanced=True)
     procedural_images: int = setting(
-        64, "Procedural clean fluorescence scenes generated as clean training images.", low=0)
-    procedural_side: int = setting(128, "Side in pixels of each procedural scene.", low=8)
+        64, "Procedural clean fluorescence scenes generated as clean training images.", low=0, advanced=True)
+    procedural_side: int = setting(128, "Side in pixels of each procedural scene.", low=8, advanced=True)
     clean_fraction: float = setting(
         0.5, "With clean folders, the share of patches drawn from them (the rest are procedural).",
-        low=0.0, high=1.0)
+        low=0.0, high=1.0, advanced=True)
     seed: int = setting(0, "Seeds networks, patches, masks and noise: the same seed repeats a fit.", low=0)
 
     def __post_init__(self) -> None:
