@@ -293,6 +293,10 @@ def test_clean_planes_are_scaled_so_that_with_noise_added_they_sit_where_denoise
     assert fitted.offset == pytest.approx(0.0, abs=0.03) and fitted.scale == pytest.approx(1.0, abs=0.06)
     # Scaled by its own percentiles instead, its background would sit at 0.1, under any real one.
     assert np.percentile(scaled, 0.1) > 0.25
+    # Given the noisy planes' median, the clean plane's median moves there; its bright end stays.
+    anchored = training.scale_like_noisy(clean, noise, np.random.default_rng(0), median=0.15)
+    assert np.median(anchored) == pytest.approx(0.15, abs=0.005)
+    assert np.percentile(anchored, 99.9) == pytest.approx(np.percentile(scaled, 99.9), abs=0.005)
 
 
 # --- through the engine ------------------------------------------------------------------

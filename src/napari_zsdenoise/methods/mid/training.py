@@ -89,7 +89,8 @@ _SCALING_STEPS = 6
 _LEAST_SPAN = 0.05
 
 
-def scale_like_noisy(clean: np.ndarray, noise: GaussianNoise | NoiseBank, rng: np.random.Generator) -> np.ndarray:
+def scale_like_noisy(clean: np.ndarray, noise: GaussianNoise | NoiseBank, rng: np.random.Generator,
+                     median: float | None = None) -> np.ndarray:
     """``clean`` mapped affinely so that, with ``noise`` added, it sits where ``denoise`` puts a noisy plane.
 
     ``denoise`` maps a noisy plane's 0.1/99.9 percentiles to 0.1/0.9, so its clean content
@@ -98,6 +99,14 @@ def scale_like_noisy(clean: np.ndarray, noise: GaussianNoise | NoiseBank, rng: n
     trained on it learns intensities the data does not have. The noise is fixed in these
     units, so the map is found by repetition: add noise, fit the scaling on the sum, apply
     it to the clean plane. Returned clipped to [0, 1], the network's output range.
+
+    With ``median`` (the user's normalised noisy planes' median level), the plane is then
+    stretched about its 99.9th percentile so that its median sits there too. The percentiles
+    of a noisy plane are set by the noise's tails, which the noise model gets wrong on real
+    cameras (values clipped at zero, residuals that still carry some structure): on FMD
+    confocal planes the step above alone lifted the clean background far above the data's,
+    and the network learnt that offset (docs/methods.md). Noise has zero mean, so the
+    median of the noisy planes is a level their clean content has.
     """
     x = IntensityScaling.fit(clean).normalize(clean).astype(np.float64)
     draws = noise.unit_draws(x.shape, rng)
@@ -108,6 +117,10 @@ def scale_like_noisy(clean: np.ndarray, noise: GaussianNoise | NoiseBank, rng: n
         if high - low < _LEAST_SPAN:
             centre = (high + low) / 2
             x = centre + (x - centre) * (_LEAST_SPAN / max(high - low, 1e-12))
+    if median is not None:
+        middle, high = np.median(x), np.percentile(x, 99.9)
+        if high - middle > 1e-6 and high > median:
+            x = high + (x - high) * (high - median) / (high - middle)
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
@@ -147,14 +160,17 @@ class CleanPatches:
             "clean_planes": len(self.folder_planes),
             "share_from_clean_folders": self.folder_share,
             "scaling": "each plane affinely, per round, so that with the round's noise added its 0.1/99.9 "
-                       "percentiles sit at 0.1/0.9 (as denoise scales a noisy plane); clipped to [0, 1]",
+                       "percentiles sit at 0.1/0.9 (as denoise scales a noisy plane), then stretched about its "
+                       "99.9th percentile so that its median is the noisy planes' median; clipped to [0, 1]",
             "augmentation": "random crop, rotation by multiples of 90 degrees and flip",
         }
 
-    def scale_for(self, noise: GaussianNoise | NoiseBank, rng: np.random.Generator) -> None:
-        """Scale every plane for ``noise`` (see :func:`scale_like_noisy`) before a round's batches."""
-        self._scaled = ([scale_like_noisy(plane, noise, rng) for plane in self.folder_planes],
-                        [scale_like_noisy(plane, noise, rng) for plane in self.procedural])
+    def scale_for(self, noise: GaussianNoise | NoiseBank, rng: np.random.Generator,
+                  median: float | None = None) -> None:
+        """Scale every plane for ``noise`` and the noisy planes' ``median`` (see :func:`scale_like_noisy`)
+        before a round's batches."""
+        self._scaled = ([scale_like_noisy(plane, noise, rng, median) for plane in self.folder_planes],
+                        [scale_like_noisy(plane, noise, rng, median) for plane in self.procedural])
 
     def batch(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """(count, 1, size, size) float32 patches."""
@@ -171,13 +187,13 @@ class CleanPatches:
 
 def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNoise | NoiseBank, clean: CleanPatches,
                  settings: MIDTrainingSettings, device: torch.device,
-                 report: Callable[[int, float], None]) -> list[float]:
+                 report: Callable[[int, float], None], median: float | None = None) -> list[float]:
     """Eq. 2/3 for one round: MSE between the network's output for ``M * (x + n)`` and ``x``."""
     network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.iterations_per_round,
                                                           eta_min=settings.final_learning_rate)
-    clean.scale_for(noise, np.random.default_rng(_seed(settings.seed, round_index, _SCALING)))
+    clean.scale_for(noise, np.random.default_rng(_seed(settings.seed, round_index, _SCALING)), median)
     patch_rng = np.random.default_rng(_seed(settings.seed, round_index, _PATCHES))
     # Noise and masks come from the CPU, so that the draws do not depend on the device.
     generator = torch.Generator().manual_seed(_seed(settings.seed, round_index, _NOISE_AND_MASKS))
@@ -322,6 +338,7 @@ def fit_dataset(
     device = resolve_device(None if device is None else str(device))
     planes = _checked_planes(noisy_planes, settings)
     normalised = [IntensityScaling.fit(plane).normalize(plane) for plane in planes]
+    median = float(np.median([np.median(plane) for plane in normalised]))
     clean = CleanPatches(settings, clean_folders)
     report = progress or (lambda event: None)
     fingerprint = _fingerprint(normalised, settings, clean)
@@ -362,7 +379,7 @@ def fit_dataset(
             report(FitProgress("train", number, settings.rounds, iteration, settings.iterations_per_round, loss,
                                elapsed()))
 
-        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report)
+        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report, median)
         noise = harvest_bank(network, normalised, round_index, settings, device) \
             if round_index < settings.rounds - 1 else None
         history.append({"round": round_index + 1, "mask_ratio": list(settings.mask_ratios(round_index)),
@@ -390,7 +407,7 @@ def fit_dataset(
         "sources": dict(sources) if sources else {"array": len(planes)},
         "noisy_planes": len(planes),
         "noisy_scaling": "each plane: percentiles 0.1/99.9 to 0.1/0.9, as denoise's default normalization='plane'",
-        "clean": clean.description,
+        "clean": {**clean.description, "noisy_median": round(median, 4)},
         "rounds": settings.rounds,
         "iterations_per_round": settings.iterations_per_round,
         "batch_size": settings.batch_size,

@@ -1,0 +1,204 @@
+"""MID on the FMD test set as a dataset: one model per configuration, trained once, then each plane in seconds.
+
+Each FMD configuration (e.g. ``Confocal_FISH``) has four independent noisy frames
+(``NAME_1..4``) of one field of view with one ground truth: a user's "stack of one kind".
+For each configuration a MID model is fitted (``fit_dataset``, the product's defaults
+unless ``--set`` changes them; with ``--clean-from-other-configurations`` the ground truths of
+the other eleven configurations are its clean images beside the procedural scenes) on the
+full noisy frames
+
+- ``same``: frames 1-4, so the scored frame 1 is among the training planes (as a zero-shot
+  method sees its test image);
+- ``other``: frames 2-4 only, so frame 1 is never seen in training;
+
+and frame 1 is then denoised with ``method="mid"`` and scored on the benchmark's crop (256²
+centre, as ``zsdenoise bench``). The table puts each beside ``bsn`` (early stopping, the
+method table's study records) and the recommended preset (the time-to-quality records) on
+the same crops. Resumable: a finished (configuration, training) record is skipped and an
+interrupted fit continues from its finished rounds. Models are written under
+``--models`` (not committed: they are the user's kind of artefact, a few MB each).
+
+Usage:
+    python benchmarks/mid_fmd.py run --out benchmarks/results/mid-fmd/DIR --configurations Confocal_FISH ...
+        [--training same other] [--crop 256] [--threads 1] [--models /tmp/mid-models] [--set NAME=VALUE ...]
+    python benchmarks/mid_fmd.py table --out benchmarks/results/mid-fmd/DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FRAMES = {"same": (1, 2, 3, 4), "other": (2, 3, 4)}
+SCORED_FRAME = 1
+
+
+def _training_settings(pairs: list[str]):
+    from napari_zsdenoise.methods.mid.settings import MIDTrainingSettings
+    from napari_zsdenoise.settings import describe_settings
+
+    infos = {info.name: info for info in describe_settings(MIDTrainingSettings)}
+    values = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        values[key] = infos[key].parse(text)
+    return MIDTrainingSettings(**values)
+
+
+def configurations_in(pairs: Path) -> list[str]:
+    return sorted({path.stem.rsplit("_", 1)[0] for path in (pairs / "gt").glob("*_1.png")})
+
+
+def _clean_folder(pairs: Path, configuration: str, models: Path) -> Path:
+    """A folder of links to the ground truths of every other configuration: clean images of the same
+    microscopes that never show the configuration's own field of view."""
+    folder = models / f"clean-without-{configuration}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for other in configurations_in(pairs):
+        link = folder / f"{other}.png"
+        if other != configuration and not link.exists():
+            link.symlink_to((pairs / "gt" / f"{other}_1.png").resolve())
+    return folder
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from napari_zsdenoise.engine import denoise
+    from napari_zsdenoise.evaluation.scoring import load_pair, score, to_unit_range
+    from napari_zsdenoise.io import read_image
+    from napari_zsdenoise.methods.mid.model import read_model_card
+    from napari_zsdenoise.methods.mid.training import fit_dataset
+
+    torch.set_num_threads(args.threads)
+    pairs, out, models = Path(args.pairs), Path(args.out), Path(args.models)
+    settings = _training_settings(args.set)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps({
+        "configurations": args.configurations, "training": args.training, "crop": args.crop,
+        "threads": args.threads, "device": args.device, "settings": settings.to_dict()}, indent=1) + "\n")
+    for configuration in args.configurations:
+        for training in args.training:
+            record = out / f"{configuration}-{training}.json"
+            if record.exists():
+                continue
+            frames = [pairs / "raw" / f"{configuration}_{frame}.png" for frame in FRAMES[training]]
+            planes = [to_unit_range(read_image(path)) for path in frames]
+            model = models / f"{configuration}-{training}.pt"
+            model.parent.mkdir(parents=True, exist_ok=True)
+            clean_folder = _clean_folder(pairs, configuration, models) if args.clean_from_other_configurations \
+                else None
+            if not model.exists():
+                fit_dataset(planes, out=model, settings=settings, device=args.device,
+                            sources={path.name: 1 for path in frames}, clean_folders=(clean_folder,) if clean_folder else ())
+            card = read_model_card(model)
+            name = f"{configuration}_{SCORED_FRAME}.png"
+            noisy, clean = load_pair(pairs / "raw" / name, pairs / "gt" / name, args.crop, "centre")
+            start = time.perf_counter()
+            result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed)
+            seconds = time.perf_counter() - start
+            psnr, ssim = score(result, clean)
+            noisy_psnr, noisy_ssim = score(noisy, clean)
+            record.write_text(json.dumps({
+                "configuration": configuration, "training": training, "trained_on": [path.name for path in frames],
+                "clean": (sorted(path.name for path in clean_folder.iterdir()) if clean_folder
+                          else "procedural scenes only"),
+                "scored": name, "psnr": psnr, "ssim": ssim, "noisy_psnr": noisy_psnr, "noisy_ssim": noisy_ssim,
+                "denoise_seconds": seconds, "training_seconds": card["seconds"], "device": card["device"],
+                "round_history": card["round_history"]}, indent=1) + "\n")
+            print(f"{configuration:<20} {training:<5} {psnr:6.2f} dB  denoise {seconds:5.1f} s  "
+                  f"training {card['seconds']:6.0f} s", flush=True)
+
+
+def _comparisons() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Per crop (``NAME_1``): (PSNR, SSIM, seconds) of ``bsn`` (ES) and of the recommended preset."""
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from make_benchmarks_doc import load_records
+
+    from napari_zsdenoise.methods import recommended_method
+
+    records = load_records()
+    studies = records.studies["none"]
+    # bsn's seconds are the study's clock where early stopping ended the run (fp32, before the speed-ups).
+    found = {"bsn": {name: (crop.stopped.psnr, crop.stopped.ssim, crop.stopped.seconds or float("nan"))
+                     for name, crop in studies.items() if crop.stopped is not None}}
+    recommended = recommended_method()
+    folder = HERE / "results" / "time-to-quality" / "full-1" / recommended
+    found[recommended] = {}
+    for path in sorted(folder.glob("*.json")):
+        item = json.loads(path.read_text())["score"]
+        found[recommended][item["name"]] = (item["psnr"], item["ssim"], item["seconds"])
+    return found
+
+
+def table(out: Path) -> list[str]:
+    records = [json.loads(path.read_text()) for path in sorted(Path(out).glob("*-*.json"))]
+    if not records:
+        return [f"no records in {out}"]
+    comparisons = _comparisons()
+    lines = ["| crop | training | MID PSNR / SSIM | MID s/plane | MID training s | "
+             + " | ".join(f"`{name}` PSNR / SSIM, s" for name in comparisons) + " |",
+             "|---|---|---|---|---|" + "---|" * len(comparisons)]
+    by_training: dict[str, list[dict]] = {}
+    for item in records:
+        crop = item["scored"].removesuffix(".png")
+        others = []
+        for scores in comparisons.values():
+            found = scores.get(crop)
+            others.append("–" if found is None else f"{found[0]:.2f} / {found[1]:.3f}, {found[2]:.0f}")
+        lines.append(f"| {crop} | {item['training']} ({', '.join(item['trained_on'])}) | {item['psnr']:.2f} / "
+                     f"{item['ssim']:.3f} | {item['denoise_seconds']:.1f} | {item['training_seconds']:.0f} | "
+                     + " | ".join(others) + " |")
+        by_training.setdefault(item["training"], []).append(item)
+    lines.append("")
+    for training, items in by_training.items():
+        crops = [item["scored"].removesuffix(".png") for item in items]
+        summary = (f"{training}: {len(items)} crop(s), MID {np.mean([i['psnr'] for i in items]):.2f} / "
+                   f"{np.mean([i['ssim'] for i in items]):.3f} in {np.mean([i['denoise_seconds'] for i in items]):.1f} "
+                   f"s a plane after {np.mean([i['training_seconds'] for i in items]):.0f} s of training")
+        for name, scores in comparisons.items():
+            found = [scores[crop] for crop in crops if crop in scores]
+            if len(found) == len(crops):
+                psnr, seconds = np.mean([f[0] for f in found]), np.mean([f[2] for f in found])
+                mid_seconds = np.mean([i["denoise_seconds"] for i in items])
+                summary += (f"; `{name}` {psnr:.2f} dB in {seconds:.0f} s "
+                            f"(MID {np.mean([i['psnr'] for i in items]) - psnr:+.2f} dB, "
+                            f"{seconds / mid_seconds:.0f}× faster a plane)")
+        lines.append(f"- {summary}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("--out", required=True)
+    runner.add_argument("--configurations", nargs="+", required=True, help="e.g. Confocal_FISH TwoPhoton_MICE")
+    runner.add_argument("--training", nargs="+", choices=sorted(FRAMES), default=["same", "other"])
+    runner.add_argument("--pairs", default="../shared/data/fmd-test")
+    runner.add_argument("--crop", type=int, default=256)
+    runner.add_argument("--threads", type=int, default=1)
+    runner.add_argument("--device", default="cpu")
+    runner.add_argument("--seed", type=int, default=0)
+    runner.add_argument("--models", default="/tmp/napari-zsdenoise-mid-models")
+    runner.add_argument("--clean-from-other-configurations", action="store_true",
+                        help="add the ground truths of the other FMD configurations as clean images")
+    runner.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a training setting")
+    show = commands.add_parser("table")
+    show.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        print("\n".join(table(Path(args.out))))
+
+
+if __name__ == "__main__":
+    main()
