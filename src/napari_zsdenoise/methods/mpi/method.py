@@ -26,7 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping
+from napari_zsdenoise.methods._early_stopping import (
+    EnsembleOutputMethod,
+    HoldoutEarlyStopping,
+    looks_spatially_correlated,
+)
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_response
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods.base import StepRecord
@@ -157,7 +161,11 @@ class MPIMethod(EnsembleOutputMethod):
         if validate:
             self.early_stopping = HoldoutEarlyStopping(
                 self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
-                validation_every=self.config.validation_every, seed=seed)
+                validation_every=self.config.validation_every, seed=seed,
+                # A plane whose noise looks pixel-independent is never judged correlated by the residual
+                # of a young ensemble, which a narrow network leaves correlated with the signal on
+                # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.
+                correlated_noise=None if looks_spatially_correlated(plane) else False)
             self._loss_weight = self.early_stopping.loss_weight()
         layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
         # Context planes when the settings ask for them and the image has them (a 2-D image has none).
