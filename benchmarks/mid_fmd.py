@@ -79,8 +79,11 @@ def run(args: argparse.Namespace) -> None:
     pairs, out, models = Path(args.pairs), Path(args.out), Path(args.models)
     settings = _training_settings(args.set)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps({
-        "configurations": args.configurations, "training": args.training, "crop": args.crop,
+    study = out / "study.json"
+    # Several processes may share a study, each with its own configurations.
+    earlier = json.loads(study.read_text())["configurations"] if study.exists() else []
+    study.write_text(json.dumps({
+        "configurations": sorted(set(earlier) | set(args.configurations)), "training": args.training, "crop": args.crop,
         "threads": args.threads, "device": args.device, "settings": settings.to_dict()}, indent=1) + "\n")
     for configuration in args.configurations:
         for training in args.training:
