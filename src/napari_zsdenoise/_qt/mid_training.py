@@ -144,7 +144,7 @@ class MIDTrainingPanel(Container):
         """Train on the planes of the chosen layer (a worker thread; the dock stays responsive)."""
         import numpy as np
 
-        from napari_zsdenoise.methods.mid.training import planes_for_training
+        from napari_zsdenoise.methods.mid.training import checked_planes, planes_for_training
 
         if self.is_running:
             return
@@ -158,14 +158,11 @@ class MIDTrainingPanel(Container):
         try:
             settings = self.training_settings()
             data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-            planes = planes_for_training(np.asarray(data))
+            # Checked here as the fit would check them, so that a bad layer is refused before any computing.
+            planes = checked_planes(planes_for_training(np.asarray(data)), settings)
             out = self._output_path(layer.name)
             if out.exists():
                 raise ValueError(f"{out} exists; choose another file name")
-            too_small = [plane.shape for plane in planes if min(plane.shape) < settings.patch_size]
-            if too_small:
-                raise ValueError(f"planes of {too_small[0][0]} × {too_small[0][1]} pixels are smaller than the "
-                                 f"training patches ({settings.patch_size} px)")
             out.parent.mkdir(parents=True, exist_ok=True)
         except (ValueError, TypeError, OSError) as exc:
             self.status_label.value = f"Cannot train: {exc}"

@@ -269,7 +269,8 @@ def _describe_device(device: torch.device) -> str:
     return describe(device)
 
 
-def _checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> list[np.ndarray]:
+def checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> list[np.ndarray]:
+    """The planes as 2-D arrays, or a one-line ValueError for any plane :func:`fit_dataset` cannot train on."""
     planes = []
     for index, plane in enumerate(noisy_planes):
         plane = np.asarray(plane)
@@ -277,7 +278,7 @@ def _checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSet
             raise ValueError(f"noisy plane {index} has shape {plane.shape}; each plane must be 2-D")
         if min(plane.shape) < settings.patch_size:
             raise ValueError(f"noisy plane {index} ({plane.shape[0]}x{plane.shape[1]}) is smaller than the "
-                             f"{settings.patch_size}-pixel patches; lower patch_size")
+                             f"training patches ({settings.patch_size} px); lower patch_size")
         if not np.isfinite(plane).all():
             raise ValueError(f"noisy plane {index} holds NaN or infinite values")
         planes.append(plane)
@@ -336,7 +337,7 @@ def fit_dataset(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another name or overwrite it")
     device = resolve_device(None if device is None else str(device))
-    planes = _checked_planes(noisy_planes, settings)
+    planes = checked_planes(noisy_planes, settings)
     normalised = [IntensityScaling.fit(plane).normalize(plane) for plane in planes]
     median = float(np.median([np.median(plane) for plane in normalised]))
     clean = CleanPatches(settings, clean_folders)
