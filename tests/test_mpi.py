@@ -223,6 +223,44 @@ def test_spatially_correlated_noise_is_scored_by_residual_correlation():
     assert method.plane_facts()["stopping_signal"].startswith("residual correlation")
 
 
+def test_a_budget_for_correlated_noise_keeps_the_ensemble_at_that_iteration_and_ends_the_run():
+    from scipy.ndimage import uniform_filter
+
+    noise = uniform_filter(np.random.default_rng(5).standard_normal((48, 48)), size=3)
+    method = _prepared(0.5 + 0.1 * noise, early_stopping=True, validation_every=5, patience=10**6,
+                       correlated_noise_iterations=30)
+    for _ in range(40):
+        if method.step().finished:
+            break
+    assert method.iterations_done == 30 and method.early_stopping.correlated_noise is True
+    assert method.early_stopping.best_iteration == 30
+    np.testing.assert_array_equal(method.result(), method.preview())  # the ensemble at 30 is the last one
+    assert method.plane_facts()["stopping_signal"].startswith("fixed budget of 30 iterations")
+
+
+@pytest.mark.parametrize("budget, decided_at, best, finished_at", [
+    (0, None, 25, 100),     # no budget: the highest correlation (the first check), known at the fourth
+    (150, None, 150, 150),  # decided at the fourth check, kept going to the budget
+    (60, None, 50, 100),    # decided after the budget passed: the last check within it
+    (10, None, 25, 100),    # shorter than the first check: the first check
+    (150, False, 25, 75),   # pixel-independent noise: the held-out error decides, the budget plays no part
+])
+def test_stopping_rule_on_correlated_noise_with_and_without_a_budget(budget, decided_at, best, finished_at):
+    from napari_zsdenoise.methods._early_stopping import StoppingRule
+
+    # Both scores fall monotonically, as on the FMD widefield crops: the held-out error
+    # improves at every check and the residual correlation is highest at the first one.
+    rule = StoppingRule(patience=50, correlated_noise=decided_at, correlated_noise_iterations=budget)
+    checks = [(25 * k, 0.02 / k, 0.51 - 0.01 * k) for k in range(1, 13)]
+    if decided_at is False:  # here the error must stop improving for patience to end the run
+        checks = [(25 * k, 0.01 + 0.001 * abs(k - 1), 0.1) for k in range(1, 13)]
+    for iteration, error, correlation in checks:
+        rule.observe(iteration, error, correlation)
+        if rule.finished:
+            break
+    assert (rule.best_iteration, iteration) == (best, finished_at)
+
+
 @pytest.mark.parametrize("correlations, expected", [
     ([0.445, 0.443, 0.441, 0.441], True),  # FMD widefield crop, our weights
     ([0.509, 0.480, 0.467, 0.461], True),  # the same from random initialisation

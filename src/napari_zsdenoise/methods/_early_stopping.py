@@ -15,6 +15,12 @@ correlated when that correlation stays above ``MAX_RESIDUAL_CORRELATION`` for th
 are kept. A method whose young ensemble is still far from the signal (its residual
 then correlates because of signal, not noise) decides up front instead, from the noisy
 plane alone (:func:`looks_spatially_correlated`).
+
+On FMD widefield crops both scores fall monotonically while the result first improves
+and then degrades, so the residual correlation keeps the first check whether or not the
+ensemble is still young. A configuration can instead keep the ensemble at a fixed
+iteration on correlated noise (``correlated_noise_iterations``; the curves behind it:
+docs/time-to-quality.md).
 """
 
 from __future__ import annotations
@@ -91,13 +97,18 @@ class StoppingRule:
         Iterations without a better score before :attr:`finished` turns True.
     correlated_noise : bool or None
         Decided up front, or None: decided from the first checks (:func:`is_correlated_noise`).
+
+    correlated_noise_iterations : int
+        On correlated noise, keep the ensemble at the last check at or before this
+        iteration and end the run there; 0: the check with the highest residual correlation.
     """
 
-    SIGNALS = ("error", "correlation")
+    SIGNALS = ("error", "correlation", "budget")
 
-    def __init__(self, patience: int, correlated_noise: bool | None = None) -> None:
+    def __init__(self, patience: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0) -> None:
         self.patience = patience
         self.correlated_noise = correlated_noise
+        self.correlated_noise_iterations = correlated_noise_iterations
         self.best_scores = {signal: float("inf") for signal in self.SIGNALS}
         self.best_iterations: dict[str, int | None] = {signal: None for signal in self.SIGNALS}
         self.correlations: list[float] = []
@@ -106,21 +117,31 @@ class StoppingRule:
 
     @property
     def signal(self) -> str:
-        """The signal that decides: the residual correlation for correlated noise, else the held-out error."""
-        return "correlation" if self.correlated_noise else "error"
+        """The signal that decides: for correlated noise the fixed budget or else the residual
+        correlation, otherwise the held-out error."""
+        if not self.correlated_noise:
+            return "error"
+        return "budget" if self.correlated_noise_iterations else "correlation"
 
     def observe(self, iteration: int, error: float, correlation: float) -> list[str]:
         """Take one check; return the signals whose best it improved."""
         self.correlations.append(correlation)
         improved = []
-        for signal, score in (("error", error), ("correlation", -correlation)):
+        # The budget's "score" only says whether the check is within the budget: the latest such check wins.
+        within_budget = -float(iteration) if iteration <= self.correlated_noise_iterations else float("inf")
+        for signal, score in (("error", error), ("correlation", -correlation), ("budget", within_budget)):
             if score < self.best_scores[signal]:
                 self.best_scores[signal], self.best_iterations[signal] = score, iteration
                 improved.append(signal)
         if self.correlated_noise is None:
             self.correlated_noise = is_correlated_noise(self.correlations)
         self.best_iteration = self.best_iterations[self.signal]
-        if iteration - self.best_iteration >= self.patience:
+        if self.signal == "budget":
+            self.finished = self.best_iteration is None or iteration >= self.correlated_noise_iterations
+            if self.best_iteration is None:
+                # A budget shorter than the first check: the first check is all there is.
+                self.best_iteration = self.best_iterations["correlation"]
+        elif iteration - self.best_iteration >= self.patience:
             self.finished = True
         return improved
 
@@ -144,10 +165,12 @@ class HoldoutEarlyStopping:
         Whether the noise is spatially correlated, decided up front (for example by
         :func:`looks_spatially_correlated`); None: decided from the residual
         correlation of the first checks (:func:`is_correlated_noise`).
+    correlated_noise_iterations : int
+        See :class:`StoppingRule`.
     """
 
     def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, patience: int, validation_every: int,
-                 seed: int, correlated_noise: bool | None = None) -> None:
+                 seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0) -> None:
         self.noisy = noisy
         self.patience = patience
         self.validation_every = validation_every
@@ -156,7 +179,7 @@ class HoldoutEarlyStopping:
         holdout = torch.rand(noisy.shape, generator=generator) < holdout_fraction
         # A plane too small to hold any pixel out is simply not stopped early.
         self.holdout: torch.Tensor | None = holdout.to(noisy.device) if bool(holdout.any()) else None
-        self.rule = StoppingRule(patience, correlated_noise)
+        self.rule = StoppingRule(patience, correlated_noise, correlated_noise_iterations)
         # (iteration, held-out mean squared error, residual neighbour correlation)
         self.validation_trace: list[tuple[int, float, float]] = []
         # The ensemble at each signal's best check.
@@ -218,11 +241,16 @@ class HoldoutEarlyStopping:
         last_check = self.validation_trace[-1][0] if self.validation_trace else 0
         if self.holdout is not None and last_check < iteration:
             self.check(iteration, ensemble)
-        return None if self.rule.best_iteration is None else self._best_estimates[self.rule.signal]
+        if self.rule.best_iteration is None:
+            return None
+        signal = self.rule.signal if self._best_estimates[self.rule.signal] is not None else "correlation"
+        return self._best_estimates[signal]
 
     def facts(self) -> dict[str, Any]:
         """Per-plane provenance: best iteration, whether the holdout ended the run, the signal used."""
         signal = (None if self.correlated_noise is None else
+                  f"fixed budget of {self.rule.correlated_noise_iterations} iterations (spatially correlated noise)"
+                  if self.rule.signal == "budget" else
                   "residual correlation (spatially correlated noise)" if self.correlated_noise else "held-out error")
         return {"best_iteration": self.best_iteration, "stopped_by_holdout": self.finished, "stopping_signal": signal}
 

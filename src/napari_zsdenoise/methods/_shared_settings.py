@@ -32,3 +32,7 @@ class EarlyStoppingSettings(MethodSettings):
         200, "Iterations without a better held-out score before the run ends.", low=1, advanced=True)
     validation_every: int = setting(
         25, "Iterations between held-out checks.", label="check every", low=1, advanced=True)
+    correlated_noise_iterations: int = setting(
+        0, "On spatially correlated (camera-like) noise, where no held-out score follows the result's peak, "
+        "keep the ensemble at this iteration and stop there; 0: the check with the highest residual correlation.",
+        label="iterations on correlated noise", low=0, advanced=True)

@@ -169,6 +169,7 @@ class INSBSNMethod(EnsembleOutputMethod):
             self.early_stopping = HoldoutEarlyStopping(
                 self._noisy, holdout_fraction=config.holdout_fraction, patience=config.patience,
                 validation_every=config.validation_every, seed=seed,
+                correlated_noise_iterations=config.correlated_noise_iterations,
                 # Decided from the image: the young INS-BSN ensemble is far from the
                 # signal for many checks on larger planes, so its residual correlates
                 # because of missing signal, not noise (docs/design-notes.md).
