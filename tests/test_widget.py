@@ -468,7 +468,7 @@ def test_the_method_menu_says_what_sets_each_preset_apart(viewer_and_widget):
         assert hint, f"{name} has no menu hint"
         expected = f"{name} — {hint}" + ("  (recommended)" if name == recommended_method() else "")
         assert shown[name] == expected
-    assert "(recommended)" in shown["bsn-quick"] and "best quality per second" in shown["bsn-quick"]
+    assert "(recommended)" in shown["bsn-balanced"] and "best quality per second" in shown["bsn-balanced"]
     widget.method_combo.value = "zs-n2n"
     assert widget.method_combo.value == "zs-n2n" and combo.currentText().startswith("zs-n2n — ")
 
