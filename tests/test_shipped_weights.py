@@ -54,7 +54,7 @@ def test_cli_weights_option_selects_shipped_none_or_file(tmp_path, small_noisy):
     tifffile.imwrite(source, small_noisy)
     for option, expected in (("shipped", "shipped"), ("none", "random initialisation"), (str(shipped_weights_path()), "checkpoint")):
         out = tmp_path / f"out-{expected[:4]}.tif"
-        assert main(["denoise", str(source), "-o", str(out), "--iterations", "1", "--weights", option, "-q"]) == 0
+        assert main(["denoise", str(source), "-o", str(out), "--method", "mpi", "--iterations", "1", "--weights", option, "-q"]) == 0
         from napari_zsdenoise.io import read_tiff_metadata
 
         assert read_tiff_metadata(out)["weights"]["source"] == expected
