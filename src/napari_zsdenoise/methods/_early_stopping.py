@@ -97,7 +97,6 @@ class StoppingRule:
         Iterations without a better score before :attr:`finished` turns True.
     correlated_noise : bool or None
         Decided up front, or None: decided from the first checks (:func:`is_correlated_noise`).
-
     correlated_noise_iterations : int
         On correlated noise, keep the ensemble at the last check at or before this
         iteration and end the run there; 0: the check with the highest residual correlation.
