@@ -141,7 +141,7 @@ def main() -> None:
              "  crops, one process per core (`side-by-side-1-confocal`, `side-by-side-1-twophoton-widefield`):",
              "  33.47 dB in 97.8 s per crop against 33.41 dB in 369.7 s (3.78×) with patience 50. Patience 25",
              "  (a run ends at the first check that is not better) kept every crop's PSNR on the `*_1` subset",
-             "  (`subset-1-balanced`; width 40 was lower and no faster) and on all 24 crops",
+             "  (`subset-1-balanced`; width 40 saved about as much but lost 0.08-0.19 dB) and on all 24 crops",
              "  (`balanced-patience-25-1`, `balanced-patience-25-2`, against `balanced-2` and the side-by-side",
              "  records) in 5-18 % fewer seconds; kept: 33.47 dB / 0.871 in 90.5 s per `*_1` crop (4.09× fewer",
              "  seconds than `bsn@reference` above, measured an hour later under the same load) and 33.36 dB /",
