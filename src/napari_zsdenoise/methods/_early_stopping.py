@@ -126,8 +126,10 @@ class StoppingRule:
         """Take one check; return the signals whose best it improved."""
         self.correlations.append(correlation)
         improved = []
-        # The budget's "score" only says whether the check is within the budget: the latest such check wins.
-        within_budget = -float(iteration) if iteration <= self.correlated_noise_iterations else float("inf")
+        # The budget's "score" only says whether the check counts: the latest one within the budget wins,
+        # and a budget shorter than the first check keeps that check.
+        counts = iteration <= self.correlated_noise_iterations or self.best_iterations["budget"] is None
+        within_budget = -float(iteration) if counts else float("inf")
         for signal, score in (("error", error), ("correlation", -correlation), ("budget", within_budget)):
             if score < self.best_scores[signal]:
                 self.best_scores[signal], self.best_iterations[signal] = score, iteration
@@ -136,10 +138,7 @@ class StoppingRule:
             self.correlated_noise = is_correlated_noise(self.correlations)
         self.best_iteration = self.best_iterations[self.signal]
         if self.signal == "budget":
-            self.finished = self.best_iteration is None or iteration >= self.correlated_noise_iterations
-            if self.best_iteration is None:
-                # A budget shorter than the first check: the first check is all there is.
-                self.best_iteration = self.best_iterations["correlation"]
+            self.finished = iteration >= self.correlated_noise_iterations
         elif iteration - self.best_iteration >= self.patience:
             self.finished = True
         return improved
@@ -240,10 +239,7 @@ class HoldoutEarlyStopping:
         last_check = self.validation_trace[-1][0] if self.validation_trace else 0
         if self.holdout is not None and last_check < iteration:
             self.check(iteration, ensemble)
-        if self.rule.best_iteration is None:
-            return None
-        signal = self.rule.signal if self._best_estimates[self.rule.signal] is not None else "correlation"
-        return self._best_estimates[signal]
+        return None if self.rule.best_iteration is None else self._best_estimates[self.rule.signal]
 
     def facts(self) -> dict[str, Any]:
         """Per-plane provenance: best iteration, whether the holdout ended the run, the signal used."""
