@@ -8,7 +8,10 @@ plain Adam, glibc's default allocator):
 - ``fused-adam``: torch's fused Adam kernel;
 - ``heap``: large tensors kept on the heap during the run (glibc ``mallopt``) instead of
   a fresh ``mmap`` per allocation;
-- ``all``: the four together; ``reference``: none of them.
+- ``all``: the four together; ``reference``: none of them;
+- ``all-fp32-padding``: the four, but reflection padding left to autocast, which pads in
+  float32 on the CPU (the product before ``ReflectionPad``): against ``all``, what padding
+  in the activations' own dtype saves.
 
 Timing: every (round, variant) runs in a fresh process with one torch thread, in an
 order that alternates between rounds, so machine load affects all variants alike. Each
@@ -36,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("reference", "bf16", "channels-last", "fused-adam", "heap", "all")
+VARIANTS = ("reference", "bf16", "channels-last", "fused-adam", "heap", "all", "all-fp32-padding")
 _CHANGES = {"bf16": {"bf16"}, "channels-last": {"channels-last"}, "fused-adam": {"fused-adam"}, "heap": {"heap"},
-            "all": {"bf16", "channels-last", "fused-adam", "heap"}, "reference": set()}
+            "all": {"bf16", "channels-last", "fused-adam", "heap"}, "reference": set(),
+            "all-fp32-padding": {"bf16", "channels-last", "fused-adam", "heap", "fp32-padding"}}
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
@@ -50,6 +54,12 @@ def apply_variant(variant: str) -> str:
     changes = _CHANGES[variant]
     MPIMethod.channels_last_with = ("fp32", "bf16") if "channels-last" in changes else ()
     MPIMethod.fused_adam = "fused-adam" in changes
+    if "fp32-padding" in changes:
+        import torch.nn.functional as F
+
+        from napari_zsdenoise.networks.hourglass import ReflectionPad
+
+        ReflectionPad.forward = lambda self, x: F.pad(x, (self.pad,) * 4, mode="reflect")
     if "heap" in changes:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)

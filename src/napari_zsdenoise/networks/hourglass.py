@@ -13,7 +13,25 @@ which lets a loader map their state dicts onto this module position by position.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class ReflectionPad(nn.Module):
+    """Reflection padding of ``pad`` pixels on every side, in the input's dtype.
+
+    Under CPU autocast torch pads in float32, so every padded bfloat16 activation would be
+    cast up and then back down by the convolution that follows; padding only copies values,
+    so doing it in the input's dtype gives the same numbers without the two casts.
+    """
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.pad(x, (self.pad,) * 4, mode="reflect")
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
@@ -21,7 +39,7 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
     pad = (kernel_size - 1) // 2
     layers: list[nn.Module] = []
     if pad:
-        layers.append(nn.ReflectionPad2d(pad))
+        layers.append(ReflectionPad(pad))
     layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, bias=True))
     return nn.Sequential(*layers)
 
