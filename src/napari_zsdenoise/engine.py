@@ -273,7 +273,7 @@ class DenoiseRun:
         check_finite(plane, where=f"plane {index}" if index else "image")
         return plane
 
-    def _context_planes(self, index: tuple[int, ...]) -> np.ndarray | None:
+    def _context_planes(self, index: tuple[int, ...], plane: np.ndarray) -> np.ndarray | None:
         """The ``context_planes`` neighbours of plane ``index`` on each side along the axis just
         before Y (before, then after; mirrored at the ends of the stack), or None when the
         settings ask for none or the image has no second plane along that axis."""
@@ -281,12 +281,21 @@ class DenoiseRun:
         if not count or not index or self.shape[len(index) - 1] < 2:
             return None  # a single plane has no neighbours: the method runs without context
         length, centre, planes = self.shape[len(index) - 1], index[-1], []
+        if count >= length:
+            # Mirrored at the ends, the neighbours of a stack this short would include the plane itself.
+            raise ValueError(f"context_planes={count} needs at least {count + 1} planes along the axis before Y; "
+                             f"this image has {length}")
         for offset in [*range(-count, 0), *range(1, count + 1)]:
             position = abs(centre + offset)  # mirrored at the start ...
             if position > length - 1:  # ... and at the end
                 position = 2 * (length - 1) - position
-            position = min(max(position, 0), length - 1)
-            planes.append(self._load_plane((*index[:-1], position)))
+            neighbour = self._load_plane((*index[:-1], position))
+            if np.array_equal(neighbour, plane):
+                # The network would read the hidden pixels' noisy values off the copy and learn the identity.
+                raise ValueError(f"context planes need independent noise in neighbouring planes, but planes {centre} "
+                                 f"and {position} along the axis before Y are identical (a repeated frame?); turn "
+                                 "context planes off or remove the repeat")
+            planes.append(neighbour)
         return np.stack(planes)
 
     def _plane_seed(self, index: tuple[int, ...]) -> int:
@@ -307,7 +316,7 @@ class DenoiseRun:
         # The fit normalises the raw plane, and its twin for the offset-free input maps back:
         # that is the offset subtracted before the scaling, without a shifted copy of the plane.
         scaling = fitted.for_baseline_removed(self.camera_offset)
-        context = self._context_planes(index)
+        context = self._context_planes(index, raw)
         method.prepare(fitted.normalize(raw), self._plane_seed(index),
                        None if context is None else fitted.normalize(context))
         last_preview = plane_start = time.perf_counter()
