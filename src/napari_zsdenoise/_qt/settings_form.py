@@ -30,6 +30,7 @@ APPLIES_WHEN = {
     "patience": "early_stopping",
     "validation_every": "early_stopping",
     "warm_iterations": "warm_start",
+    "warm_learning_rate": "warm_start",
     "fill_every": "training_crop",
     "refine_learning_rate": "refine_share",
     "beta_re": "refine_share",

@@ -26,6 +26,7 @@ docs/time-to-quality.md).
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,10 +166,14 @@ class HoldoutEarlyStopping:
         correlation of the first checks (:func:`is_correlated_noise`).
     correlated_noise_iterations : int
         See :class:`StoppingRule`.
+    keep_with_best : callable, optional
+        Called at each check that improves a best; what it returns is kept with that
+        check's ensemble (:meth:`kept_at_best`), e.g. the network's weights at that point.
     """
 
     def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, patience: int, validation_every: int,
-                 seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0) -> None:
+                 seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
+                 keep_with_best: Callable[[], Any] | None = None) -> None:
         self.noisy = noisy
         self.patience = patience
         self.validation_every = validation_every
@@ -182,6 +187,8 @@ class HoldoutEarlyStopping:
         self.validation_trace: list[tuple[int, float, float]] = []
         # The ensemble at each signal's best check.
         self._best_estimates: dict[str, torch.Tensor | None] = {signal: None for signal in StoppingRule.SIGNALS}
+        self._keep_with_best = keep_with_best
+        self._best_kept: dict[str, Any] = {signal: None for signal in StoppingRule.SIGNALS}
 
     @property
     def finished(self) -> bool:
@@ -227,8 +234,10 @@ class HoldoutEarlyStopping:
         improved = self.rule.observe(iteration, error, correlation)
         if improved:
             snapshot = estimate.clone()
+            kept = None if self._keep_with_best is None else self._keep_with_best()
             for signal in improved:
                 self._best_estimates[signal] = snapshot
+                self._best_kept[signal] = kept
         return {"holdout_error": error, "residual_correlation": correlation}
 
     def best_estimate(self, iteration: int, ensemble: MaskedEnsemble) -> torch.Tensor | None:
@@ -240,6 +249,10 @@ class HoldoutEarlyStopping:
         if self.holdout is not None and last_check < iteration:
             self.check(iteration, ensemble)
         return None if self.rule.best_iteration is None else self._best_estimates[self.rule.signal]
+
+    def kept_at_best(self) -> Any:
+        """What ``keep_with_best`` returned at the best check (None before any check)."""
+        return None if self.rule.best_iteration is None else self._best_kept[self.rule.signal]
 
     def facts(self) -> dict[str, Any]:
         """Per-plane provenance: best iteration, whether the holdout ended the run, the signal used."""

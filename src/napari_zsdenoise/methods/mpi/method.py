@@ -130,6 +130,10 @@ class MPIMethod(EnsembleOutputMethod):
             )
         self._pretrained = network
 
+    def _network_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the network's weights and normalisation statistics."""
+        return {name: value.detach().clone() for name, value in self.network.state_dict().items()}
+
     def _fresh_network(self, seed: int) -> SkipHourglass:
         """The starting network of a plane: a copy of the pre-trained one, or a seeded random one."""
         if self._pretrained is not None:
@@ -143,6 +147,9 @@ class MPIMethod(EnsembleOutputMethod):
 
     def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         device, seed = self.device, plane_seed
+        # Warm start continues from the previous plane's network at its best check, not from
+        # where that plane's run ended: the steps after the best only fit the noise better.
+        previous_best = None if self.early_stopping is None else self.early_stopping.kept_at_best()
         factor = self.config.shuffle_factor
         self._height, self._width = plane.shape
         tensor = plane_to_tensor(plane, device, multiple=factor)
@@ -166,7 +173,8 @@ class MPIMethod(EnsembleOutputMethod):
                 # A plane whose noise looks pixel-independent is never judged correlated by the residual
                 # of a young ensemble, which a narrow network leaves correlated with the signal on
                 # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.
-                correlated_noise=None if looks_spatially_correlated(plane) else False)
+                correlated_noise=None if looks_spatially_correlated(plane) else False,
+                keep_with_best=self._network_state if self.config.warm_start else None)
             self._loss_weight = self.early_stopping.loss_weight()
         layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
         # Context planes when the settings ask for them and the image has them (a 2-D image has none).
@@ -178,6 +186,8 @@ class MPIMethod(EnsembleOutputMethod):
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
         self.warm_started = self.config.warm_start and self.network is not None
         self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
+        if self.warm_started and previous_best is not None:
+            self.network.load_state_dict(previous_best)
         self.network = (self.network if self.warm_started else self._fresh_network(seed)).to(device, memory_format=layout)
         channels = self.network.image_channels
         if self._with_context:
@@ -189,7 +199,9 @@ class MPIMethod(EnsembleOutputMethod):
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate,
+        learning_rate = (self.config.warm_learning_rate if self.warm_started and self.config.warm_learning_rate
+                         else self.config.learning_rate)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate,
                                           fused=self.fused_adam or None)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
