@@ -9,7 +9,7 @@ import torch
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.methods._ensemble import masked_ema_update
 from napari_zsdenoise.methods.mpi import MPIMethod, merge_subimages, split_subimages
-from napari_zsdenoise.networks.hourglass import SkipHourglass
+from napari_zsdenoise.networks.hourglass import ReflectionPad, SkipHourglass
 
 from conftest import TINY
 
@@ -70,8 +70,19 @@ def test_hourglass_takes_any_size_and_outputs_a_sigmoid(shape):
 def test_default_hourglass_matches_the_paper_size():
     network = SkipHourglass(3, 1)  # the authors' 3-channel network with one shared mask channel
     assert sum(p.numel() for p in network.parameters()) == 746_115
-    reflection = [m for m in network.modules() if isinstance(m, torch.nn.ReflectionPad2d)]
+    reflection = [m for m in network.modules() if isinstance(m, ReflectionPad)]
     assert reflection, "the hourglass pads by reflection"
+
+
+def test_reflection_padding_keeps_the_values_and_stays_in_bfloat16_under_cpu_autocast():
+    x = torch.rand(1, 3, 9, 7)
+    np.testing.assert_array_equal(ReflectionPad(1)(x).numpy(), torch.nn.ReflectionPad2d(1)(x).numpy())
+    half = x.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.nn.ReflectionPad2d(1)(half).dtype == torch.float32  # why the hourglass has its own
+        padded = ReflectionPad(1)(half)
+    assert padded.dtype == torch.bfloat16
+    assert torch.equal(padded.float(), torch.nn.ReflectionPad2d(1)(half.float()))
 
 
 def test_ensemble_starts_at_the_noisy_image_and_only_changes_at_hidden_pixels():
@@ -354,6 +365,30 @@ def test_warm_start_carries_the_network_to_the_next_plane_with_its_own_budget():
     assert first_losses[True][1] < 0.8 * first_losses[False][1]
 
 
+def test_warm_start_continues_from_the_best_checks_network_at_the_warm_learning_rate():
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    clean = fluorescence_phantom((48, 48), seed=3)
+    first, second = (poisson_gaussian_noise(clean, peak_photons=30, seed=s).astype(np.float32) for s in range(2))
+    method = MPIMethod(MPIConfig(**{**TINY, "weights": None, "early_stopping": True, "validation_every": 5,
+                                    "patience": 10, "iterations": 60, "warm_start": True, "warm_learning_rate": 1e-4}))
+    method.setup(torch.device("cpu"), 0)
+    method.prepare(first, 0)
+    assert method.optimizer.param_groups[0]["lr"] == method.config.learning_rate
+    states = {}
+    while not method.step().finished:
+        states[method.iterations_done] = {k: v.clone() for k, v in method.network.state_dict().items()}
+    states[method.iterations_done] = {k: v.clone() for k, v in method.network.state_dict().items()}
+    best, last = method.early_stopping.best_iteration, method.iterations_done
+    assert best < last  # the run went on past its best check
+    method.prepare(second, 1)
+    assert method.warm_started
+    assert method.optimizer.param_groups[0]["lr"] == 1e-4
+    carried = method.network.state_dict()
+    assert all(torch.equal(carried[name], states[best][name]) for name in carried)
+    assert not all(torch.equal(carried[name], states[last][name]) for name in carried)
+
+
 def test_fill_tiles_partition_the_plane_and_give_each_tile_its_margin():
     from napari_zsdenoise.methods.mpi.method import fill_tiles
 
@@ -398,6 +433,25 @@ def test_running_out_of_device_memory_retries_on_smaller_crops(monkeypatch):
         method.step()
     assert method.memory_plan["trained_on_crops"] == 16 and "ran out of memory at iteration 1" in method.memory_plan["reason"]
     assert method.result().shape == (64, 64)
+
+
+def test_context_planes_refuse_a_repeated_plane_and_a_stack_too_short_for_them(small_noisy):
+    from napari_zsdenoise import DenoiseRun
+
+    other = np.random.default_rng(4).permutation(small_noisy.ravel()).reshape(small_noisy.shape)
+    repeated = np.stack([small_noisy, small_noisy, other])
+    run = DenoiseRun(repeated, "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
+    with pytest.raises(ValueError, match="planes 0 and 1 along the axis before Y are identical"):
+        for _ in run:
+            pass
+    short = DenoiseRun(np.stack([small_noisy, other]), "bsn", context_planes=2, iterations=2, device="cpu", **TINY)
+    with pytest.raises(ValueError, match="context_planes=2 needs at least 3 planes"):
+        for _ in short:
+            pass
+    fine = DenoiseRun(np.stack([small_noisy, other]), "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
+    for _ in fine:
+        pass
+    assert [plane["context_planes"] for plane in fine.metadata["planes"]] == [1, 1]
 
 
 def test_context_planes_are_unmasked_extra_channels_where_the_image_has_them(small_noisy):

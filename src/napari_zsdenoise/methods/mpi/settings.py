@@ -72,11 +72,15 @@ class MPIConfig(EarlyStoppingSettings):
         low=0, high=4)
     warm_start: bool = setting(
         False, "In a stack, start each plane after the first from the network trained on the plane before "
-        "(the result is still made from this plane's predictions only). A plane run alone, or the first plane "
-        "a continued run computes, starts afresh.", label="continue from the previous plane")
+        "(at its best check, with early stopping); the result is still made from this plane's predictions only. "
+        "A plane run alone, or the first plane a continued run computes, starts afresh.",
+        label="continue from the previous plane")
     warm_iterations: int = setting(
         0, "With warm start, the most steps of each plane after the first; 0: the same as the first.",
         low=0, advanced=True)
+    warm_learning_rate: float = setting(
+        0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
+        "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
@@ -125,13 +129,14 @@ PRESETS = (
     # held-out score follows the peak, the ensemble at a fixed iteration (docs/time-to-quality.md).
     _preset("bsn-balanced", "blind-spot filling, narrower network blended with the noisy image",
             "best quality per second", ema_beta=0.99, iterations=1000, weights=None,
-            early_stopping=True, patience=25, warm_iterations=100, width=48, blend_noisy=True,
-            correlated_noise_iterations=100,
+            early_stopping=True, patience=25, width=48, blend_noisy=True, correlated_noise_iterations=100,
+            warm_start=True, warm_iterations=100, warm_learning_rate=5e-4,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
-    # A narrow network for a fixed, short budget: an ensemble this young is still noisy, so it is
-    # blended with the noisy image by the estimated weight (docs/time-to-quality.md, "fast preset").
+    # A narrow network for a short budget: an ensemble this young is still noisy, so it is blended
+    # with the noisy image by the estimated weight; held-out checks only to end correlated-noise
+    # planes at their own budget, where this ensemble has already peaked (docs/time-to-quality.md).
     _preset("bsn-fast", "blind-spot filling for a first result in about a minute",
             "a first result in about a minute", ema_beta=0.9, iterations=300, weights=None, width=32,
-            blend_noisy=True),
+            blend_noisy=True, early_stopping=True, patience=100, correlated_noise_iterations=100),
 )
