@@ -435,19 +435,25 @@ def test_running_out_of_device_memory_retries_on_smaller_crops(monkeypatch):
     assert method.result().shape == (64, 64)
 
 
-def test_context_planes_refuse_a_repeated_plane_and_a_stack_too_short_for_them(small_noisy):
+def test_context_planes_refuse_a_repeated_plane_and_a_stack_too_short_for_them(small_noisy, tmp_path):
     from napari_zsdenoise import DenoiseRun
 
     other = np.random.default_rng(4).permutation(small_noisy.ravel()).reshape(small_noisy.shape)
-    repeated = np.stack([small_noisy, small_noisy, other])
-    run = DenoiseRun(repeated, "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
-    with pytest.raises(ValueError, match="planes 0 and 1 along the axis before Y are identical"):
-        for _ in run:
-            pass
-    short = DenoiseRun(np.stack([small_noisy, other]), "bsn", context_planes=2, iterations=2, device="cpu", **TINY)
+    repeated = np.stack([other, small_noisy, small_noisy])
+    with pytest.raises(ValueError, match="planes 1 and 2 along the axis before Y are identical"):
+        DenoiseRun(repeated, "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
     with pytest.raises(ValueError, match="context_planes=2 needs at least 3 planes"):
-        for _ in short:
+        DenoiseRun(np.stack([small_noisy, other]), "bsn", context_planes=2, iterations=2, device="cpu", **TINY)
+    # A lazily read stack is checked as each plane is read: the planes before the repeat are kept.
+    path = tmp_path / "repeated.npy"
+    np.save(path, repeated)
+    finished = []
+    lazy = DenoiseRun(np.load(path, mmap_mode="r"), "bsn", context_planes=1, iterations=2, device="cpu",
+                      on_plane_finished=lambda index, estimate, record: finished.append(index), **TINY)
+    with pytest.raises(ValueError, match="planes 1 and 2 along the axis before Y are identical"):
+        for _ in lazy:
             pass
+    assert finished == [(0,)]
     fine = DenoiseRun(np.stack([small_noisy, other]), "bsn", context_planes=1, iterations=2, device="cpu", **TINY)
     for _ in fine:
         pass

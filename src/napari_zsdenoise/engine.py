@@ -223,6 +223,7 @@ class DenoiseRun:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
         self.normalization = normalization
         self.method.setup(self.device, self.seed, self.precision)
+        self._check_context_planes(image)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
@@ -273,10 +274,23 @@ class DenoiseRun:
         check_finite(plane, where=f"plane {index}" if index else "image")
         return plane
 
-    def _context_planes(self, index: tuple[int, ...], plane: np.ndarray) -> np.ndarray | None:
+    def _check_context_planes(self, image: Any) -> None:
+        """Refuse context planes that cannot work before any computing: a stack too short for the
+        count, and (for an array already in memory) a plane whose neighbour is a copy of it.
+        A lazy or memory-mapped stack is checked plane by plane as it is read instead."""
+        if not self.config.context_planes or not self._plane_indices[0]:
+            return
+        if type(image) is np.ndarray:
+            for index in self._plane_indices:
+                self._context_planes(index, self._load_plane(index))
+        else:
+            self._context_planes(self._plane_indices[0], None)
+
+    def _context_planes(self, index: tuple[int, ...], plane: np.ndarray | None) -> np.ndarray | None:
         """The ``context_planes`` neighbours of plane ``index`` on each side along the axis just
         before Y (before, then after; mirrored at the ends of the stack), or None when the
-        settings ask for none or the image has no second plane along that axis."""
+        settings ask for none or the image has no second plane along that axis. With ``plane``
+        None only the stack's length is checked."""
         count = self.config.context_planes
         if not count or not index or self.shape[len(index) - 1] < 2:
             return None  # a single plane has no neighbours: the method runs without context
@@ -285,6 +299,8 @@ class DenoiseRun:
             # Mirrored at the ends, the neighbours of a stack this short would include the plane itself.
             raise ValueError(f"context_planes={count} needs at least {count + 1} planes along the axis before Y; "
                              f"this image has {length}")
+        if plane is None:
+            return None
         for offset in [*range(-count, 0), *range(1, count + 1)]:
             position = abs(centre + offset)  # mirrored at the start ...
             if position > length - 1:  # ... and at the end
