@@ -17,6 +17,7 @@ import correlated_noise  # noqa: E402
 import dask_batch  # noqa: E402
 import step_efficiency  # noqa: E402
 import large_planes  # noqa: E402
+import long_stack  # noqa: E402
 import thread_policy  # noqa: E402
 import warm_start  # noqa: E402
 
@@ -73,6 +74,13 @@ def warm_start_sections() -> list[str]:
     lines = []
     for study in sorted((RESULTS / "warm-start").glob("*/study.json")):
         lines += [f"### `{study.parent.relative_to(ROOT)}`", "", *warm_start.table(study.parent), ""]
+    return lines
+
+
+def long_stack_sections() -> list[str]:
+    lines = []
+    for study in sorted((RESULTS / "long-stack").glob("*/study.json")):
+        lines += [f"### `{study.parent.relative_to(ROOT)}`", "", *long_stack.table(study.parent), ""]
     return lines
 
 
@@ -173,6 +181,11 @@ def main() -> None:
              "start, so the later planes show what warm start",
              "(`warm_start`, `warm_iterations`) and context planes (`context_planes`) change.", "",
              *warm_start_sections(),
+             "## A long stack: warm start against fresh planes", "",
+             "`python benchmarks/long_stack.py run ...`: a seeded synthetic z-stack with the bundled samples' noise,",
+             "denoised whole with warm start (the preset as it is) and, from scratch, every tenth plane; each",
+             "variant in its own process, so its peak resident memory is its own.", "",
+             *long_stack_sections(),
              "## Large planes: memory", "",
              "`python benchmarks/large_planes.py run ...`: one synthetic float32 plane, `bsn` for four iterations",
              "(one whole-plane fill in tiles), one thread, each case in a fresh process; peak resident memory of",

@@ -68,7 +68,8 @@ class MPIConfig(EarlyStoppingSettings):
     context_planes: int = setting(
         0, "Neighbouring planes on each side of a stack plane (along the axis just before Y) given to the "
         "network as extra input channels, never masked: their noise is independent of the plane's, their "
-        "signal is not. Needs random initialisation (weights none); a 2-D image runs without.", label="context planes",
+        "signal is not, so a plane repeated in the stack is refused. Needs random initialisation (weights none); "
+        "a 2-D image runs without.", label="context planes",
         low=0, high=4)
     warm_start: bool = setting(
         False, "In a stack, start each plane after the first from the network trained on the plane before "
