@@ -389,6 +389,34 @@ def test_warm_start_continues_from_the_best_checks_network_at_the_warm_learning_
     assert not all(torch.equal(carried[name], states[last][name]) for name in carried)
 
 
+def test_warm_start_starts_afresh_after_a_plane_with_spatially_correlated_noise():
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    clean = fluorescence_phantom((48, 48), seed=3)
+    first, second, third = (poisson_gaussian_noise(clean, peak_photons=30, seed=s).astype(np.float32)
+                            for s in range(3))
+    method = MPIMethod(MPIConfig(**{**TINY, "weights": None, "early_stopping": True, "validation_every": 5,
+                                    "patience": 10, "iterations": 20, "warm_start": True, "warm_iterations": 10,
+                                    "correlated_noise_iterations": 10}))
+    method.setup(torch.device("cpu"), 0)
+    method.prepare(first, 0)
+    while not method.step().finished:
+        pass
+    assert method.early_stopping.correlated_noise is False
+    method.prepare(second, 1)
+    assert method.warm_started and "warm_start_declined" not in method.plane_facts()
+    while not method.step().finished:
+        pass
+    method.early_stopping.rule.correlated_noise = True  # as if the checks had found correlated noise
+    carried = {name: value.clone() for name, value in method.network.state_dict().items()}
+    method.prepare(third, 2)
+    assert not method.warm_started
+    assert method.plane_facts()["warm_start_declined"] == "spatially correlated noise on the plane before"
+    assert method.optimizer.param_groups[0]["lr"] == method.config.learning_rate
+    fresh = method.network.state_dict()
+    assert not all(torch.equal(fresh[name], carried[name]) for name in fresh)
+
+
 def test_fill_tiles_partition_the_plane_and_give_each_tile_its_margin():
     from napari_zsdenoise.methods.mpi.method import fill_tiles
 

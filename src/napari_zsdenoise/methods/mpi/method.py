@@ -101,6 +101,7 @@ class MPIMethod(EnsembleOutputMethod):
         self.early_stopping: HoldoutEarlyStopping | None = None
         self.network: SkipHourglass | None = None
         self.warm_started = False
+        self._warm_start_declined = False
         self._budget: int | None = None
         self._with_context = False
 
@@ -150,6 +151,10 @@ class MPIMethod(EnsembleOutputMethod):
         # Warm start continues from the previous plane's network at its best check, not from
         # where that plane's run ended: the steps after the best only fit the noise better.
         previous_best = None if self.early_stopping is None else self.early_stopping.kept_at_best()
+        # On spatially correlated noise the result peaks after a fixed number of steps from a fresh
+        # network (correlated_noise_iterations); a carried network would go on fitting the noise, for
+        # no fewer steps, so such a stack starts every plane afresh.
+        previous_correlated = self.early_stopping is not None and bool(self.early_stopping.correlated_noise)
         factor = self.config.shuffle_factor
         self._height, self._width = plane.shape
         tensor = plane_to_tensor(plane, device, multiple=factor)
@@ -184,7 +189,8 @@ class MPIMethod(EnsembleOutputMethod):
                              f"{2 * self.config.context_planes} neighbouring planes with each plane")
         # Warm start: the previous plane's network already knows the structures of this
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
-        self.warm_started = self.config.warm_start and self.network is not None
+        self.warm_started = self.config.warm_start and self.network is not None and not previous_correlated
+        self._warm_start_declined = self.config.warm_start and self.network is not None and previous_correlated
         self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
         if self.warm_started and previous_best is not None:
             self.network.load_state_dict(previous_best)
@@ -370,6 +376,8 @@ class MPIMethod(EnsembleOutputMethod):
         facts = {**super().plane_facts(), **self.memory_plan}
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
+            if self._warm_start_declined:
+                facts["warm_start_declined"] = "spatially correlated noise on the plane before"
         if self.config.context_planes:
             facts["context_planes"] = self.config.context_planes if self._with_context else 0
         if self._noise_response is not None:
