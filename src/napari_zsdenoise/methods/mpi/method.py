@@ -189,8 +189,9 @@ class MPIMethod(EnsembleOutputMethod):
                              f"{2 * self.config.context_planes} neighbouring planes with each plane")
         # Warm start: the previous plane's network already knows the structures of this
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
-        self.warm_started = self.config.warm_start and self.network is not None and not previous_correlated
-        self._warm_start_declined = self.config.warm_start and self.network is not None and previous_correlated
+        carried = self.config.warm_start and self.network is not None
+        self.warm_started = carried and not previous_correlated
+        self._warm_start_declined = carried and previous_correlated
         self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
         if self.warm_started and previous_best is not None:
             self.network.load_state_dict(previous_best)

@@ -74,8 +74,8 @@ class MPIConfig(EarlyStoppingSettings):
     warm_start: bool = setting(
         False, "In a stack, start each plane after the first from the network trained on the plane before "
         "(at its best check, with early stopping); the result is still made from this plane's predictions only. "
-        "A plane run alone, or the first plane a continued run computes, starts afresh.",
-        label="continue from the previous plane")
+        "A plane run alone, the first plane a continued run computes, and a plane after one with spatially "
+        "correlated noise start afresh.", label="continue from the previous plane")
     warm_iterations: int = setting(
         0, "With warm start, the most steps of each plane after the first; 0: the same as the first.",
         low=0, advanced=True)
