@@ -1,4 +1,5 @@
-"""Seeded runs of every method repeat the values recorded before the method contract changed."""
+"""Seeded runs of every method repeat the values recorded before the method contract changed, up to
+the float32 rounding that differs from one CPU to another."""
 
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ def recorded():
         return {label: arrays[label] for label in arrays.files}, json.loads(GOLDEN_METADATA.read_text())
 
 
+# The values were recorded on one CPU. Another CPU's kernels may round float32 differently in their
+# last bits (seen on an Intel Xeon against the AMD EPYC that recorded them), and the long second stage
+# of zs-n2m and the SIREN of ins-bsn carry those bits further; any change of arithmetic, such as a
+# learning rate 1 % off, moves the results by orders of magnitude more than these tolerances.
+RELATIVE_TOLERANCE = {"zs-n2m": 5e-4, "ins-bsn": 5e-5}
+
+
 @pytest.mark.parametrize("label", list(GOLDEN_SETTINGS))
-def test_a_seeded_run_is_bit_identical_to_the_recorded_one(label, recorded):
+def test_a_seeded_run_repeats_the_recorded_one(label, recorded):
     results, metadata = recorded
     result, provenance = golden_run(label)
-    np.testing.assert_array_equal(result, results[label])
+    np.testing.assert_allclose(result, results[label], rtol=RELATIVE_TOLERANCE.get(label, 1e-6), atol=0)
     # Every recorded fact and setting is still there with the same value; new facts and
     # new settings (whose defaults keep the old arithmetic, as the result shows) may have been added.
     recorded_run = {key: value for key, value in metadata[label].items() if key not in ("planes", "parameters")}
