@@ -135,8 +135,9 @@ PRESETS = (
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
     # A narrow network for a short budget: an ensemble this young is still noisy, so it is blended
-    # with the noisy image by the estimated weight; held-out checks only to end correlated-noise
-    # planes at their own budget, where this ensemble has already peaked (docs/time-to-quality.md).
+    # with the noisy image by the estimated weight; held-out checks end a plane that has stopped
+    # improving, and a correlated-noise plane at its own budget, where this ensemble has already
+    # peaked (docs/time-to-quality.md).
     _preset("bsn-fast", "blind-spot filling for a first result in about a minute",
             "a first result in about a minute", ema_beta=0.9, iterations=300, weights=None, width=32,
             blend_noisy=True, early_stopping=True, patience=100, correlated_noise_iterations=100),
