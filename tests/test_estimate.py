@@ -201,3 +201,22 @@ def test_mids_probe_needs_the_model_file_and_then_times_its_passes(mid_model_fil
     seconds = estimate.probe_seconds_per_iteration("mid", 64, device="cpu", iterations=2, warmup=0,
                                                    overrides={"weights": str(mid_model_file)})
     assert seconds is not None and seconds > 0
+
+
+def test_a_start_crop_is_estimated_at_the_crops_size_then_the_whole_planes(probes):
+    side = 2 * estimate.PROBE_SIZE
+    overrides = {"start_crop": side, "warm_iterations": 100}
+    result = estimate.estimate_duration("bsn-quick", (4 * side, 2 * side), device="cpu", overrides=overrides)
+    crop_step = 0.1 * side**2 / estimate.PROBE_SIZE**2
+    assert result.start_crop_planes == 1 and result.start_crop_iterations == 900  # every plane (no warm start)...
+    assert result.start_crop_seconds_per_iteration == pytest.approx(crop_step)
+    assert result.iterations == 100 and result.seconds_per_iteration == pytest.approx(8 * crop_step)
+    assert result.total_seconds == pytest.approx(900 * crop_step + 100 * 8 * crop_step)
+    assert "900 it × " in result.describe() and " on a crop + 100 it × " in result.describe()
+    stack = estimate.estimate_duration("bsn-quick", (3, 4 * side, 2 * side), device="cpu", overrides=overrides)
+    assert stack.start_crop_planes == 3 and stack.later_iterations == 100  # ...each plane starts on its crop
+    warm = estimate.estimate_duration("bsn-quick", (3, 4 * side, 2 * side), device="cpu",
+                                      overrides={**overrides, "warm_start": True})
+    assert warm.start_crop_planes == 1 and warm.total_iterations == 300  # later planes continue, whole
+    small = estimate.estimate_duration("bsn-quick", (side, side), device="cpu", overrides=overrides)
+    assert small.start_crop_planes == 0 and small.iterations == 1000

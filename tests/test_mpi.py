@@ -513,3 +513,106 @@ def test_context_planes_are_unmasked_extra_channels_where_the_image_has_them(sma
     np.testing.assert_array_equal(masked[1].numpy(), image[0])  # the neighbours unmasked
     np.testing.assert_array_equal(masked[2].numpy(), image[2])
     assert 0.7 < float((masked[0] == 0).float().mean()) < 0.95  # the plane itself masked
+
+
+def _phantom_in_one_corner(size: int = 96, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy plane whose structure lies in its bottom-right quarter only, and its clean plane."""
+    from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
+
+    structure = fluorescence_phantom((size // 2, size // 2), seed=seed)
+    clean = np.full((size, size), np.median(structure), dtype=np.float32)
+    clean[size // 2:, size // 2:] = structure
+    return poisson_gaussian_noise(clean, peak_photons=30, seed=seed).astype(np.float32), clean
+
+
+def test_most_structured_crop_finds_the_structure_on_the_allowed_grid():
+    from napari_zsdenoise.methods.mpi.method import most_structured_crop
+
+    plane, _ = _phantom_in_one_corner()
+    rows, columns = most_structured_crop(plane, 48)
+    assert rows.stop - rows.start == columns.stop - columns.start == 48
+    # At least three quarters of the crop on the structured quarter (its edge with the flat part is detail too).
+    assert (rows.stop - max(rows.start, 48)) * (columns.stop - max(columns.start, 48)) >= 0.75 * 48 * 48
+    rows, columns = most_structured_crop(plane[:, :40], 48, multiple=4)  # narrower than the side: whole width
+    assert (columns.start, columns.stop) == (0, 40) and rows.stop - rows.start == 48 and rows.start % 4 == 0
+    rows, columns = most_structured_crop(plane, 46, multiple=4)
+    assert rows.stop - rows.start == 44 and rows.start % 4 == 0 and columns.start % 4 == 0
+
+
+def test_start_crop_trains_on_the_crop_then_continues_on_the_whole_plane():
+    from napari_zsdenoise import DenoiseRun
+
+    noisy, _ = _phantom_in_one_corner()
+    run = DenoiseRun(noisy, "bsn", device="cpu", seed=0, iterations=30, early_stopping=False, start_crop=48,
+                     warm_iterations=10, warm_learning_rate=1e-4, learning_rate=3e-3, preview_every=1,
+                     preview_interval=0, **TINY)
+    previews = {}
+    for event in run:
+        previews[event.iteration] = event.preview
+        if event.iteration == 20:
+            # The whole plane goes on at the plane's learning rate: the warm one is for a stack's next plane.
+            assert run.method.warm_started and run.method.optimizer.param_groups[0]["lr"] == 3e-3
+        elif event.iteration < 20:
+            assert not run.method.warm_started
+    plane = run.metadata["planes"][0]
+    assert plane["iterations_done"] == 30
+    top, left, height, width = plane["start_crop"]
+    assert (height, width) == (48, 48) and top >= 24 and left >= 24 and plane["start_crop_iterations"] == 20
+    # While the crop trains, the preview is the input outside it; afterwards the whole plane is estimated.
+    early, outside = previews[5], np.ones(noisy.shape, dtype=bool)
+    outside[top:top + 48, left:left + 48] = False
+    assert early.shape == noisy.shape
+    np.testing.assert_allclose(early[outside], noisy[outside], rtol=1e-5, atol=1e-3)
+    assert not np.allclose(early[~outside], noisy[~outside], atol=1e-3)
+    assert not np.allclose(run.result[outside], noisy[outside], atol=1e-3)
+
+
+def test_start_crop_holds_out_the_whole_planes_pixels_and_carries_its_best_network():
+    from napari_zsdenoise.methods._early_stopping import HoldoutEarlyStopping
+
+    noisy, _ = _phantom_in_one_corner()
+    # Checks every 7 steps: the crop's budget of 40 ends between checks, so its best is not its last step.
+    settings = {**TINY, "early_stopping": True, "validation_every": 7, "patience": 14, "iterations": 60,
+                "start_crop": 48, "warm_iterations": 20, "shuffle_factor": 2, "scales": 2}
+    method = MPIMethod(MPIConfig(**settings))
+    method.setup(torch.device("cpu"), 0)
+    method.prepare(noisy, 4)
+    whole = split_subimages(torch.from_numpy(noisy)[None, None], 2)
+    reference = HoldoutEarlyStopping(whole, holdout_fraction=method.config.holdout_fraction, patience=14,
+                                     validation_every=7, seed=4)
+    rows, columns = method._whole_plane[3]
+    assert torch.equal(method.early_stopping.holdout,
+                       reference.holdout[..., rows.start // 2: rows.stop // 2, columns.start // 2: columns.stop // 2])
+    states = {}
+    while method._whole_plane is not None:
+        method.step()
+        states[method.iterations_done] = {k: v.clone() for k, v in method.network.state_dict().items()}
+    best = method.start_crop_facts["start_crop_best_iteration"]
+    assert best < method.start_crop_facts["start_crop_iterations"] == 40
+    carried = method.network.state_dict()
+    assert all(torch.equal(carried[name], states[best][name]) for name in carried)
+    assert method.warm_started and torch.equal(method.early_stopping.holdout, reference.holdout)
+
+
+def test_start_crop_is_skipped_for_small_planes_and_spatially_correlated_noise():
+    from scipy import ndimage
+
+    noisy, _ = _phantom_in_one_corner()
+    method = _prepared(noisy, start_crop=96, warm_iterations=10)
+    assert method._whole_plane is None and method.noisy.shape[-2:] == (96, 96)
+    correlated = ndimage.uniform_filter(np.random.default_rng(0).normal(0.5, 0.1, (96, 96)), 3).astype(np.float32)
+    method = _prepared(correlated, start_crop=48, warm_iterations=10)
+    assert method._whole_plane is None and method.noisy.shape[-2:] == (96, 96)
+    method = _prepared(noisy, start_crop=48, warm_iterations=10)
+    assert method._whole_plane is not None and method.noisy.shape[-2:] == (48, 48)
+
+
+def test_start_crop_leaves_the_whole_plane_at_most_half_the_budget():
+    from napari_zsdenoise.methods.registry import get_method_spec
+
+    with pytest.raises(ValueError, match="at least"):
+        get_method_spec("bsn").make_config(**{**TINY, "start_crop": 8})
+    noisy, _ = _phantom_in_one_corner()
+    for iterations, warm_iterations, crop_steps in ((40, 10, 30), (40, 0, 20), (40, 100, 20), (1, 10, None)):
+        method = _prepared(noisy, start_crop=48, iterations=iterations, warm_iterations=warm_iterations)
+        assert method._budget == crop_steps and (method._whole_plane is None) == (crop_steps is None)

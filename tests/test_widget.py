@@ -776,6 +776,10 @@ def test_settings_that_do_not_apply_are_greyed_but_show_their_values(viewer_and_
     warm = fields["warm_iterations"]
     assert not fields["warm_start"].value
     assert not warm.enabled and warm.value == 100 and warm.native.text() == "100"
+    fields["start_crop"].value = 256  # the steps on the whole plane after a start crop
+    assert warm.enabled
+    fields["start_crop"].value = 0
+    assert not warm.enabled
     fields["warm_start"].value = True
     assert warm.enabled and warm.value == 100
     fields["early_stopping"].value = False

@@ -49,7 +49,7 @@ _CACHE_VERSION = 1
 # setting not named here is part of the cache key, so a new setting costs a probe, never a
 # wrong estimate.
 _SAME_WORK_PER_ITERATION = frozenset({
-    "iterations", "warm_start", "warm_iterations", "early_stopping", "patience", "validation_every",
+    "iterations", "warm_start", "warm_iterations", "start_crop", "early_stopping", "patience", "validation_every",
     "holdout_fraction", "weights", "ema_beta", "mask_ratio", "blend_noisy", "learning_rate",
     "refine_learning_rate", "siren_learning_rate", "step_size", "gamma", "alpha_ie", "alpha_cm", "alpha_id",
     "beta_re", "beta_con", "contrast_constant", "siren_dropout",
@@ -181,6 +181,8 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
         settings["weights"] = None
     if "early_stopping" in fields:
         settings["early_stopping"] = False
+    if "start_crop" in fields:
+        settings["start_crop"] = 0
     image = np.random.default_rng(seed).uniform(0.0, 1.0, (size, size)).astype(np.float32)
     run = DenoiseRun(image, spec.name, device=device, precision=precision, seed=seed, preview_every=0,
                      preview_interval=0, iterations=warmup + iterations, **settings)
@@ -246,6 +248,9 @@ class DurationEstimate:
         The probe's figure came from the cache rather than a probe just run.
     probe_size : int
         Side of the probe's square plane.
+    start_crop_planes, start_crop_iterations, start_crop_seconds_per_iteration
+        Planes that first train on a start crop, that crop's budget and seconds per iteration
+        (0 when no plane does); :attr:`iterations` is then the whole plane's share.
     """
 
     method: str
@@ -259,14 +264,19 @@ class DurationEstimate:
     can_end_sooner: bool
     from_cache: bool
     probe_size: int
+    start_crop_planes: int = 0
+    start_crop_iterations: int = 0
+    start_crop_seconds_per_iteration: float = 0.0
 
     @property
     def total_iterations(self) -> int:
+        """Iterations on whole planes (a start crop's are not counted)."""
         return self.iterations + (self.planes - 1) * self.later_iterations
 
     @property
     def total_seconds(self) -> float:
-        return self.total_iterations * self.seconds_per_iteration
+        return (self.total_iterations * self.seconds_per_iteration
+                + self.start_crop_planes * self.start_crop_iterations * self.start_crop_seconds_per_iteration)
 
     def describe(self) -> str:
         """e.g. 'up to 7 min on cpu (1 plane, ≤ 1000 it × 0.41 s)'."""
@@ -278,6 +288,10 @@ class DurationEstimate:
             budget = f"{self.planes} × {self.iterations}"
         else:
             budget = f"{self.iterations} + {self.planes - 1} × {self.later_iterations}"
+        if self.start_crop_planes:
+            crops = "" if self.start_crop_planes == 1 else f"{self.start_crop_planes} × "
+            budget = (f"{crops}{self.start_crop_iterations} it × {_format_step(self.start_crop_seconds_per_iteration)}"
+                      f" on a crop + {budget}")
         prefix = "up to " if self.can_end_sooner else ""
         return (f"{prefix}{format_duration(self.total_seconds)} on {self.device} "
                 f"({planes}, {bound}{budget} it × {_format_step(self.seconds_per_iteration)})")
@@ -320,10 +334,24 @@ def estimate_duration(method: str, shape: tuple[int, ...], *, device: str | None
     scale = (_pixels_per_iteration(plane_shape, crop)
              / _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop))
     iterations = int(config.iterations)
+    planes = int(np.prod(shape[:-2], dtype=np.int64))
     warm = bool(getattr(config, "warm_start", False)) and int(getattr(config, "warm_iterations", 0) or 0) > 0
+    later_iterations = int(config.warm_iterations) if warm else iterations
+    probe_pixels = _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop)
+    start_crop = {}
+    side = int(getattr(config, "start_crop", 0) or 0)
+    # As the method decides (methods/mpi/method.py): the whole plane keeps warm_iterations, at most half.
+    whole_plane_steps = min(int(config.warm_iterations) or iterations // 2, iterations // 2) if side else 0
+    if whole_plane_steps and not crop and (plane_shape[0] > side or plane_shape[1] > side):
+        crop_shape = (min(side, plane_shape[0]), min(side, plane_shape[1]))
+        start_crop = {"start_crop_planes": 1 if warm else planes,
+                      "start_crop_iterations": iterations - whole_plane_steps,
+                      "start_crop_seconds_per_iteration": float(seconds) * _pixels_per_iteration(crop_shape, 0)
+                      / probe_pixels}
+        iterations, later_iterations = whole_plane_steps, later_iterations if warm else whole_plane_steps
     return DurationEstimate(
         method=get_method_spec(method).name, device=resolved.device, precision=resolved.precision,
-        plane_shape=(int(plane_shape[0]), int(plane_shape[1])), planes=int(np.prod(shape[:-2], dtype=np.int64)),
-        iterations=iterations, later_iterations=int(config.warm_iterations) if warm else iterations,
+        plane_shape=(int(plane_shape[0]), int(plane_shape[1])), planes=planes,
+        iterations=iterations, later_iterations=later_iterations,
         seconds_per_iteration=float(seconds) * scale, can_end_sooner=bool(getattr(config, "early_stopping", False)),
-        from_cache=from_cache, probe_size=resolved.probe_size)
+        from_cache=from_cache, probe_size=resolved.probe_size, **start_crop)

@@ -23,13 +23,14 @@ WEIGHTS_CHOICES = (WEIGHTS_SHIPPED, WEIGHTS_RANDOM, WEIGHTS_FILE)
 # Qt spin boxes hold 32-bit ints.
 _LARGEST_INT = 2**31 - 1
 _LARGEST_FLOAT = 1e9
-# Settings that do nothing unless another one is on (true, or above 0): greyed out then,
-# still showing their value, so that a user sees what would apply once it is switched on.
+# Settings that do nothing unless another one is on (true, or above 0; with several, any of
+# them): greyed out then, still showing their value, so that a user sees what would apply once
+# it is switched on.
 APPLIES_WHEN = {
     "holdout_fraction": "early_stopping",
     "patience": "early_stopping",
     "validation_every": "early_stopping",
-    "warm_iterations": "warm_start",
+    "warm_iterations": ("warm_start", "start_crop"),
     "warm_learning_rate": "warm_start",
     "fill_every": "training_crop",
     "refine_learning_rate": "refine_share",
@@ -84,15 +85,19 @@ class SettingsForm:
                 box.append(self.weights_file)
         # What each field showed for the preset, to tell which ones the user changed.
         self._shown = {name: widget.value for name, widget in self.fields.items()}
-        for name, switch in APPLIES_WHEN.items():
-            if name in self.fields and switch in self.fields:
-                self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
+        for name, switches in APPLIES_WHEN.items():
+            for switch in (switches,) if isinstance(switches, str) else switches:
+                if name in self.fields and switch in self.fields:
+                    self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
         self._grey_out_what_does_not_apply()
 
     def applies(self, name: str) -> bool:
         """Whether setting ``name`` has an effect with the values now shown (see ``APPLIES_WHEN``)."""
-        switch = APPLIES_WHEN.get(name)
-        return switch is None or switch not in self.fields or bool(self.fields[switch].value)
+        switches = APPLIES_WHEN.get(name)
+        if switches is None:
+            return True
+        present = [switch for switch in ((switches,) if isinstance(switches, str) else switches) if switch in self.fields]
+        return not present or any(bool(self.fields[switch].value) for switch in present)
 
     def _grey_out_what_does_not_apply(self, *_: Any) -> None:
         for name, widget in self.fields.items():

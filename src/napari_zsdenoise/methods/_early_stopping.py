@@ -169,17 +169,25 @@ class HoldoutEarlyStopping:
     keep_with_best : callable, optional
         Called at each check that improves a best; what it returns is kept with that
         check's ensemble (:meth:`kept_at_best`), e.g. the network's weights at that point.
+    within : (shape, region), optional
+        ``noisy`` is ``region`` (rows, columns) of a tensor of ``shape``: the held-out set is
+        that tensor's, cut to the region, so that a later run on the whole tensor holds out
+        pixels no earlier step trained on.
     """
 
     def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, patience: int, validation_every: int,
                  seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
-                 keep_with_best: Callable[[], Any] | None = None) -> None:
+                 keep_with_best: Callable[[], Any] | None = None,
+                 within: tuple[torch.Size, tuple[slice, slice]] | None = None) -> None:
         self.noisy = noisy
         self.patience = patience
         self.validation_every = validation_every
         generator = torch.Generator(device="cpu")
         generator.manual_seed(seed + HOLDOUT_SEED_OFFSET)
-        holdout = torch.rand(noisy.shape, generator=generator) < holdout_fraction
+        holdout = torch.rand(noisy.shape if within is None else within[0], generator=generator) < holdout_fraction
+        if within is not None:
+            rows, columns = within[1]
+            holdout = holdout[..., rows, columns].contiguous()
         # A plane too small to hold any pixel out is simply not stopped early.
         self.holdout: torch.Tensor | None = holdout.to(noisy.device) if bool(holdout.any()) else None
         self.rule = StoppingRule(patience, correlated_noise, correlated_noise_iterations)

@@ -82,6 +82,56 @@ def fill_tiles(shape: tuple[int, int], tile: int, margin: int) -> list[tuple[Reg
     return tiles
 
 
+def most_structured_crop(plane: np.ndarray, side: int, multiple: int = 1) -> Region:
+    """The square crop of ``side`` (cut to the plane) with the most detail: the largest mean squared
+    difference between neighbouring 4x4 bins.
+
+    Binning averages most of the noise away, so what the differences measure is edges and texture,
+    the part of the plane a network learns the most from; a crop half on structure and half on flat
+    background scores lower than one full of structure. Candidate corners lie on a grid of a
+    quarter of the side, multiples of ``multiple`` (the shuffle factor), plus the far edges.
+    """
+    height, width = plane.shape
+    crop_height, crop_width = min(side, height), min(side, width)
+    crop_height, crop_width = (size if size == full else size // multiple * multiple
+                               for size, full in ((crop_height, height), (crop_width, width)))
+    stride = max(multiple, side // 4 // multiple * multiple)
+
+    def corners(full: int, size: int) -> list[int]:
+        last = (full - size) // multiple * multiple
+        return sorted({*range(0, last + 1, stride), last})
+
+    binning = 4
+    binned = np.asarray(plane[: height // binning * binning, : width // binning * binning], dtype=np.float64)
+    binned = binned.reshape(height // binning, binning, width // binning, binning).mean(axis=(1, 3))
+    detail = np.zeros_like(binned)
+    detail[:, 1:] += np.diff(binned, axis=1) ** 2
+    detail[1:, :] += np.diff(binned, axis=0) ** 2
+    best, best_score = (0, 0), -1.0
+    for top in corners(height, crop_height):
+        for left in corners(width, crop_width):
+            # The first row and column of a window hold differences to bins outside it.
+            window = detail[top // binning + 1: (top + crop_height) // binning,
+                            left // binning + 1: (left + crop_width) // binning]
+            score = float(window.mean()) if window.size else 0.0
+            if score > best_score:
+                best, best_score = (top, left), score
+    top, left = best
+    return slice(top, top + crop_height), slice(left, left + crop_width)
+
+
+def _subimage_region(within: tuple[tuple[int, int], Region], factor: int) -> tuple[torch.Size, Region]:
+    """A crop of a plane of the given shape, as a (shape, region) of the plane's shuffled sub-images."""
+    (height, width), (rows, columns) = within
+    padded = torch.Size((factor * factor, 1, -(-height // factor), -(-width // factor)))
+
+    def cut(part: slice, full: int) -> slice:
+        start, stop = part.start or 0, full if part.stop is None else part.stop
+        return slice(None) if (start, stop) == (0, full) else slice(start // factor, stop // factor)
+
+    return padded, (cut(rows, height), cut(columns, width))
+
+
 class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
@@ -104,6 +154,9 @@ class MPIMethod(EnsembleOutputMethod):
         self._warm_start_declined = False
         self._budget: int | None = None
         self._with_context = False
+        # While a large plane trains on its start crop: (plane, seed, context, crop region).
+        self._whole_plane: tuple[np.ndarray, int, np.ndarray | None, Region] | None = None
+        self.start_crop_facts: dict[str, Any] = {}
 
     def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load (and hash) the starting weights once for the whole run, and check they fit the settings."""
@@ -147,7 +200,6 @@ class MPIMethod(EnsembleOutputMethod):
             return SkipHourglass(channels, 1, width=self.config.width, scales=self.config.scales, output_channels=1)
 
     def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
-        device, seed = self.device, plane_seed
         # Warm start continues from the previous plane's network at its best check, not from
         # where that plane's run ended: the steps after the best only fit the noise better.
         previous_best = None if self.early_stopping is None else self.early_stopping.kept_at_best()
@@ -155,6 +207,45 @@ class MPIMethod(EnsembleOutputMethod):
         # network (correlated_noise_iterations); a carried network would go on fitting the noise, for
         # no fewer steps, so such a stack starts every plane afresh.
         previous_correlated = self.early_stopping is not None and bool(self.early_stopping.correlated_noise)
+        carried = self.config.warm_start and self.network is not None
+        warm = carried and not previous_correlated
+        self._warm_start_declined = carried and previous_correlated
+        self._whole_plane = None
+        self.start_crop_facts: dict[str, Any] = {}
+        region = None if warm else self._start_crop_region(plane)
+        if region is None:
+            self._start(plane, plane_seed, context, warm=warm, previous_best=previous_best,
+                        learning_rate=self.config.warm_learning_rate if warm else 0.0)
+            return
+        # A large plane first trains on one crop, then goes on over the whole plane from the
+        # network the crop kept, as a warm start would (the figures: docs/time-to-quality.md).
+        self._whole_plane = (plane, plane_seed, context, region)
+        self._start(plane[region], plane_seed, None if context is None else context[(slice(None), *region)],
+                    warm=False, previous_best=None, within=(plane.shape, region))
+
+    def _start_crop_region(self, plane: np.ndarray) -> Region | None:
+        """The crop a plane starts training on, or None: the whole plane from the start."""
+        side = self.config.start_crop
+        if (not side or (plane.shape[0] <= side and plane.shape[1] <= side) or self.config.training_crop
+                or not self._whole_plane_steps()):
+            return None
+        # A fresh network on correlated noise has a fixed budget and is never carried on (above).
+        if looks_spatially_correlated(plane):
+            return None
+        return most_structured_crop(plane, side, multiple=self.config.shuffle_factor)
+
+    def _whole_plane_steps(self) -> int:
+        """Steps left to the whole plane after a start crop: warm_iterations, at most half the budget."""
+        half = self.config.iterations // 2
+        return min(self.config.warm_iterations or half, half)
+
+    def _start(self, plane: np.ndarray, seed: int, context: np.ndarray | None, *, warm: bool,
+               previous_best: dict[str, torch.Tensor] | None, learning_rate: float = 0.0,
+               within: tuple[tuple[int, int], Region] | None = None) -> None:
+        """Start training on ``plane`` (the whole plane, or with ``within`` a crop of a plane of that shape),
+        from a fresh network or (``warm``) the current one at ``previous_best``; a ``learning_rate`` of 0
+        is the configured one."""
+        device = self.device
         factor = self.config.shuffle_factor
         self._height, self._width = plane.shape
         tensor = plane_to_tensor(plane, device, multiple=factor)
@@ -179,7 +270,8 @@ class MPIMethod(EnsembleOutputMethod):
                 # of a young ensemble, which a narrow network leaves correlated with the signal on
                 # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.
                 correlated_noise=None if looks_spatially_correlated(plane) else False,
-                keep_with_best=self._network_state if self.config.warm_start else None)
+                keep_with_best=self._network_state if self.config.warm_start or within else None,
+                within=None if within is None else _subimage_region(within, factor))
             self._loss_weight = self.early_stopping.loss_weight()
         layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
         # Context planes when the settings ask for them and the image has them (a 2-D image has none).
@@ -189,13 +281,14 @@ class MPIMethod(EnsembleOutputMethod):
                              f"{2 * self.config.context_planes} neighbouring planes with each plane")
         # Warm start: the previous plane's network already knows the structures of this
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
-        carried = self.config.warm_start and self.network is not None
-        self.warm_started = carried and not previous_correlated
-        self._warm_start_declined = carried and previous_correlated
-        self._budget = self.config.warm_iterations if self.warm_started and self.config.warm_iterations else None
-        if self.warm_started and previous_best is not None:
+        self.warm_started = warm
+        if within is not None:
+            self._budget = self.config.iterations - self._whole_plane_steps()
+        else:
+            self._budget = self.config.warm_iterations if warm and self.config.warm_iterations else None
+        if warm and previous_best is not None:
             self.network.load_state_dict(previous_best)
-        self.network = (self.network if self.warm_started else self._fresh_network(seed)).to(device, memory_format=layout)
+        self.network = (self.network if warm else self._fresh_network(seed)).to(device, memory_format=layout)
         channels = self.network.image_channels
         if self._with_context:
             # The neighbours follow the plane as extra channels, split into sub-images alike.
@@ -206,9 +299,7 @@ class MPIMethod(EnsembleOutputMethod):
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
-        learning_rate = (self.config.warm_learning_rate if self.warm_started and self.config.warm_learning_rate
-                         else self.config.learning_rate)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate,
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate or self.config.learning_rate,
                                           fused=self.fused_adam or None)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
@@ -222,6 +313,21 @@ class MPIMethod(EnsembleOutputMethod):
         if self.config.training_crop == 0:
             self._fit_memory_budget()
         self.iterations_done = 0
+
+    def _continue_on_whole_plane(self) -> None:
+        """End the start crop: the whole plane from the network the crop kept at its best check."""
+        plane, seed, context, region = self._whole_plane
+        stopping = self.early_stopping
+        correlated = stopping is not None and bool(stopping.correlated_noise)
+        kept = None if stopping is None else stopping.kept_at_best()
+        self.start_crop_facts = {"start_crop": [region[0].start or 0, region[1].start or 0, self._height, self._width],
+                                 "start_crop_iterations": self.iterations_done,
+                                 "start_crop_best_iteration": None if stopping is None else stopping.best_iteration}
+        self._whole_plane = None
+        # As after a plane of a stack, correlated noise starts afresh. Unlike the next plane of a stack,
+        # the whole plane holds much that the crop did not show: the full learning rate, not the warm one.
+        self._start(plane, seed, context, warm=not correlated, previous_best=kept)
+        self._warm_start_declined = correlated
 
     def _fit_memory_budget(self) -> None:
         """Train on crops and fill in tiles when the whole plane would not fit the memory budget."""
@@ -302,7 +408,11 @@ class MPIMethod(EnsembleOutputMethod):
 
         while True:
             try:
-                return self._train_step()
+                record = self._train_step()
+                if record.finished and self._whole_plane is not None:
+                    self._continue_on_whole_plane()
+                    return StepRecord(record.loss, False, record.scores)
+                return record
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error) or not self._halve_crops():
                     raise
@@ -373,8 +483,23 @@ class MPIMethod(EnsembleOutputMethod):
             estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate)
         return tensor_to_plane(merge_subimages(estimate, self.config.shuffle_factor), self._height, self._width)
 
+    def preview(self) -> np.ndarray:
+        return self._on_whole_plane(super().preview())
+
+    def result(self) -> np.ndarray:
+        return self._on_whole_plane(super().result())
+
+    def _on_whole_plane(self, estimate: np.ndarray) -> np.ndarray:
+        """While the start crop trains: the noisy plane with the crop's estimate in place."""
+        if self._whole_plane is None:
+            return estimate
+        plane, _, _, region = self._whole_plane
+        whole = np.array(plane, dtype=np.float32)
+        whole[region] = estimate
+        return whole
+
     def plane_facts(self) -> dict[str, Any]:
-        facts = {**super().plane_facts(), **self.memory_plan}
+        facts = {**super().plane_facts(), **self.memory_plan, **self.start_crop_facts}
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
             if self._warm_start_declined:

@@ -77,11 +77,18 @@ class MPIConfig(EarlyStoppingSettings):
         "A plane run alone, the first plane a continued run computes, and a plane after one with spatially "
         "correlated noise start afresh.", label="continue from the previous plane")
     warm_iterations: int = setting(
-        0, "With warm start, the most steps of each plane after the first; 0: the same as the first.",
-        low=0, advanced=True)
+        0, "With warm start, the most steps of each plane after the first; with a start crop, the most steps "
+        "on the whole plane after the crop; 0: the same as the first.", low=0, advanced=True)
     warm_learning_rate: float = setting(
         0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
         "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True)
+    start_crop: int = setting(
+        0, "Side in pixels of the crop a larger plane starts training on (its most structured one); the network "
+        "then goes on over the whole plane for the last warm_iterations steps of the budget (at most half of it; "
+        "0: half) at learning_rate, so a plane four times larger costs "
+        "far less than four times more. Planes with spatially correlated noise, and planes continued from the "
+        "plane before, train on the whole plane from the start. 0: off.", label="start on a crop of",
+        low=0, advanced=True)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
@@ -97,6 +104,8 @@ class MPIConfig(EarlyStoppingSettings):
         if 0 < self.training_crop < self.min_size:
             raise ValueError(f"training_crop must be 0 (whole plane) or at least {self.min_size} pixels for "
                              f"{self.scales} scales and shuffle factor {self.shuffle_factor}; got {self.training_crop}")
+        if 0 < self.start_crop < self.min_size:
+            raise ValueError(f"start_crop must be 0 (off) or at least {self.min_size} pixels; got {self.start_crop}")
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"
