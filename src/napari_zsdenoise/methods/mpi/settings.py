@@ -136,18 +136,22 @@ PRESETS = (
             ema_beta=0.99, iterations=1000,
             weights=None, early_stopping=True, patience=50, warm_iterations=100),
     # Narrower than bsn-quick and blended with the noisy image; on correlated noise, where no
-    # held-out score follows the peak, the ensemble at a fixed iteration (docs/time-to-quality.md).
+    # held-out score follows the peak, the ensemble at a fixed iteration; a plane larger than 256²
+    # starts on a crop of that size, so that its cost grows far less than its area
+    # (docs/time-to-quality.md).
     _preset("bsn-balanced", "blind-spot filling, narrower network blended with the noisy image",
             "best quality per second", ema_beta=0.99, iterations=1000, weights=None,
             early_stopping=True, patience=25, width=48, blend_noisy=True, correlated_noise_iterations=100,
-            warm_start=True, warm_iterations=100, warm_learning_rate=5e-4,
+            warm_start=True, warm_iterations=100, warm_learning_rate=5e-4, start_crop=256,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
     # A narrow network for a short budget: an ensemble this young is still noisy, so it is blended
     # with the noisy image by the estimated weight; held-out checks end a plane that has stopped
     # improving, and a correlated-noise plane at its own budget, where this ensemble has already
-    # peaked (docs/time-to-quality.md).
+    # peaked; a plane larger than 256² spends its last 100 steps on the whole plane after a crop
+    # (docs/time-to-quality.md).
     _preset("bsn-fast", "blind-spot filling for a first result in about a minute",
             "a first result in about a minute", ema_beta=0.9, iterations=300, weights=None, width=32,
-            blend_noisy=True, early_stopping=True, patience=100, correlated_noise_iterations=100),
+            blend_noisy=True, early_stopping=True, patience=100, correlated_noise_iterations=100,
+            start_crop=256, warm_iterations=100),
 )
