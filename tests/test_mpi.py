@@ -616,3 +616,28 @@ def test_start_crop_leaves_the_whole_plane_at_most_half_the_budget():
     for iterations, warm_iterations, crop_steps in ((40, 10, 30), (40, 0, 20), (40, 100, 20), (1, 10, None)):
         method = _prepared(noisy, start_crop=48, iterations=iterations, warm_iterations=warm_iterations)
         assert method._budget == crop_steps and (method._whole_plane is None) == (crop_steps is None)
+
+
+def test_start_crop_with_context_planes_and_a_stop_during_the_crop():
+    from napari_zsdenoise import DenoiseRun
+
+    noisy, _ = _phantom_in_one_corner()
+    stack = np.stack([np.roll(noisy, shift, axis=1) for shift in range(3)])
+    run = DenoiseRun(stack, "bsn", device="cpu", seed=0, iterations=12, early_stopping=False, start_crop=48,
+                     warm_iterations=4, context_planes=1, plane=1, preview_every=0, preview_interval=0, **TINY)
+    for _ in run:
+        pass
+    facts = run.metadata["planes"][0]
+    assert facts["context_planes"] == 1 and facts["start_crop_iterations"] == 8 and facts["iterations_done"] == 12
+    assert "stopped_on_start_crop" not in facts
+    run = DenoiseRun(noisy, "bsn", device="cpu", seed=0, iterations=12, early_stopping=False, start_crop=48,
+                     warm_iterations=4, preview_every=0, preview_interval=0, **TINY)
+    for event in run:
+        if event.iteration == 3:
+            run.stop()
+    facts = run.metadata["planes"][0]
+    assert facts["stopped_on_start_crop"] and facts["start_crop_iterations"] == 3
+    top, left, height, width = facts["start_crop"]
+    outside = np.ones(noisy.shape, dtype=bool)
+    outside[top:top + height, left:left + width] = False
+    np.testing.assert_allclose(run.result[outside], noisy[outside], rtol=1e-5, atol=1e-3)

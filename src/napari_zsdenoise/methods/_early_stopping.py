@@ -304,4 +304,4 @@ class EnsembleOutputMethod(DenoisingMethod):
     def result(self) -> np.ndarray:
         """The current ensemble, or with early stopping the one at the best held-out check."""
         best = None if self.early_stopping is None else self.early_stopping.best_estimate(self.iterations_done, self._ensemble)
-        return self.preview() if best is None else self._to_plane(best)
+        return self._to_plane(self._ensemble.mean() if best is None else best)

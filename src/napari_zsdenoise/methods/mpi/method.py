@@ -500,6 +500,11 @@ class MPIMethod(EnsembleOutputMethod):
 
     def plane_facts(self) -> dict[str, Any]:
         facts = {**super().plane_facts(), **self.memory_plan, **self.start_crop_facts}
+        if self._whole_plane is not None:
+            # Stopped before the whole plane's steps: only the crop was denoised.
+            region = self._whole_plane[3]
+            facts.update(start_crop=[region[0].start or 0, region[1].start or 0, self._height, self._width],
+                         start_crop_iterations=self.iterations_done, stopped_on_start_crop=True)
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
             if self._warm_start_declined:

@@ -83,7 +83,7 @@ class MPIConfig(EarlyStoppingSettings):
         0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
         "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True)
     start_crop: int = setting(
-        0, "Side in pixels of the crop a larger plane starts training on (its most structured one); the network "
+        0, "Side in pixels of the crop a larger plane starts training on (its most detailed one); the network "
         "then goes on over the whole plane for the last warm_iterations steps of the budget (at most half of it; "
         "0: half) at learning_rate, so a plane four times larger costs "
         "far less than four times more. Planes with spatially correlated noise, and planes continued from the "
