@@ -222,7 +222,7 @@ def main() -> None:
              "  (`start-crop-256-two-threads-2`, `start-crop-512-two-threads-2`; WideField_BPAE_B_2 is the same",
              "  file as WideField_BPAE_B_1): `bsn-balanced` 81.3 s per 512² plane against 41.3 s per 256² crop",
              "  (1.97×; whole plane throughout 198.4 s, 4.80×), `bsn-fast` 35.2 s against 16.5 s (2.13×; whole",
-             "  plane 63.5 s, 3.85×); per image 1.64-2.14× and 3.54× on the widefield plane; 33.27 against 33.94",
+             "  plane 63.5 s, 3.85×); per image 1.64-2.19× and 3.54× and 3.11× on the widefield plane; 33.27 against 33.94",
              "  dB for `bsn-balanced` (-0.67 dB: -1.04 on Confocal_BPAE_B_2, -0.99 on TwoPhoton_MICE_2, -0.64 on",
              "  Confocal_FISH_2) and 33.15 against 33.35 dB for `bsn-fast` (-0.20 dB). Kept in both presets. The",
              "  most detailed crop against the centre crop (`bsn-balanced`, 1 thread each, the two runs side by",
