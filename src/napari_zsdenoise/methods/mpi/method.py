@@ -211,7 +211,7 @@ class MPIMethod(EnsembleOutputMethod):
         warm = carried and not previous_correlated
         self._warm_start_declined = carried and previous_correlated
         self._whole_plane = None
-        self.start_crop_facts: dict[str, Any] = {}
+        self.start_crop_facts = {}
         region = None if warm else self._start_crop_region(plane)
         if region is None:
             self._start(plane, plane_seed, context, warm=warm, previous_best=previous_best,
@@ -320,14 +320,20 @@ class MPIMethod(EnsembleOutputMethod):
         stopping = self.early_stopping
         correlated = stopping is not None and bool(stopping.correlated_noise)
         kept = None if stopping is None else stopping.kept_at_best()
-        self.start_crop_facts = {"start_crop": [region[0].start or 0, region[1].start or 0, self._height, self._width],
-                                 "start_crop_iterations": self.iterations_done,
+        self.start_crop_facts = {**self._start_crop_record(),
                                  "start_crop_best_iteration": None if stopping is None else stopping.best_iteration}
+        if correlated:
+            self.start_crop_facts["start_crop_discarded"] = "spatially correlated noise on the crop"
         self._whole_plane = None
         # As after a plane of a stack, correlated noise starts afresh. Unlike the next plane of a stack,
         # the whole plane holds much that the crop did not show: the full learning rate, not the warm one.
         self._start(plane, seed, context, warm=not correlated, previous_best=kept)
-        self._warm_start_declined = correlated
+
+    def _start_crop_record(self) -> dict[str, Any]:
+        """Where the start crop lies ([top, left, height, width]) and the steps it has had."""
+        rows, columns = self._whole_plane[3]
+        return {"start_crop": [rows.start or 0, columns.start or 0, self._height, self._width],
+                "start_crop_iterations": self.iterations_done}
 
     def _fit_memory_budget(self) -> None:
         """Train on crops and fill in tiles when the whole plane would not fit the memory budget."""
@@ -502,9 +508,7 @@ class MPIMethod(EnsembleOutputMethod):
         facts = {**super().plane_facts(), **self.memory_plan, **self.start_crop_facts}
         if self._whole_plane is not None:
             # Stopped before the whole plane's steps: only the crop was denoised.
-            region = self._whole_plane[3]
-            facts.update(start_crop=[region[0].start or 0, region[1].start or 0, self._height, self._width],
-                         start_crop_iterations=self.iterations_done, stopped_on_start_crop=True)
+            facts.update(self._start_crop_record(), stopped_on_start_crop=True)
         if self.config.warm_start:
             facts["warm_started"] = self.warm_started
             if self._warm_start_declined:
