@@ -331,17 +331,15 @@ def estimate_duration(method: str, shape: tuple[int, ...], *, device: str | None
     config = resolved.config
     crop = int(getattr(config, "training_crop", 0) or 0)
     plane_shape = shape[-2:]
-    scale = (_pixels_per_iteration(plane_shape, crop)
-             / _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop))
+    probe_pixels = _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop)
+    scale = _pixels_per_iteration(plane_shape, crop) / probe_pixels
     iterations = int(config.iterations)
     planes = int(np.prod(shape[:-2], dtype=np.int64))
     warm = bool(getattr(config, "warm_start", False)) and int(getattr(config, "warm_iterations", 0) or 0) > 0
     later_iterations = int(config.warm_iterations) if warm else iterations
-    probe_pixels = _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop)
     start_crop = {}
     side = int(getattr(config, "start_crop", 0) or 0)
-    # As the method decides (methods/mpi/method.py): the whole plane keeps warm_iterations, at most half.
-    whole_plane_steps = min(int(config.warm_iterations) or iterations // 2, iterations // 2) if side else 0
+    whole_plane_steps = config.start_crop_whole_plane_steps if side else 0
     if whole_plane_steps and not crop and (plane_shape[0] > side or plane_shape[1] > side):
         crop_shape = (min(side, plane_shape[0]), min(side, plane_shape[1]))
         start_crop = {"start_crop_planes": 1 if warm else planes,

@@ -85,19 +85,21 @@ class SettingsForm:
                 box.append(self.weights_file)
         # What each field showed for the preset, to tell which ones the user changed.
         self._shown = {name: widget.value for name, widget in self.fields.items()}
-        for name, switches in APPLIES_WHEN.items():
-            for switch in (switches,) if isinstance(switches, str) else switches:
-                if name in self.fields and switch in self.fields:
+        for name in APPLIES_WHEN:
+            for switch in self._switches(name):
+                if name in self.fields:
                     self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
         self._grey_out_what_does_not_apply()
 
+    def _switches(self, name: str) -> list[str]:
+        """The settings of this form that switch ``name`` on (see ``APPLIES_WHEN``)."""
+        switches = APPLIES_WHEN.get(name, ())
+        return [switch for switch in ((switches,) if isinstance(switches, str) else switches) if switch in self.fields]
+
     def applies(self, name: str) -> bool:
         """Whether setting ``name`` has an effect with the values now shown (see ``APPLIES_WHEN``)."""
-        switches = APPLIES_WHEN.get(name)
-        if switches is None:
-            return True
-        present = [switch for switch in ((switches,) if isinstance(switches, str) else switches) if switch in self.fields]
-        return not present or any(bool(self.fields[switch].value) for switch in present)
+        switches = self._switches(name)
+        return not switches or any(bool(self.fields[switch].value) for switch in switches)
 
     def _grey_out_what_does_not_apply(self, *_: Any) -> None:
         for name, widget in self.fields.items():

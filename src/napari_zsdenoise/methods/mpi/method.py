@@ -227,17 +227,12 @@ class MPIMethod(EnsembleOutputMethod):
         """The crop a plane starts training on, or None: the whole plane from the start."""
         side = self.config.start_crop
         if (not side or (plane.shape[0] <= side and plane.shape[1] <= side) or self.config.training_crop
-                or not self._whole_plane_steps()):
+                or not self.config.start_crop_whole_plane_steps):
             return None
         # A fresh network on correlated noise has a fixed budget and is never carried on (above).
         if looks_spatially_correlated(plane):
             return None
         return most_structured_crop(plane, side, multiple=self.config.shuffle_factor)
-
-    def _whole_plane_steps(self) -> int:
-        """Steps left to the whole plane after a start crop: warm_iterations, at most half the budget."""
-        half = self.config.iterations // 2
-        return min(self.config.warm_iterations or half, half)
 
     def _start(self, plane: np.ndarray, seed: int, context: np.ndarray | None, *, warm: bool,
                previous_best: dict[str, torch.Tensor] | None, learning_rate: float = 0.0,
@@ -283,7 +278,7 @@ class MPIMethod(EnsembleOutputMethod):
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
         self.warm_started = warm
         if within is not None:
-            self._budget = self.config.iterations - self._whole_plane_steps()
+            self._budget = self.config.iterations - self.config.start_crop_whole_plane_steps
         else:
             self._budget = self.config.warm_iterations if warm and self.config.warm_iterations else None
         if warm and previous_best is not None:

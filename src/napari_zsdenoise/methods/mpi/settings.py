@@ -77,8 +77,9 @@ class MPIConfig(EarlyStoppingSettings):
         "A plane run alone, the first plane a continued run computes, and a plane after one with spatially "
         "correlated noise start afresh.", label="continue from the previous plane")
     warm_iterations: int = setting(
-        0, "With warm start, the most steps of each plane after the first; with a start crop, the most steps "
-        "on the whole plane after the crop; 0: the same as the first.", low=0, advanced=True)
+        0, "With warm start, the most steps of each plane after the first (0: the same as the first); with a "
+        "start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
+        low=0, advanced=True)
     warm_learning_rate: float = setting(
         0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
         "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True)
@@ -92,6 +93,12 @@ class MPIConfig(EarlyStoppingSettings):
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
+
+    @property
+    def start_crop_whole_plane_steps(self) -> int:
+        """Steps left to the whole plane after a start crop: warm_iterations, at most half the budget."""
+        half = self.iterations // 2
+        return min(self.warm_iterations or half, half)
 
     @property
     def min_size(self) -> int:
