@@ -46,14 +46,34 @@ def test_the_bank_holds_residuals_of_masked_predictions_not_unmasked_ones():
         assert np.abs(harvest.residual - unmasked).mean() > 0.01
     assert not np.array_equal(seen[0], seen[1])
 
-    # Without the variance model the bank keeps the residuals as they are, scaled by one constant.
+    # Without the variance model the bank keeps the residuals as they are, scaled by one constant
+    # and shifted to zero mean.
     bank = NoiseBank.from_harvests(iter(harvests), maps=len(harvests), patch_size=16, count=12, signal_dependent=False,
                                    rng=rng)
     assert len(bank) == 12 and bank.model.a == 0
     for patch, (plane, mask, top, left) in zip(bank.patches.numpy(), bank.sources.tolist()):
         harvest = harvests[3 * plane + mask]
         expected = harvest.residual[top:top + 16, left:left + 16] / np.sqrt(bank.model.b)
-        np.testing.assert_allclose(patch, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(patch, expected - expected.mean(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_predictions_offset_is_not_passed_on_to_the_bank():
+    rng = np.random.default_rng(3)
+    shape = (48, 48)
+    offset = 0.05
+    harvests = []
+    for index in range(3):
+        prediction = rng.uniform(0.2, 0.8, shape).astype(np.float32)
+        noise = rng.normal(0.0, 0.02, shape).astype(np.float32)
+        # A network that predicts everything `offset` too bright leaves -offset in every residual.
+        harvests.append(Harvest(index, 0, np.ones(shape, bool), prediction + offset, noise - offset))
+    bank = NoiseBank.from_harvests(harvests, maps=3, patch_size=32, count=30, signal_dependent=True, rng=rng)
+    patch_means = bank.patches.mean(dim=(1, 2))
+    assert float(patch_means.abs().max()) < 1e-5
+    # Only the offset goes: what is left is the noise, about one standard deviation after whitening.
+    assert 0.7 < float(bank.patches.std()) < 1.3
+    noise = bank.sample(torch.full((64, 1, 32, 32), 0.5), torch.Generator().manual_seed(0))
+    assert abs(float(noise.mean())) < 0.002
 
 
 def test_the_poisson_gaussian_fit_recovers_a_and_b_and_synthesised_noise_has_their_variance():
@@ -136,7 +156,7 @@ def test_the_bank_is_harvested_from_the_network_on_masked_planes(noisy_planes):
         masked, keep = stub.calls[2 * plane + mask]
         residual = torch.from_numpy(planes[plane]) - (masked + 0.25 * (1 - keep))[0, 0]
         window = residual[top:top + 32, left:left + 32] / np.sqrt(bank.model.b)
-        torch.testing.assert_close(patch, window, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(patch, window - window.mean(), rtol=1e-5, atol=1e-5)
 
 
 def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_previous_ones_bank(

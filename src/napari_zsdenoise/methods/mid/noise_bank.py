@@ -181,6 +181,9 @@ class NoiseBank:
                       signal_dependent: bool, rng: np.random.Generator) -> NoiseBank:
         """Cut about ``count`` patches, evenly over the ``maps`` residual maps, and fit the variance model.
 
+        Each whitened patch is shifted to zero mean: what a residual has on average over a
+        patch is the masked prediction's error, not noise.
+
         The maps are read once: each gives its share of patches (residual and prediction)
         and a sample of pixels for the fit, so the bank never holds a whole stack.
         """
@@ -210,6 +213,9 @@ class NoiseBank:
         residuals = np.stack([residual_patches[i] for i in kept]).astype(np.float64)
         signals = np.stack([signal_patches[i] for i in kept])
         whitened = residuals / np.sqrt(model.variance(signals))
+        # Noise has zero mean, so a patch's mean residual is the prediction's error there. Kept, it
+        # would teach the next network the opposite offset, which the next bank then doubles.
+        whitened -= whitened.mean(axis=(1, 2), keepdims=True)
         return cls(torch.from_numpy(whitened.astype(np.float32)), model,
                    torch.tensor([sources[i] for i in kept], dtype=torch.int64), signal_dependent)
 
