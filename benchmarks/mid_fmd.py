@@ -21,12 +21,14 @@ interrupted fit continues from its finished rounds. Models are written under
 Usage:
     python benchmarks/mid_fmd.py run --out benchmarks/results/mid-fmd/DIR --configurations Confocal_FISH ...
         [--training same other] [--crop 256] [--threads 1] [--models /tmp/mid-models] [--set NAME=VALUE ...]
+        [--scored-frame 2] [--more-passes 40] [--diagnostic true-noise|true-clean|both]
     python benchmarks/mid_fmd.py table --out benchmarks/results/mid-fmd/DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -34,8 +36,13 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-FRAMES = {"same": (1, 2, 3, 4), "other": (2, 3, 4)}
-SCORED_FRAME = 1
+ALL_FRAMES = (1, 2, 3, 4)
+TRAININGS = ("same", "other")
+
+
+def training_frames(training: str, scored: int) -> tuple[int, ...]:
+    """The frames a model is fitted on: all four (``same``) or all but the scored one (``other``)."""
+    return ALL_FRAMES if training == "same" else tuple(frame for frame in ALL_FRAMES if frame != scored)
 
 
 def _training_settings(pairs: list[str]):
@@ -66,6 +73,54 @@ def _clean_folder(pairs: Path, configuration: str, models: Path) -> Path:
     return folder
 
 
+DIAGNOSTICS = ("true-noise", "true-clean", "both")
+
+
+@contextlib.contextmanager
+def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: np.ndarray):
+    """While fitting, replace what MID estimates with what the ground truth says: a diagnostic, not MID.
+
+    ``true-noise``: every bank residual is ``noisy - ground truth`` (the harvest's network is
+    not used). ``true-clean``: the clean patches are the ground truth itself, in each noisy
+    frame's normalised units (no procedural scenes). ``both``: the two. How far MID then
+    gets shows what its noise estimate and its clean images cost.
+    """
+    if kind is None:
+        yield
+        return
+    from unittest import mock
+
+    from napari_zsdenoise.methods.mid import training
+    from napari_zsdenoise.methods.mid.noise_bank import Harvest
+    from napari_zsdenoise.normalization import IntensityScaling
+
+    scalings = [IntensityScaling.fit(plane) for plane in planes]
+    truths = [np.clip(scaling.normalize(truth), 0.0, 1.0).astype(np.float32) for scaling in scalings]
+
+    def true_residuals(predict, normalised, *, masks_per_plane, mask_ratio, rng):
+        for index, plane in enumerate(normalised):
+            plane = np.asarray(plane, dtype=np.float32)
+            for mask in range(masks_per_plane):
+                keep = rng.random(plane.shape) >= mask_ratio
+                yield Harvest(index, mask, keep, truths[index], plane - truths[index])
+
+    class TrueClean(training.CleanPatches):
+        def __init__(self, settings, folders=()):
+            super().__init__(settings, folders)
+            self.folder_planes, self.folder_share = truths, 1.0
+            self.description = {**self.description, "diagnostic": "the ground truth as the only clean image"}
+
+        def scale_for(self, noise, rng, median=None):
+            self._scaled = (self.folder_planes, [])
+
+    with contextlib.ExitStack() as patches:
+        if kind in ("true-noise", "both"):
+            patches.enter_context(mock.patch.object(training, "harvest_residuals", true_residuals))
+        if kind in ("true-clean", "both"):
+            patches.enter_context(mock.patch.object(training, "CleanPatches", TrueClean))
+        yield
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
 
@@ -84,61 +139,85 @@ def run(args: argparse.Namespace) -> None:
     earlier = json.loads(study.read_text())["configurations"] if study.exists() else []
     study.write_text(json.dumps({
         "configurations": sorted(set(earlier) | set(args.configurations)), "training": args.training, "crop": args.crop,
-        "threads": args.threads, "device": args.device, "settings": settings.to_dict()}, indent=1) + "\n")
+        "threads": args.threads, "device": args.device, "scored_frame": args.scored_frame,
+        "more_passes": args.more_passes, "diagnostic": args.diagnostic, "settings": settings.to_dict()},
+        indent=1) + "\n")
     for configuration in args.configurations:
         for training in args.training:
             record = out / f"{configuration}-{training}.json"
             if record.exists():
                 continue
-            frames = [pairs / "raw" / f"{configuration}_{frame}.png" for frame in FRAMES[training]]
+            frames = [pairs / "raw" / f"{configuration}_{frame}.png"
+                      for frame in training_frames(training, args.scored_frame)]
             planes = [to_unit_range(read_image(path)) for path in frames]
-            model = models / f"{configuration}-{training}.pt"
+            model = models / f"{configuration}-{training}-{args.scored_frame}.pt"
             model.parent.mkdir(parents=True, exist_ok=True)
             clean_folder = _clean_folder(pairs, configuration, models) if args.clean_from_other_configurations \
                 else None
             if not model.exists():
-                fit_dataset(planes, out=model, settings=settings, device=args.device,
-                            sources={path.name: 1 for path in frames}, clean_folders=(clean_folder,) if clean_folder else ())
+                truth = to_unit_range(read_image(pairs / "gt" / frames[0].name))
+                with ground_truth_diagnostic(args.diagnostic, planes, truth):
+                    fit_dataset(planes, out=model, settings=settings, device=args.device,
+                                sources={path.name: 1 for path in frames},
+                                clean_folders=(clean_folder,) if clean_folder else ())
             card = read_model_card(model)
-            name = f"{configuration}_{SCORED_FRAME}.png"
+            name = f"{configuration}_{args.scored_frame}.png"
             noisy, clean = load_pair(pairs / "raw" / name, pairs / "gt" / name, args.crop, "centre")
             start = time.perf_counter()
             result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed)
             seconds = time.perf_counter() - start
             psnr, ssim = score(result, clean)
             noisy_psnr, noisy_ssim = score(noisy, clean)
+            more = {}
+            for passes in args.more_passes:
+                start = time.perf_counter()
+                more_result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed,
+                                      iterations=passes)
+                more_seconds = time.perf_counter() - start
+                more[str(passes)] = dict(zip(("psnr", "ssim"), score(more_result, clean)), seconds=more_seconds)
             record.write_text(json.dumps({
                 "configuration": configuration, "training": training, "trained_on": [path.name for path in frames],
                 "clean": (sorted(path.name for path in clean_folder.iterdir()) if clean_folder
-                          else "procedural scenes only"),
+                          else "procedural scenes only"), "diagnostic": args.diagnostic,
                 "scored": name, "psnr": psnr, "ssim": ssim, "noisy_psnr": noisy_psnr, "noisy_ssim": noisy_ssim,
-                "denoise_seconds": seconds, "training_seconds": card["seconds"], "device": card["device"],
+                "denoise_seconds": seconds, "more_passes": more, "training_seconds": card["seconds"],
+                "device": card["device"],
                 "round_history": card["round_history"]}, indent=1) + "\n")
             print(f"{configuration:<20} {training:<5} {psnr:6.2f} dB  denoise {seconds:5.1f} s  "
                   f"training {card['seconds']:6.0f} s", flush=True)
 
 
+# Zero-shot records on the same crops, per preset: folders of time-to-quality records (frames 1 and 2).
+PRESET_RECORDS = {"bsn-quick": ("full-1", "full-2"), "bsn-balanced": ("presets-1", "balanced-2")}
+
+
 def _comparisons() -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Per crop (``NAME_1``): (PSNR, SSIM, seconds) of ``bsn`` (ES) and of the recommended preset."""
+    """Per crop (``NAME_1``, ``NAME_2``): (PSNR, SSIM, seconds) of ``bsn`` (ES, frame 1 only) and of the presets."""
     import sys
 
     sys.path.insert(0, str(HERE))
     from make_benchmarks_doc import load_records
-
-    from napari_zsdenoise.methods import recommended_method
 
     records = load_records()
     studies = records.studies["none"]
     # bsn's seconds are the study's clock where early stopping ended the run (fp32, before the speed-ups).
     found = {"bsn": {name: (crop.stopped.psnr, crop.stopped.ssim, crop.stopped.seconds or float("nan"))
                      for name, crop in studies.items() if crop.stopped is not None}}
-    recommended = recommended_method()
-    folder = HERE / "results" / "time-to-quality" / "full-1" / recommended
-    found[recommended] = {}
-    for path in sorted(folder.glob("*.json")):
-        item = json.loads(path.read_text())["score"]
-        found[recommended][item["name"]] = (item["psnr"], item["ssim"], item["seconds"])
+    for preset, folders in PRESET_RECORDS.items():
+        found[preset] = {}
+        for folder in folders:
+            for path in sorted((HERE / "results" / "time-to-quality" / folder / preset).glob("*.json")):
+                item = json.loads(path.read_text())["score"]
+                found[preset][item["name"]] = (item["psnr"], item["ssim"], item["seconds"])
     return found
+
+
+def _scores_by_passes(item: dict) -> dict[int, tuple[float, float, float]]:
+    """(PSNR, SSIM, seconds) of a record's MID result for each number of masked passes scored."""
+    scores = {int(item.get("passes", 10)): (item["psnr"], item["ssim"], item["denoise_seconds"])}
+    for passes, more in item.get("more_passes", {}).items():
+        scores[int(passes)] = (more["psnr"], more["ssim"], more["seconds"])
+    return scores
 
 
 def table(out: Path) -> list[str]:
@@ -146,35 +225,40 @@ def table(out: Path) -> list[str]:
     if not records:
         return [f"no records in {out}"]
     comparisons = _comparisons()
-    lines = ["| crop | training | MID PSNR / SSIM | MID s/plane | MID training s | "
-             + " | ".join(f"`{name}` PSNR / SSIM, s" for name in comparisons) + " |",
-             "|---|---|---|---|---|" + "---|" * len(comparisons)]
+    passes = sorted({k for item in records for k in _scores_by_passes(item)})
+    lines = ["| crop | training | " + " | ".join(f"MID K={k} PSNR / SSIM, s" for k in passes)
+             + " | MID training s | " + " | ".join(f"`{name}` PSNR / SSIM, s" for name in comparisons) + " |",
+             "|---|---|" + "---|" * len(passes) + "---|" + "---|" * len(comparisons)]
     by_training: dict[str, list[dict]] = {}
     for item in records:
         crop = item["scored"].removesuffix(".png")
+        mine = _scores_by_passes(item)
+        cells = ["–" if k not in mine else f"{mine[k][0]:.2f} / {mine[k][1]:.3f}, {mine[k][2]:.1f}" for k in passes]
         others = []
         for scores in comparisons.values():
             found = scores.get(crop)
             others.append("–" if found is None else f"{found[0]:.2f} / {found[1]:.3f}, {found[2]:.0f}")
-        lines.append(f"| {crop} | {item['training']} ({', '.join(item['trained_on'])}) | {item['psnr']:.2f} / "
-                     f"{item['ssim']:.3f} | {item['denoise_seconds']:.1f} | {item['training_seconds']:.0f} | "
-                     + " | ".join(others) + " |")
+        lines.append(f"| {crop} | {item['training']} ({', '.join(item['trained_on'])}) | " + " | ".join(cells)
+                     + f" | {item['training_seconds']:.0f} | " + " | ".join(others) + " |")
         by_training.setdefault(item["training"], []).append(item)
     lines.append("")
     for training, items in by_training.items():
         crops = [item["scored"].removesuffix(".png") for item in items]
-        summary = (f"{training}: {len(items)} crop(s), MID {np.mean([i['psnr'] for i in items]):.2f} / "
-                   f"{np.mean([i['ssim'] for i in items]):.3f} in {np.mean([i['denoise_seconds'] for i in items]):.1f} "
-                   f"s a plane after {np.mean([i['training_seconds'] for i in items]):.0f} s of training")
-        for name, scores in comparisons.items():
-            found = [scores[crop] for crop in crops if crop in scores]
-            if len(found) == len(crops):
-                psnr, seconds = np.mean([f[0] for f in found]), np.mean([f[2] for f in found])
-                mid_seconds = np.mean([i["denoise_seconds"] for i in items])
-                summary += (f"; `{name}` {psnr:.2f} dB in {seconds:.0f} s "
-                            f"(MID {np.mean([i['psnr'] for i in items]) - psnr:+.2f} dB, "
-                            f"{seconds / mid_seconds:.0f}× faster a plane)")
-        lines.append(f"- {summary}")
+        for k in passes:
+            mine = [_scores_by_passes(item).get(k) for item in items]
+            if any(score is None for score in mine):
+                continue
+            psnr_mid, seconds_mid = np.mean([m[0] for m in mine]), np.mean([m[2] for m in mine])
+            summary = (f"{training}, K={k}: {len(items)} crop(s), MID {psnr_mid:.2f} / "
+                       f"{np.mean([m[1] for m in mine]):.3f} in {seconds_mid:.1f} s a plane after "
+                       f"{np.mean([i['training_seconds'] for i in items]):.0f} s of training")
+            for name, scores in comparisons.items():
+                found = [scores[crop] for crop in crops if crop in scores]
+                if len(found) == len(crops):
+                    psnr, seconds = np.mean([f[0] for f in found]), np.mean([f[2] for f in found])
+                    summary += (f"; `{name}` {psnr:.2f} dB in {seconds:.0f} s "
+                                f"(MID {psnr_mid - psnr:+.2f} dB, {seconds / seconds_mid:.0f}× faster a plane)")
+            lines.append(f"- {summary}")
     return lines
 
 
@@ -184,7 +268,11 @@ def main() -> None:
     runner = commands.add_parser("run")
     runner.add_argument("--out", required=True)
     runner.add_argument("--configurations", nargs="+", required=True, help="e.g. Confocal_FISH TwoPhoton_MICE")
-    runner.add_argument("--training", nargs="+", choices=sorted(FRAMES), default=["same", "other"])
+    runner.add_argument("--training", nargs="+", choices=TRAININGS, default=list(TRAININGS))
+    runner.add_argument("--scored-frame", type=int, choices=ALL_FRAMES, default=1,
+                        help="the frame scored (2: the confirmation frames, never tuned on)")
+    runner.add_argument("--more-passes", type=int, nargs="*", default=[],
+                        help="also score these numbers of masked passes (K), beside the default")
     runner.add_argument("--pairs", default="../shared/data/fmd-test")
     runner.add_argument("--crop", type=int, default=256)
     runner.add_argument("--threads", type=int, default=1)
@@ -193,6 +281,8 @@ def main() -> None:
     runner.add_argument("--models", default="/tmp/napari-zsdenoise-mid-models")
     runner.add_argument("--clean-from-other-configurations", action="store_true",
                         help="add the ground truths of the other FMD configurations as clean images")
+    runner.add_argument("--diagnostic", choices=DIAGNOSTICS,
+                        help="fit with the ground truth's noise and/or clean image instead of MID's estimates")
     runner.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a training setting")
     show = commands.add_parser("table")
     show.add_argument("--out", required=True)

@@ -197,6 +197,29 @@ def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_prev
     assert card["masking_schedule"] == [[0.8, 0.8], [0.7, 0.7], [0.5, 0.7]]
 
 
+def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_training(tmp_path):
+    from scipy.ndimage import uniform_filter
+
+    from napari_zsdenoise.synthetic import fluorescence_phantom
+
+    rng = np.random.default_rng(4)
+    clean = [fluorescence_phantom((48, 48), seed=seed) for seed in range(3)]
+    white = [plane + rng.normal(0, 0.05, plane.shape) for plane in clean]
+    # Camera-like noise: each pixel's noise shared with its neighbours.
+    blotchy = [plane + 3 * uniform_filter(rng.normal(0, 0.05, plane.shape), 3) for plane in clean]
+    settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 1})
+    for planes, expected in ((white, False), (blotchy, True)):
+        events = []
+        out = tmp_path / f"{expected}.pt"
+        training.fit_dataset(planes, out=out, settings=settings, device="cpu", progress=events.append)
+        warnings = [event for event in events if event.stage == "warning"]
+        assert len(warnings) == int(expected)
+        if expected:  # said before the first step, not after the wait
+            assert events.index(warnings[0]) < min(i for i, e in enumerate(events) if e.stage == "train")
+            assert "correlated" in warnings[0].message
+        assert read_model_card(out)["noise_spatially_correlated"] is expected
+
+
 def test_the_model_file_round_trips_and_other_files_are_refused(tmp_path):
     from napari_zsdenoise.methods.mid.model import new_network
     from napari_zsdenoise.networks.checkpoints import save_hourglass

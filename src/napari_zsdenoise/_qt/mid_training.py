@@ -215,6 +215,10 @@ class MIDTrainingPanel(Container):
                                        f"loss {event.loss:.4g} · {event.elapsed:.0f} s")
         elif event.message:
             self.status_label.value = event.message
+            if event.stage == "warning":
+                from napari.utils.notifications import show_warning
+
+                show_warning(event.message)
 
     def _on_returned(self, path: Path | None) -> None:
         if self._state["closed"]:

@@ -53,6 +53,7 @@ class FitProgress:
     """One report of :func:`fit_dataset`.
 
     ``stage`` is ``"resumed"``, ``"noise"`` (the first round's Gaussian level),
+    ``"warning"`` (something about the data the user should know before waiting for the fit),
     ``"train"`` (one optimiser step: ``iteration`` and ``loss`` set), ``"bank"`` (the next
     round's noise bank is built), ``"round"`` (a round finished and was saved) or
     ``"saved"`` (the model file is written). ``round`` counts from 1; ``elapsed`` is the
@@ -269,6 +270,23 @@ def _describe_device(device: torch.device) -> str:
     return describe(device)
 
 
+#: Said before training when the planes' noise is correlated between neighbouring pixels.
+CORRELATED_NOISE_WARNING = (
+    "the noise of these planes is correlated between neighbouring pixels (as a camera's often is); MID leaves much "
+    "of such noise in place (docs/benchmarks.md, MID), and a zero-shot preset such as bsn-balanced removes it better")
+# Planes looked at to decide whether a dataset's noise is spatially correlated.
+_CORRELATION_SAMPLE = 8
+
+
+def noise_looks_spatially_correlated(planes: Sequence[np.ndarray]) -> bool:
+    """Whether most of up to eight planes, evenly spread over ``planes``, have spatially correlated noise."""
+    from napari_zsdenoise.methods._early_stopping import looks_spatially_correlated
+
+    chosen = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), _CORRELATION_SAMPLE)).round().astype(int))
+    votes = [looks_spatially_correlated(planes[index]) for index in chosen]
+    return sum(votes) * 2 > len(votes)
+
+
 def checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> list[np.ndarray]:
     """The planes as 2-D arrays, or a one-line ValueError for any plane :func:`fit_dataset` cannot train on."""
     planes = []
@@ -342,6 +360,9 @@ def fit_dataset(
     median = float(np.median([np.median(plane) for plane in normalised]))
     clean = CleanPatches(settings, clean_folders)
     report = progress or (lambda event: None)
+    correlated = noise_looks_spatially_correlated(normalised)
+    if correlated:
+        report(FitProgress("warning", 1, settings.rounds, message=CORRELATED_NOISE_WARNING))
     fingerprint = _fingerprint(normalised, settings, clean)
     partial = partial_folder(out)
     state_path = partial / "state.pt"
@@ -407,6 +428,7 @@ def fit_dataset(
                    f"{settings.scales} scales",
         "sources": dict(sources) if sources else {"array": len(planes)},
         "noisy_planes": len(planes),
+        "noise_spatially_correlated": correlated,
         "noisy_scaling": "each plane: percentiles 0.1/99.9 to 0.1/0.9, as denoise's default normalization='plane'",
         "clean": {**clean.description, "noisy_median": round(median, 4)},
         "rounds": settings.rounds,
