@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from napari_zsdenoise.engine import denoise
 from napari_zsdenoise.methods.mid import training
 from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model
 from napari_zsdenoise.methods.mid.noise_bank import (
@@ -203,7 +204,7 @@ def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_traini
     from napari_zsdenoise.synthetic import fluorescence_phantom
 
     rng = np.random.default_rng(4)
-    clean = [fluorescence_phantom((48, 48), seed=seed) for seed in range(3)]
+    clean = [fluorescence_phantom((72, 72), seed=seed) for seed in range(3)]
     white = [plane + rng.normal(0, 0.05, plane.shape) for plane in clean]
     # Camera-like noise: each pixel's noise shared with its neighbours.
     blotchy = [plane + 3 * uniform_filter(rng.normal(0, 0.05, plane.shape), 3) for plane in clean]
@@ -217,7 +218,42 @@ def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_traini
         if expected:  # said before the first step, not after the wait
             assert events.index(warnings[0]) < min(i for i, e in enumerate(events) if e.stage == "train")
             assert "correlated" in warnings[0].message
-        assert read_model_card(out)["noise_spatially_correlated"] is expected
+        card = read_model_card(out)
+        assert card["noise_spatially_correlated"] is expected
+        # Correlated noise: trained on the 2x2 sub-planes, where neighbours' noise is far less related.
+        assert card["pixel_shuffle"] == (2 if expected else 1)
+        assert card["training_planes"] == len(planes) * card["pixel_shuffle"] ** 2
+        _, info = load_model(out)
+        assert info["pixel_shuffle"] == card["pixel_shuffle"]
+    # The sub-plane model denoises a plane of any size (odd sides included) to that size.
+    odd = blotchy[0][:47, :45]
+    result = denoise(odd, "mid", weights=str(tmp_path / "True.pt"), device="cpu", seed=0, iterations=3)
+    assert result.shape == odd.shape and np.isfinite(result).all()
+
+
+def test_sub_plane_passes_predict_each_sub_plane_from_its_own_pixels(monkeypatch):
+    from napari_zsdenoise.methods.mid.model import predict_masked_subplanes, subplanes
+
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        scales = 2
+
+        def forward(self, masked, keep):
+            calls.append((masked.clone(), keep.clone()))
+            # Depends on neighbours, so a wrong arrangement would change the answer.
+            return masked + 0.5 * torch.roll(masked, 1, dims=-1) + keep
+
+    plane = torch.rand(1, 1, 12, 10, generator=torch.Generator().manual_seed(0))
+    keep = (torch.rand(plane.shape, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    out = predict_masked_subplanes(Recorder(), plane, keep, 2)
+    (masked, seen), = calls
+    assert masked.shape == (4, 1, 6, 5)  # one batch of the four sub-planes
+    for index, (part, part_keep) in enumerate(zip(subplanes(plane[0, 0].numpy(), 2), subplanes(keep[0, 0].numpy(), 2))):
+        np.testing.assert_allclose(masked[index, 0].numpy(), part * part_keep)
+        expected = torch.from_numpy(part * part_keep)
+        expected = expected + 0.5 * torch.roll(expected, 1, dims=-1) + torch.from_numpy(part_keep)
+        np.testing.assert_allclose(subplanes(out[0, 0].numpy(), 2)[index], expected.numpy(), rtol=1e-6)
 
 
 def test_the_model_file_round_trips_and_other_files_are_refused(tmp_path):
@@ -274,7 +310,7 @@ def _stub_method(monkeypatch, **settings):
     import napari_zsdenoise.methods.mid.method as mid_method
 
     stub = _MaskedStub()
-    monkeypatch.setattr(mid_method, "load_model", lambda path: (stub, {"source": "stub"}))
+    monkeypatch.setattr(mid_method, "load_model", lambda path: (stub, {"source": "stub", "pixel_shuffle": 1}))
     method = mid_method.MIDMethod(MIDConfig(weights="stub.pt", **settings))
     method.setup(torch.device("cpu"), seed=0)
     return method, stub

@@ -900,18 +900,19 @@ def test_stopping_mid_training_keeps_the_finished_rounds(viewer_and_widget, qtbo
 def test_a_warning_before_training_stays_on_screen_as_a_notification(viewer_and_widget, monkeypatch):
     import napari.utils.notifications as notifications
 
-    from napari_zsdenoise.methods.mid.training import CORRELATED_NOISE_WARNING, FitProgress
+    from napari_zsdenoise.methods.mid.training import FitProgress, correlated_noise_warning
 
     shown = []
     monkeypatch.setattr(notifications, "show_warning", shown.append)
     _, widget, _ = viewer_and_widget
     widget.method_combo.value = "mid"
     panel = widget.training_panel
-    panel._on_progress(FitProgress("warning", 1, 4, message=CORRELATED_NOISE_WARNING))
+    warning = correlated_noise_warning(2)
+    panel._on_progress(FitProgress("warning", 1, 4, message=warning))
     # The status line is overwritten by the next step; the notification is not.
     panel._on_progress(FitProgress("train", 1, 4, 1, 300, 0.01, 1.0))
     panel._on_progress(FitProgress("round", 1, 4, message="round 1 done"))
-    assert shown == [CORRELATED_NOISE_WARNING]
+    assert shown == [warning]
 
 
 def test_training_refuses_planes_smaller_than_its_patches(viewer_and_widget):

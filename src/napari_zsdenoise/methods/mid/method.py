@@ -2,7 +2,9 @@
 
 Nothing is trained here: each step is one forward pass of the model file's network on
 the plane with a fresh Bernoulli mask (hiding ``mask_ratio`` of the pixels), folded into
-a running mean, which is the preview and the result. The masks come from a CPU generator
+a running mean, which is the preview and the result. A model trained on the sub-planes of
+every d-th pixel (``pixel_shuffle`` d in the model file) predicts the plane's d*d sub-planes
+as one batch and puts them back in place. The masks come from a CPU generator
 seeded by the plane's seed, so a run repeats on any device.
 
 The loss a step reports is the mean squared change its pass made to the running mean
@@ -19,7 +21,7 @@ import torch
 
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
-from napari_zsdenoise.methods.mid.model import check_plane_size, load_model, predict_masked
+from napari_zsdenoise.methods.mid.model import check_plane_size, load_model, predict_masked_subplanes
 from napari_zsdenoise.methods.mid.settings import NEEDS_MODEL, MIDConfig
 from napari_zsdenoise.weights import SHIPPED
 
@@ -34,6 +36,7 @@ class MIDMethod(DenoisingMethod):
         self.network: torch.nn.Module | None = None
         self._weights_info: dict[str, Any] = {}
         self.passes = 0
+        self.pixel_shuffle = 1
 
     def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load the model file once for the whole run; without one, say how to train it."""
@@ -43,11 +46,12 @@ class MIDMethod(DenoisingMethod):
             raise ValueError(NEEDS_MODEL)
         network, self._weights_info = load_model(weights)
         self.network = network.to(device).eval()
+        self.pixel_shuffle = self._weights_info["pixel_shuffle"]
 
     def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
-        check_plane_size(self.network, plane.shape)
+        check_plane_size(self.network, plane.shape, self.pixel_shuffle)
         self._height, self._width = plane.shape
-        self.noisy = plane_to_tensor(plane, self.device)
+        self.noisy = plane_to_tensor(plane, self.device, multiple=self.pixel_shuffle)
         self._generator = torch.Generator().manual_seed(plane_seed)
         self._mean: torch.Tensor | None = None
         self.passes = 0
@@ -58,7 +62,8 @@ class MIDMethod(DenoisingMethod):
         return (draws >= self.config.mask_ratio).to(self.noisy.dtype).to(self.device)
 
     def step(self) -> StepRecord:
-        prediction = predict_masked(self.network, self.noisy, self.draw_keep_mask(), tile=self.config.tile)
+        prediction = predict_masked_subplanes(self.network, self.noisy, self.draw_keep_mask(), self.pixel_shuffle,
+                                              tile=self.config.tile)
         previous = self.noisy if self._mean is None else self._mean
         self.passes += 1
         self._mean = prediction if self._mean is None else previous + (prediction - previous) / self.passes

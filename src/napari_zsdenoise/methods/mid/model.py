@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from napari_zsdenoise.networks.checkpoint_files import file_sha256, read_checkpoint_file
@@ -30,12 +31,20 @@ def new_network(width: int, scales: int, seed: int) -> SkipHourglass:
         return SkipHourglass(1, 1, width=width, scales=scales, output_channels=1)
 
 
-def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...]) -> None:
-    """ValueError unless a plane of ``shape`` is large enough for ``network``'s scales."""
-    smallest = 2**network.scales + 1
+def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...], pixel_shuffle: int = 1) -> None:
+    """ValueError unless a plane of ``shape`` is large enough for ``network``'s scales (in sub-planes)."""
+    smallest = (2**network.scales + 1) * pixel_shuffle
     if min(shape[-2:]) < smallest:
-        raise ValueError(f"MID's network ({network.scales} scales) needs planes of at least {smallest} pixels a side; "
-                         f"got {tuple(shape[-2:])}")
+        shuffled = f", on sub-planes of every {pixel_shuffle}th pixel," if pixel_shuffle > 1 else ""
+        raise ValueError(f"MID's network ({network.scales} scales{shuffled}) needs planes of at least {smallest} "
+                         f"pixels a side; got {tuple(shape[-2:])}")
+
+
+def subplanes(plane: np.ndarray, factor: int) -> list[np.ndarray]:
+    """The ``factor**2`` sub-planes of every ``factor``-th pixel of a 2-D ``plane`` (rows and columns
+    beyond a multiple of ``factor`` left out), in the order :func:`predict_masked_subplanes` uses."""
+    height, width = (plane.shape[0] // factor) * factor, (plane.shape[1] // factor) * factor
+    return [plane[row:height:factor, column:width:factor] for row in range(factor) for column in range(factor)]
 
 
 @torch.no_grad()
@@ -61,9 +70,26 @@ def predict_masked(network: torch.nn.Module, plane: torch.Tensor, keep: torch.Te
     return output
 
 
+def predict_masked_subplanes(network: torch.nn.Module, plane: torch.Tensor, keep: torch.Tensor, pixel_shuffle: int,
+                             *, tile: int = 0) -> torch.Tensor:
+    """:func:`predict_masked` of the (1, 1, H, W) ``plane``'s ``pixel_shuffle**2`` sub-planes, as one batch,
+    put back in place; H and W must be multiples of ``pixel_shuffle``."""
+    from napari_zsdenoise.methods.mpi.method import merge_subimages, split_subimages
+
+    if pixel_shuffle == 1:
+        return predict_masked(network, plane, keep, tile=tile)
+    prediction = predict_masked(network, split_subimages(plane, pixel_shuffle),
+                                split_subimages(keep.to(plane.dtype), pixel_shuffle), tile=tile)
+    return merge_subimages(prediction, pixel_shuffle)
+
+
 def save_model(network: SkipHourglass, path: str | Path, *, noise_model: dict[str, Any],
-               model_card: dict[str, Any]) -> Path:
-    """Write the model file (through a temporary file and a rename, so a crash never leaves half a file)."""
+               model_card: dict[str, Any], pixel_shuffle: int = 1) -> Path:
+    """Write the model file (through a temporary file and a rename, so a crash never leaves half a file).
+
+    ``pixel_shuffle``: the network was trained on sub-planes of every ``pixel_shuffle``-th
+    pixel, and denoises planes the same way.
+    """
     path = Path(path)
     payload = {
         "format": MODEL_FORMAT,
@@ -74,6 +100,7 @@ def save_model(network: SkipHourglass, path: str | Path, *, noise_model: dict[st
         "state_dict": {key: value.detach().cpu().clone() for key, value in network.state_dict().items()},
         "noise_model": dict(noise_model),
         "model_card": dict(model_card),
+        "pixel_shuffle": int(pixel_shuffle),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -120,9 +147,13 @@ def load_model(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     card = payload.get("model_card", {})
     summary = {key: card[key] for key in ("sources", "rounds", "iterations_per_round", "seconds", "device")
                if key in card}
+    # Files written before sub-planes existed were trained on whole planes.
+    pixel_shuffle = int(payload.get("pixel_shuffle", 1))
+    if pixel_shuffle < 1:
+        raise ValueError(f"{path} gives a pixel_shuffle of {pixel_shuffle}; it must be 1 or more")
     info = {"source": "MID model file", "path": str(path), "sha256": file_sha256(path),
             "format": f"{MODEL_FORMAT} v{MODEL_VERSION}", "noise_model": payload.get("noise_model", {}),
-            "model_card": summary}
+            "pixel_shuffle": pixel_shuffle, "model_card": summary}
     return network, info
 
 

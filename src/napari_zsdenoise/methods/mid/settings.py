@@ -86,6 +86,10 @@ class MIDTrainingSettings:
     signal_dependent: bool = setting(
         True, "Model the noise variance as a*signal + b (photon noise) so that harvested noise is rescaled to "
         "the brightness of the clean patch it is added to; off: residuals are added as they are.", advanced=True)
+    pixel_shuffle: int = setting(
+        0, "Train, and later denoise, on the d*d sub-planes of every d-th pixel (d this factor), where noise "
+        "correlated between neighbouring pixels (cameras) is much less so; 0: 2 when most planes' noise looks "
+        "spatially correlated and the planes are large enough, else 1.", low=0, high=4, advanced=True)
     masks_per_plane: int = setting(
         2, "Random masks per noisy plane when harvesting residuals for the noise bank.", low=1, advanced=True)
     bank_patches: int = setting(2048, "Noise patches kept in the bank.", low=1, advanced=True)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_zsdenoise.methods.mid.model import new_network, predict_masked, save_model
+from napari_zsdenoise.methods.mid.model import new_network, predict_masked, save_model, subplanes
 from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise, NoiseBank, harvest_residuals, robust_noise_sigma
 from napari_zsdenoise.methods.mid.settings import CITATION, MIDTrainingSettings
 from napari_zsdenoise.normalization import IntensityScaling
@@ -270,10 +270,20 @@ def _describe_device(device: torch.device) -> str:
     return describe(device)
 
 
-#: Said before training when the planes' noise is correlated between neighbouring pixels.
-CORRELATED_NOISE_WARNING = (
-    "the noise of these planes is correlated between neighbouring pixels (as a camera's often is); MID leaves much "
-    "of such noise in place (docs/benchmarks.md, MID), and a zero-shot preset such as bsn-balanced removes it better")
+#: The sub-plane factor ``pixel_shuffle=0`` chooses for spatially correlated noise.
+AUTOMATIC_PIXEL_SHUFFLE = 2
+
+
+def correlated_noise_warning(pixel_shuffle: int) -> str:
+    """What fit_dataset says before training when the planes' noise is correlated between neighbours."""
+    how = (f"MID trains and denoises on sub-planes of every {pixel_shuffle}th pixel (pixel_shuffle), where it is "
+           f"much less so, but " if pixel_shuffle > 1 else "MID leaves much of such noise in place, and ")
+    return (f"the noise of these planes is correlated between neighbouring pixels (as a camera's often is); {how}"
+            f"a zero-shot preset such as bsn-balanced removes it better (docs/benchmarks.md, MID)")
+
+
+def _fits_subplanes(planes: Sequence[np.ndarray], settings: MIDTrainingSettings, factor: int) -> bool:
+    return all(min(plane.shape) // factor >= settings.patch_size for plane in planes)
 # Planes looked at to decide whether a dataset's noise is spatially correlated.
 _CORRELATION_SAMPLE = 8
 
@@ -294,8 +304,10 @@ def checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSett
         plane = np.asarray(plane)
         if plane.ndim != 2:
             raise ValueError(f"noisy plane {index} has shape {plane.shape}; each plane must be 2-D")
-        if min(plane.shape) < settings.patch_size:
-            raise ValueError(f"noisy plane {index} ({plane.shape[0]}x{plane.shape[1]}) is smaller than the "
+        factor = max(1, settings.pixel_shuffle)
+        if min(plane.shape) // factor < settings.patch_size:
+            parts = f" in sub-planes of every {factor}th pixel" if factor > 1 else ""
+            raise ValueError(f"noisy plane {index} ({plane.shape[0]}x{plane.shape[1]}) is smaller{parts} than the "
                              f"training patches ({settings.patch_size} px); lower patch_size")
         if not np.isfinite(plane).all():
             raise ValueError(f"noisy plane {index} holds NaN or infinite values")
@@ -323,7 +335,8 @@ def fit_dataset(
     ----------
     noisy_planes
         The user's noisy planes; each is scaled by its own percentiles, as ``denoise``
-        scales a plane by default. Every plane must be at least ``patch_size`` a side.
+        scales a plane by default. Every plane must be at least ``patch_size`` a side
+        (its sub-planes, with ``pixel_shuffle``).
     out
         The model file to write (``denoise(..., method="mid", weights=out)``).
     clean_folders
@@ -357,12 +370,15 @@ def fit_dataset(
     device = resolve_device(None if device is None else str(device))
     planes = checked_planes(noisy_planes, settings)
     normalised = [IntensityScaling.fit(plane).normalize(plane) for plane in planes]
-    median = float(np.median([np.median(plane) for plane in normalised]))
-    clean = CleanPatches(settings, clean_folders)
     report = progress or (lambda event: None)
     correlated = noise_looks_spatially_correlated(normalised)
+    factor = settings.pixel_shuffle or (
+        AUTOMATIC_PIXEL_SHUFFLE if correlated and _fits_subplanes(planes, settings, AUTOMATIC_PIXEL_SHUFFLE) else 1)
     if correlated:
-        report(FitProgress("warning", 1, settings.rounds, message=CORRELATED_NOISE_WARNING))
+        report(FitProgress("warning", 1, settings.rounds, message=correlated_noise_warning(factor)))
+    normalised = [part for plane in normalised for part in subplanes(plane, factor)]
+    median = float(np.median([np.median(plane) for plane in normalised]))
+    clean = CleanPatches(settings, clean_folders)
     fingerprint = _fingerprint(normalised, settings, clean)
     partial = partial_folder(out)
     state_path = partial / "state.pt"
@@ -429,6 +445,8 @@ def fit_dataset(
         "sources": dict(sources) if sources else {"array": len(planes)},
         "noisy_planes": len(planes),
         "noise_spatially_correlated": correlated,
+        "pixel_shuffle": factor,
+        "training_planes": len(normalised),
         "noisy_scaling": "each plane: percentiles 0.1/99.9 to 0.1/0.9, as denoise's default normalization='plane'",
         "clean": {**clean.description, "noisy_median": round(median, 4)},
         "rounds": settings.rounds,
@@ -447,7 +465,7 @@ def fit_dataset(
         "software": {"napari_zsdenoise": __version__, "torch": str(torch.__version__),
                      "python": platform.python_version()},
     }
-    save_model(network, out, noise_model=history[-1]["noise"], model_card=card)
+    save_model(network, out, noise_model=history[-1]["noise"], model_card=card, pixel_shuffle=factor)
     shutil.rmtree(partial, ignore_errors=True)
     report(FitProgress("saved", settings.rounds, settings.rounds, elapsed=total, message=f"wrote {out}"))
     return out
