@@ -77,7 +77,7 @@ DIAGNOSTICS = ("true-noise", "true-clean", "both")
 
 
 @contextlib.contextmanager
-def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: np.ndarray):
+def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: np.ndarray, settings):
     """While fitting, replace what MID estimates with what the ground truth says: a diagnostic, not MID.
 
     ``true-noise``: every bank residual is ``noisy - ground truth`` (the harvest's network is
@@ -91,11 +91,16 @@ def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: n
     from unittest import mock
 
     from napari_zsdenoise.methods.mid import training
+    from napari_zsdenoise.methods.mid.model import subplanes
     from napari_zsdenoise.methods.mid.noise_bank import Harvest
     from napari_zsdenoise.normalization import IntensityScaling
 
+    # In the units and sub-planes the fit trains on.
     scalings = [IntensityScaling.fit(plane) for plane in planes]
-    truths = [np.clip(scaling.normalize(truth), 0.0, 1.0).astype(np.float32) for scaling in scalings]
+    _, factor = training.choose_pixel_shuffle([scaling.normalize(plane) for scaling, plane in zip(scalings, planes)],
+                                              settings)
+    truths = [part for scaling in scalings
+              for part in subplanes(np.clip(scaling.normalize(truth), 0.0, 1.0).astype(np.float32), factor)]
 
     def true_residuals(predict, normalised, *, masks_per_plane, mask_ratio, rng):
         for index, plane in enumerate(normalised):
@@ -156,7 +161,7 @@ def run(args: argparse.Namespace) -> None:
                 else None
             if not model.exists():
                 truth = to_unit_range(read_image(pairs / "gt" / frames[0].name))
-                with ground_truth_diagnostic(args.diagnostic, planes, truth):
+                with ground_truth_diagnostic(args.diagnostic, planes, truth, settings):
                     fit_dataset(planes, out=model, settings=settings, device=args.device,
                                 sources={path.name: 1 for path in frames},
                                 clean_folders=(clean_folder,) if clean_folder else ())

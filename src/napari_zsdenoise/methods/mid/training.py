@@ -282,8 +282,15 @@ def correlated_noise_warning(pixel_shuffle: int) -> str:
             f"a zero-shot preset such as bsn-balanced removes it better (docs/benchmarks.md, MID)")
 
 
-def _fits_subplanes(planes: Sequence[np.ndarray], settings: MIDTrainingSettings, factor: int) -> bool:
-    return all(min(plane.shape) // factor >= settings.patch_size for plane in planes)
+def choose_pixel_shuffle(planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> tuple[bool, int]:
+    """Whether the planes' noise looks spatially correlated, and the sub-plane factor to train with."""
+    correlated = noise_looks_spatially_correlated(planes)
+    if settings.pixel_shuffle:
+        return correlated, settings.pixel_shuffle
+    large_enough = all(min(plane.shape) // AUTOMATIC_PIXEL_SHUFFLE >= settings.patch_size for plane in planes)
+    return correlated, AUTOMATIC_PIXEL_SHUFFLE if correlated and large_enough else 1
+
+
 # Planes looked at to decide whether a dataset's noise is spatially correlated.
 _CORRELATION_SAMPLE = 8
 
@@ -371,9 +378,7 @@ def fit_dataset(
     planes = checked_planes(noisy_planes, settings)
     normalised = [IntensityScaling.fit(plane).normalize(plane) for plane in planes]
     report = progress or (lambda event: None)
-    correlated = noise_looks_spatially_correlated(normalised)
-    factor = settings.pixel_shuffle or (
-        AUTOMATIC_PIXEL_SHUFFLE if correlated and _fits_subplanes(planes, settings, AUTOMATIC_PIXEL_SHUFFLE) else 1)
+    correlated, factor = choose_pixel_shuffle(normalised, settings)
     if correlated:
         report(FitProgress("warning", 1, settings.rounds, message=correlated_noise_warning(factor)))
     normalised = [part for plane in normalised for part in subplanes(plane, factor)]
