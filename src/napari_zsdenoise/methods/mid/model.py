@@ -31,11 +31,17 @@ def new_network(width: int, scales: int, seed: int) -> SkipHourglass:
         return SkipHourglass(1, 1, width=width, scales=scales, output_channels=1)
 
 
+def every_nth_pixel(factor: int) -> str:
+    """``factor`` in words for messages: "every second pixel" for 2."""
+    ordinals = {1: "", 2: "second ", 3: "third ", 4: "fourth "}
+    return f"every {ordinals.get(factor, f'{factor}th ')}pixel"
+
+
 def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...], pixel_shuffle: int = 1) -> None:
     """ValueError unless a plane of ``shape`` is large enough for ``network``'s scales (in sub-planes)."""
     smallest = (2**network.scales + 1) * pixel_shuffle
     if min(shape[-2:]) < smallest:
-        shuffled = f", on sub-planes of every {pixel_shuffle}th pixel," if pixel_shuffle > 1 else ""
+        shuffled = f", on sub-planes of {every_nth_pixel(pixel_shuffle)}," if pixel_shuffle > 1 else ""
         raise ValueError(f"MID's network ({network.scales} scales{shuffled}) needs planes of at least {smallest} "
                          f"pixels a side; got {tuple(shape[-2:])}")
 

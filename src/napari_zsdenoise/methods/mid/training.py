@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_zsdenoise.methods.mid.model import new_network, predict_masked, save_model, subplanes
+from napari_zsdenoise.methods.mid.model import every_nth_pixel, new_network, predict_masked, save_model, subplanes
 from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise, NoiseBank, harvest_residuals, robust_noise_sigma
 from napari_zsdenoise.methods.mid.settings import CITATION, MIDTrainingSettings
 from napari_zsdenoise.normalization import IntensityScaling
@@ -276,10 +276,14 @@ AUTOMATIC_PIXEL_SHUFFLE = 2
 
 def correlated_noise_warning(pixel_shuffle: int) -> str:
     """What fit_dataset says before training when the planes' noise is correlated between neighbours."""
-    how = (f"MID trains and denoises on sub-planes of every {pixel_shuffle}th pixel (pixel_shuffle), where it is "
-           f"much less so, but " if pixel_shuffle > 1 else "MID leaves much of such noise in place, and ")
-    return (f"the noise of these planes is correlated between neighbouring pixels (as a camera's often is); {how}"
-            f"a zero-shot preset such as bsn-balanced removes it better (docs/benchmarks.md, MID)")
+    if pixel_shuffle > 1:
+        what = (f"MID trains and denoises on sub-planes of {every_nth_pixel(pixel_shuffle)} (pixel_shuffle), where it "
+                f"is much less so; compare its result on a plane or two with a zero-shot preset such as bsn-balanced")
+    else:
+        what = ("MID on whole planes leaves much of such noise in place; a zero-shot preset such as bsn-balanced "
+                "does better")
+    return (f"the noise of these planes is correlated between neighbouring pixels (as a camera's often is): {what} "
+            f"(docs/benchmarks.md, MID)")
 
 
 def choose_pixel_shuffle(planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> tuple[bool, int]:
@@ -313,7 +317,7 @@ def checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSett
             raise ValueError(f"noisy plane {index} has shape {plane.shape}; each plane must be 2-D")
         factor = max(1, settings.pixel_shuffle)
         if min(plane.shape) // factor < settings.patch_size:
-            parts = f" in sub-planes of every {factor}th pixel" if factor > 1 else ""
+            parts = f" in sub-planes of {every_nth_pixel(factor)}" if factor > 1 else ""
             raise ValueError(f"noisy plane {index} ({plane.shape[0]}x{plane.shape[1]}) is smaller{parts} than the "
                              f"training patches ({settings.patch_size} px); lower patch_size")
         if not np.isfinite(plane).all():
