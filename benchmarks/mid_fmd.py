@@ -7,14 +7,17 @@ unless ``--set`` changes them; with ``--clean-from-other-configurations`` the gr
 the other eleven configurations are its clean images beside the procedural scenes) on the
 full noisy frames
 
-- ``same``: frames 1-4, so the scored frame 1 is among the training planes (as a zero-shot
+- ``same``: frames 1-4, so the scored frame is among the training planes (as a zero-shot
   method sees its test image);
-- ``other``: frames 2-4 only, so frame 1 is never seen in training;
+- ``other``: the three other frames, so the scored frame is never seen in training (unless
+  the test set holds a copy of it: WideField_BPAE_B_1 and _2 are one file);
 
-and frame 1 is then denoised with ``method="mid"`` and scored on the benchmark's crop (256²
-centre, as ``zsdenoise bench``). The table puts each beside ``bsn`` (early stopping, the
-method table's study records) and the recommended preset (the time-to-quality records) on
-the same crops. Resumable: a finished (configuration, training) record is skipped and an
+and the scored frame (1, or ``--scored-frame``) is then denoised with ``method="mid"`` (K=10,
+and each K of ``--more-passes``) and scored on the benchmark's crop (256² centre, as
+``zsdenoise bench``). The table puts each beside ``bsn`` (early stopping, the method table's
+study records, frame 1 only) and the ``bsn-quick`` and ``bsn-balanced`` time-to-quality
+records on the same crops. ``--diagnostic`` replaces MID's noise estimate and/or clean images
+with the ground truth's, to see what each costs. Resumable: a finished (configuration, training) record is skipped and an
 interrupted fit continues from its finished rounds. Models are written under
 ``--models`` (not committed: they are the user's kind of artefact, a few MB each).
 
