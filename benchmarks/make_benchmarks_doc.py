@@ -795,6 +795,11 @@ def mid_section() -> list[str]:
 MID_VARIANTS = {
     "centred-bank-2": ("`--scored-frame 2 --training other`: the defaults, trained on frames 1, 3 and 4 and scored on",
                        "frame 2's crop, which no MID setting was chosen on."),
+    "iterations-600-1": ("`--set iterations_per_round=600 --training other` on the three configurations with",
+                         "pixel-independent noise: twice the default steps a round. Frame 1: −0.41 dB on",
+                         "TwoPhoton_MICE, +0.25 on Confocal_FISH, −0.44 on Confocal_BPAE_B; frame 2 (below): +0.11,",
+                         "+0.26, +0.48. No consistent gain for twice the training time; not adopted."),
+    "iterations-600-2": ("The same on frame 2.",),
     "true-noise-1": ("`--diagnostic true-noise --training other`: a diagnostic, not MID: every bank residual is the",
                      "frame minus its ground truth, so the noise is exactly right (in the units and sub-planes the",
                      "fit trains on). Within 0.2 dB of the harvested bank on the four configurations: what is left",
