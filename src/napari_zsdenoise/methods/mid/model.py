@@ -48,9 +48,12 @@ def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...], pixel_shu
 
 def subplanes(plane: np.ndarray, factor: int) -> list[np.ndarray]:
     """The ``factor**2`` sub-planes of every ``factor``-th pixel of a 2-D ``plane`` (rows and columns
-    beyond a multiple of ``factor`` left out), in the order :func:`predict_masked_subplanes` uses."""
+    beyond a multiple of ``factor`` left out), split as :func:`predict_masked_subplanes` splits a plane."""
+    from napari_zsdenoise.methods.mpi.method import split_subimages
+
     height, width = (plane.shape[0] // factor) * factor, (plane.shape[1] // factor) * factor
-    return [plane[row:height:factor, column:width:factor] for row in range(factor) for column in range(factor)]
+    whole = torch.from_numpy(np.ascontiguousarray(plane[:height, :width]))[None, None]
+    return [part[0].numpy() for part in split_subimages(whole, factor)]
 
 
 @torch.no_grad()

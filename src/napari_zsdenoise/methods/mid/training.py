@@ -311,13 +311,14 @@ def noise_looks_spatially_correlated(planes: Sequence[np.ndarray]) -> bool:
 def checked_planes(noisy_planes: Sequence[np.ndarray], settings: MIDTrainingSettings) -> list[np.ndarray]:
     """The planes as 2-D arrays, or a one-line ValueError for any plane :func:`fit_dataset` cannot train on."""
     planes = []
+    # Automatic sub-planes fall back to whole planes where these are too small for them.
+    factor = max(1, settings.pixel_shuffle)
+    parts = f" in sub-planes of {every_nth_pixel(factor)}" if factor > 1 else ""
     for index, plane in enumerate(noisy_planes):
         plane = np.asarray(plane)
         if plane.ndim != 2:
             raise ValueError(f"noisy plane {index} has shape {plane.shape}; each plane must be 2-D")
-        factor = max(1, settings.pixel_shuffle)
         if min(plane.shape) // factor < settings.patch_size:
-            parts = f" in sub-planes of {every_nth_pixel(factor)}" if factor > 1 else ""
             raise ValueError(f"noisy plane {index} ({plane.shape[0]}x{plane.shape[1]}) is smaller{parts} than the "
                              f"training patches ({settings.patch_size} px); lower patch_size")
         if not np.isfinite(plane).all():
