@@ -160,44 +160,6 @@ def test_the_bank_is_harvested_from_the_network_on_masked_planes(noisy_planes):
         torch.testing.assert_close(patch, window - window.mean(), rtol=1e-5, atol=1e-5)
 
 
-class _OffsetNetwork(torch.nn.Module):
-    """Adds a learnable offset to the masked plane; records what it was given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.offset = torch.nn.Parameter(torch.tensor(0.1))
-        self.calls = []
-
-    def forward(self, masked, keep):
-        self.calls.append((masked.detach().clone(), keep.clone()))
-        return masked + self.offset
-
-
-def test_noisy_patches_in_a_batch_are_scored_only_on_the_pixels_the_mask_hid(noisy_planes, monkeypatch):
-    settings = MIDTrainingSettings(**{**TINY_FIT, "batch_size": 4, "iterations_per_round": 1, "noisy_fraction": 0.5})
-    planes = [np.asarray(p, np.float32) / 200 for p in noisy_planes]
-    clean = training.CleanPatches(settings)
-    clean_drawn, noisy_drawn = [], []
-    real_clean_batch, real_noisy_patches = clean.batch, training._noisy_patches
-    monkeypatch.setattr(clean, "batch", lambda *args: clean_drawn.append(real_clean_batch(*args)) or clean_drawn[-1])
-    monkeypatch.setattr(training, "_noisy_patches",
-                        lambda *args: noisy_drawn.append(real_noisy_patches(*args)) or noisy_drawn[-1])
-    network, losses = _OffsetNetwork(), []
-    training._train_round(network, 1, GaussianNoise(0.05), clean, settings, torch.device("cpu"),
-                          lambda iteration, loss: losses.append(loss), noisy_planes=planes)
-    (masked, keep), = network.calls
-    clean_patches, noisy_patches = torch.from_numpy(clean_drawn[0]), torch.from_numpy(noisy_drawn[0])
-    assert len(clean_patches) == len(noisy_patches) == 2 and len(masked) == 4
-    values = np.concatenate([plane.ravel() for plane in planes])
-    assert np.isin(noisy_patches.numpy(), values).all()  # crops of the noisy planes
-    torch.testing.assert_close(masked[2:], noisy_patches * keep[2:])
-    hidden = 1 - keep[2:]
-    assert 0.45 < float(hidden.mean()) < 0.75  # the last round hides 50-70 %
-    on_clean = torch.mean((masked[:2] + 0.1 - clean_patches) ** 2)
-    on_hidden = torch.sum((0.1 - noisy_patches) ** 2 * hidden) / hidden.sum()  # a hidden pixel's input is 0
-    assert losses[0] == pytest.approx(float(on_clean + on_hidden) / 2, rel=1e-5)
-
-
 def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_previous_ones_bank(
         noisy_planes, tmp_path, monkeypatch):
     from napari_zsdenoise.normalization import IntensityScaling

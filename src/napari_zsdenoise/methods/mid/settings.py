@@ -99,11 +99,6 @@ class MIDTrainingSettings:
     clean_fraction: float = setting(
         0.5, "With clean folders, the share of patches drawn from them (the rest are procedural).",
         low=0.0, high=1.0, advanced=True)
-    noisy_fraction: float = setting(
-        0.0, "Share of each batch cut from the noisy planes themselves and scored only on the pixels the mask "
-        "hid (unbiased, as the network never sees a pixel it is scored on), so that the network also learns "
-        "the structures of this data; 0: clean patches only, as the paper.", low=0.0, high=1.0, high_open=True,
-        advanced=True)
     seed: int = setting(0, "Seeds networks, patches, masks and noise: the same seed repeats a fit.", low=0)
 
     def __post_init__(self) -> None:

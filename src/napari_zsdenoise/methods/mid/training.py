@@ -43,7 +43,7 @@ HARVEST_TILE = 512
 # Last losses of a round averaged into its model-card figure.
 _RECENT_LOSSES = 50
 # Random streams per round: each has its own seed, so a round can be rerun alone.
-_NETWORK, _PATCHES, _NOISE_AND_MASKS, _HARVEST, _SCALING, _NOISY_PATCHES = range(6)
+_NETWORK, _PATCHES, _NOISE_AND_MASKS, _HARVEST, _SCALING = range(5)
 _POOL_STREAM = 1_000_003
 _STATE_FORMAT = "napari-zsdenoise/mid-fit-state"
 
@@ -188,13 +188,8 @@ class CleanPatches:
 
 def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNoise | NoiseBank, clean: CleanPatches,
                  settings: MIDTrainingSettings, device: torch.device,
-                 report: Callable[[int, float], None], median: float | None = None,
-                 noisy_planes: Sequence[np.ndarray] = ()) -> list[float]:
-    """Eq. 2/3 for one round: MSE between the network's output for ``M * (x + n)`` and ``x``.
-
-    With ``settings.noisy_fraction`` and ``noisy_planes``, that share of each batch is patches
-    ``y`` of the noisy planes, scored by the squared error on the pixels ``M`` hid.
-    """
+                 report: Callable[[int, float], None], median: float | None = None) -> list[float]:
+    """Eq. 2/3 for one round: MSE between the network's output for ``M * (x + n)`` and ``x``."""
     network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.iterations_per_round,
@@ -204,25 +199,14 @@ def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNois
     # Noise and masks come from the CPU, so that the draws do not depend on the device.
     generator = torch.Generator().manual_seed(_seed(settings.seed, round_index, _NOISE_AND_MASKS))
     low, high = settings.mask_ratios(round_index)
-    real = min(settings.batch_size - 1, round(settings.batch_size * settings.noisy_fraction)) if noisy_planes else 0
-    real_rng = np.random.default_rng(_seed(settings.seed, round_index, _NOISY_PATCHES))
     losses = []
     for iteration in range(1, settings.iterations_per_round + 1):
-        clean_batch = torch.from_numpy(clean.batch(settings.batch_size - real, patch_rng))
+        clean_batch = torch.from_numpy(clean.batch(settings.batch_size, patch_rng))
         noisy = clean_batch + noise.sample(clean_batch, generator)
-        if real:
-            noisy = torch.cat([noisy, torch.from_numpy(_noisy_patches(noisy_planes, real, settings.patch_size,
-                                                                      real_rng))])
         ratios = low + (high - low) * torch.rand(settings.batch_size, generator=generator)
-        keep = (torch.rand(noisy.shape, generator=generator) >= ratios.view(-1, 1, 1, 1)).to(torch.float32)
+        keep = (torch.rand(clean_batch.shape, generator=generator) >= ratios.view(-1, 1, 1, 1)).to(torch.float32)
         clean_batch, noisy, keep = clean_batch.to(device), noisy.to(device), keep.to(device)
-        output = network(noisy * keep, keep)
-        synthetic = len(clean_batch)
-        loss = F.mse_loss(output[:synthetic], clean_batch) if synthetic else output.new_zeros(())
-        if real:
-            hidden = 1 - keep[synthetic:]
-            on_hidden = ((output[synthetic:] - noisy[synthetic:]) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)
-            loss = (synthetic * loss + real * on_hidden) / settings.batch_size
+        loss = F.mse_loss(network(noisy * keep, keep), clean_batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -231,12 +215,6 @@ def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNois
         report(iteration, losses[-1])
     network.eval()
     return losses
-
-
-def _noisy_patches(planes: Sequence[np.ndarray], count: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    patches = [augment(random_crop(np.asarray(planes[int(rng.integers(len(planes)))]), size, rng), rng)
-               for _ in range(count)]
-    return np.stack(patches)[:, None].astype(np.float32)
 
 
 def harvest_bank(network: torch.nn.Module, planes: Sequence[np.ndarray], round_index: int,
@@ -449,8 +427,7 @@ def fit_dataset(
             report(FitProgress("train", number, settings.rounds, iteration, settings.iterations_per_round, loss,
                                elapsed()))
 
-        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report, median,
-                              normalised)
+        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report, median)
         noise = harvest_bank(network, normalised, round_index, settings, device) \
             if round_index < settings.rounds - 1 else None
         history.append({"round": round_index + 1, "mask_ratio": list(settings.mask_ratios(round_index)),
