@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("napari")
 pytest.importorskip("qtpy")
@@ -683,14 +684,18 @@ def test_no_probe_starts_while_a_run_is_running(viewer_and_widget, qtbot, probe_
     widget.settings["iterations"].value = 100_000
     widget.start()
     worker = widget._worker
-    widget.precision_combo.value = "fp32"  # not measured yet
+    # The precision that "auto" does not pick on this CPU (bf16 needs its instructions): not measured yet.
+    from napari_zsdenoise.devices import resolve_precision
+
+    unmeasured = "bf16" if resolve_precision("auto", torch.device("cpu")) == "fp32" else "fp32"
+    widget.precision_combo.value = unmeasured
     assert widget.estimate_label.value == "estimated: – (measured when this run ends)"
     qtbot.waitUntil(lambda: "cells [preview]" in _names(viewer), timeout=TIMEOUT_MS)
     assert len(probe_calls) == probes_before
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         widget.stop_button.clicked.emit()
     qtbot.waitUntil(lambda: _estimate_shown(widget), timeout=TIMEOUT_MS)
-    assert len(probe_calls) == probes_before + 1 and probe_calls[-1][2]["precision"] == "fp32"
+    assert len(probe_calls) == probes_before + 1 and probe_calls[-1][2]["precision"] == unmeasured
 
 
 def test_compare_shows_the_newest_result_beside_its_source_and_restores_the_view(viewer_and_widget, qtbot):
