@@ -13,7 +13,8 @@ full noisy frames
   the test set holds a copy of it: WideField_BPAE_B_1 and _2 are one file);
 
 and the scored frame (1, or ``--scored-frame``) is then denoised with ``method="mid"`` (K=10,
-and each K of ``--more-passes``) and scored on the benchmark's crop (256² centre, as
+and each K of ``--more-passes``; each pass hiding ``--mask-ratio``, by default what the model
+says) and scored on the benchmark's crop (256² centre, as
 ``zsdenoise bench``). The table puts each beside ``bsn`` (early stopping, the method table's
 study records, frame 1 only) and the ``bsn-quick`` and ``bsn-balanced`` time-to-quality
 records on the same crops. ``--diagnostic`` replaces MID's noise estimate and/or clean images
@@ -24,7 +25,7 @@ interrupted fit continues from its finished rounds. Models are written under
 Usage:
     python benchmarks/mid_fmd.py run --out benchmarks/results/mid-fmd/DIR --configurations Confocal_FISH ...
         [--training same other] [--crop 256] [--threads 1] [--models /tmp/mid-models] [--set NAME=VALUE ...]
-        [--scored-frame 2] [--more-passes 40] [--diagnostic true-noise|true-clean|both]
+        [--scored-frame 2] [--more-passes 40] [--diagnostic true-noise|true-clean|both] [--mask-ratio 0.1]
     python benchmarks/mid_fmd.py table --out benchmarks/results/mid-fmd/DIR
 """
 
@@ -148,8 +149,10 @@ def run(args: argparse.Namespace) -> None:
     study.write_text(json.dumps({
         "configurations": sorted(set(earlier) | set(args.configurations)), "training": args.training, "crop": args.crop,
         "threads": args.threads, "device": args.device, "scored_frame": args.scored_frame,
-        "more_passes": args.more_passes, "diagnostic": args.diagnostic, "settings": settings.to_dict()},
+        "more_passes": args.more_passes, "diagnostic": args.diagnostic, "settings": settings.to_dict(),
+        "mask_ratio": args.mask_ratio},
         indent=1) + "\n")
+    inference = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
     for configuration in args.configurations:
         for training in args.training:
             record = out / f"{configuration}-{training}.json"
@@ -172,7 +175,8 @@ def run(args: argparse.Namespace) -> None:
             name = f"{configuration}_{args.scored_frame}.png"
             noisy, clean = load_pair(pairs / "raw" / name, pairs / "gt" / name, args.crop, "centre")
             start = time.perf_counter()
-            result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed)
+            result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed,
+                             **inference)
             seconds = time.perf_counter() - start
             psnr, ssim = score(result, clean)
             noisy_psnr, noisy_ssim = score(noisy, clean)
@@ -180,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
             for passes in args.more_passes:
                 start = time.perf_counter()
                 more_result = denoise(noisy, "mid", weights=str(model), device=args.device, seed=args.seed,
-                                      iterations=passes)
+                                      iterations=passes, **inference)
                 more_seconds = time.perf_counter() - start
                 more[str(passes)] = dict(zip(("psnr", "ssim"), score(more_result, clean)), seconds=more_seconds)
             record.write_text(json.dumps({
@@ -292,6 +296,8 @@ def main() -> None:
     runner.add_argument("--diagnostic", choices=DIAGNOSTICS,
                         help="fit with the ground truth's noise and/or clean image instead of MID's estimates")
     runner.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a training setting")
+    runner.add_argument("--mask-ratio", type=float, default=None,
+                        help="fraction hidden in each denoising pass (default: mid's own)")
     show = commands.add_parser("table")
     show.add_argument("--out", required=True)
     args = parser.parse_args()

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from napari_zsdenoise.engine import denoise
 from napari_zsdenoise.methods.mid import training
-from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model
+from napari_zsdenoise.methods.mid.model import load_model, read_model_card, save_model, trained_mask_ratio
 from napari_zsdenoise.methods.mid.noise_bank import (
     GaussianNoise,
     Harvest,
@@ -195,7 +195,7 @@ def test_round_zero_is_gaussian_and_each_later_round_a_fresh_network_on_the_prev
         assert trained[round_index][2] is bank and source_network is trained[round_index - 1][1]
     card = read_model_card(tmp_path / "mid.pt")
     assert [entry["noise"]["kind"] for entry in card["round_history"]] == ["gaussian", "bank", "bank"]
-    assert card["masking_schedule"] == [[0.8, 0.8], [0.7, 0.7], [0.5, 0.7]]
+    assert card["masking_schedule"] == [[0.8, 0.8], [0.7, 0.7], [0.05, 0.15]]
 
 
 def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_training(tmp_path):
@@ -310,7 +310,8 @@ def _stub_method(monkeypatch, **settings):
     import napari_zsdenoise.methods.mid.method as mid_method
 
     stub = _MaskedStub()
-    monkeypatch.setattr(mid_method, "load_model", lambda path: (stub, {"source": "stub", "pixel_shuffle": 1}))
+    monkeypatch.setattr(mid_method, "load_model",
+                        lambda path: (stub, {"source": "stub", "pixel_shuffle": 1, "trained_mask_ratio": 0.1}))
     method = mid_method.MIDMethod(MIDConfig(weights="stub.pt", **settings))
     method.setup(torch.device("cpu"), seed=0)
     return method, stub
@@ -338,6 +339,18 @@ def test_inference_is_the_mean_of_k_passes_each_under_a_fresh_mask(monkeypatch):
         for _ in range(5):
             method.step()
         assert np.array_equal(method.result(), first) is same
+
+
+def test_passes_hide_what_the_model_last_trained_with_unless_told(monkeypatch):
+    plane = np.full((64, 64), 0.5, dtype=np.float32)
+    for settings, hidden in (({}, 0.1), ({"mask_ratio": 0.6}, 0.6)):
+        method, stub = _stub_method(monkeypatch, iterations=1, **settings)
+        method.prepare(plane, plane_seed=2)
+        method.step()
+        assert 1 - stub.calls[-1][1].mean().item() == pytest.approx(hidden, abs=0.03)  # 4096 draws
+        assert method.run_facts()["mask_ratio"] == hidden
+    assert trained_mask_ratio({"masking_schedule": [[0.8, 0.8], [0.7, 0.7], [0.05, 0.15]]}) == pytest.approx(0.1)
+    assert trained_mask_ratio({}) == pytest.approx(0.6)  # files from before the card named its schedule
 
 
 def test_tiled_passes_give_the_whole_plane_prediction_of_a_local_network(monkeypatch):

@@ -1,7 +1,8 @@
 """MID inference (Chihaoui & Favaro 2025, Eq. 5): the mean of K masked predictions of a trained model.
 
 Nothing is trained here: each step is one forward pass of the model file's network on
-the plane with a fresh Bernoulli mask (hiding ``mask_ratio`` of the pixels), folded into
+the plane with a fresh Bernoulli mask (hiding ``mask_ratio`` of the pixels; by default the middle
+of the range the model's last training round hid), folded into
 a running mean, which is the preview and the result. A model trained on the sub-planes of
 every d-th pixel (``pixel_shuffle`` d in the model file) predicts the plane's d*d sub-planes
 as one batch and puts them back in place. The masks come from a CPU generator
@@ -37,6 +38,7 @@ class MIDMethod(DenoisingMethod):
         self._weights_info: dict[str, Any] = {}
         self.passes = 0
         self.pixel_shuffle = 1
+        self.mask_ratio = config.mask_ratio
 
     def setup(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
         """Load the model file once for the whole run; without one, say how to train it."""
@@ -47,6 +49,7 @@ class MIDMethod(DenoisingMethod):
         network, self._weights_info = load_model(weights)
         self.network = network.to(device).eval()
         self.pixel_shuffle = self._weights_info["pixel_shuffle"]
+        self.mask_ratio = self.config.mask_ratio or self._weights_info["trained_mask_ratio"]
 
     def prepare(self, plane: np.ndarray, plane_seed: int, context: np.ndarray | None = None) -> None:
         check_plane_size(self.network, plane.shape, self.pixel_shuffle)
@@ -59,7 +62,7 @@ class MIDMethod(DenoisingMethod):
     def draw_keep_mask(self) -> torch.Tensor:
         """A fresh Bernoulli keep-mask of the plane: 1 where the network sees the pixel."""
         draws = torch.rand(self.noisy.shape, generator=self._generator)
-        return (draws >= self.config.mask_ratio).to(self.noisy.dtype).to(self.device)
+        return (draws >= self.mask_ratio).to(self.noisy.dtype).to(self.device)
 
     def step(self) -> StepRecord:
         prediction = predict_masked_subplanes(self.network, self.noisy, self.draw_keep_mask(), self.pixel_shuffle,
@@ -80,4 +83,4 @@ class MIDMethod(DenoisingMethod):
         return {"masked_passes": self.passes}
 
     def run_facts(self) -> dict[str, Any]:
-        return {"weights": dict(self._weights_info)}
+        return {"weights": dict(self._weights_info), "mask_ratio": self.mask_ratio}

@@ -162,8 +162,20 @@ def load_model(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
         raise ValueError(f"{path} gives a pixel_shuffle of {pixel_shuffle}; it must be 1 or more")
     info = {"source": "MID model file", "path": str(path), "sha256": file_sha256(path),
             "format": f"{MODEL_FORMAT} v{MODEL_VERSION}", "noise_model": payload.get("noise_model", {}),
-            "pixel_shuffle": pixel_shuffle, "model_card": summary}
+            "pixel_shuffle": pixel_shuffle, "trained_mask_ratio": trained_mask_ratio(card), "model_card": summary}
     return network, info
+
+
+# Files whose card lacks the masking schedule were trained with the first release's last round, 0.5-0.7.
+_FIRST_RELEASE_LAST_ROUND = (0.5, 0.7)
+
+
+def trained_mask_ratio(card: dict[str, Any]) -> float:
+    """The middle of the fraction hidden in the model's last training round: the network knows inputs
+    masked that much best, so its passes hide as much by default."""
+    schedule = card.get("masking_schedule") or [_FIRST_RELEASE_LAST_ROUND]
+    low, high = schedule[-1]
+    return (float(low) + float(high)) / 2
 
 
 def read_model_card(path: str | Path) -> dict[str, Any]:

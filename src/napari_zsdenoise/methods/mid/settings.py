@@ -33,8 +33,8 @@ class MIDConfig(MethodSettings):
     iterations: int = setting(
         10, "Masked forward passes averaged into the result (K in the paper's Eq. 5); nothing is trained.", low=1)
     mask_ratio: float = setting(
-        0.6, "Fraction of pixels hidden from the network in each pass; the model was trained with 0.5-0.8.",
-        low=0.0, high=1.0, low_open=True, high_open=True)
+        0.0, "Fraction of pixels hidden from the network in each pass; 0: the middle of the range the model's "
+        "last training round hid.", low=0.0, high=1.0, high_open=True)
     weights: str | Path | None = setting(
         None, "The model file trained with `zsdenoise fit-dataset` (required: MID has no shipped weights).",
         kind="weights")
@@ -79,10 +79,10 @@ class MIDTrainingSettings:
         0.7, "Fraction of pixels hidden in the rounds between the first and the last.", low=0.0, high=1.0,
         low_open=True, high_open=True, advanced=True)
     last_mask_ratio_low: float = setting(
-        0.5, "Least fraction hidden in the last round (drawn per patch, uniformly up to the most).",
+        0.05, "Least fraction hidden in the last round (drawn per patch, uniformly up to the most).",
         low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
     last_mask_ratio_high: float = setting(
-        0.7, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
+        0.15, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
     signal_dependent: bool = setting(
         True, "Model the noise variance as a*signal + b (photon noise) so that harvested noise is rescaled to "
         "the brightness of the clean patch it is added to; off: residuals are added as they are.", advanced=True)
