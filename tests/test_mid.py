@@ -208,7 +208,7 @@ def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_traini
     white = [plane + rng.normal(0, 0.05, plane.shape) for plane in clean]
     # Camera-like noise: each pixel's noise shared with its neighbours.
     blotchy = [plane + 3 * uniform_filter(rng.normal(0, 0.05, plane.shape), 3) for plane in clean]
-    settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 1})
+    settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 2})
     for planes, expected in ((white, False), (blotchy, True)):
         events = []
         out = tmp_path / f"{expected}.pt"
@@ -223,6 +223,8 @@ def test_a_dataset_with_spatially_correlated_noise_is_warned_about_before_traini
         # Correlated noise: trained on the 2x2 sub-planes, where neighbours' noise is far less related.
         assert card["pixel_shuffle"] == (2 if expected else 1)
         assert card["training_planes"] == len(planes) * card["pixel_shuffle"] ** 2
+        # The last round keeps the paper's heavy masks only where they are needed to break the correlation.
+        assert card["masking_schedule"][-1] == ([0.5, 0.7] if expected else [0.05, 0.15])
         _, info = load_model(out)
         assert info["pixel_shuffle"] == card["pixel_shuffle"]
     # The sub-plane model denoises a plane of any size (odd sides included) to that size.

@@ -79,10 +79,18 @@ class MIDTrainingSettings:
         0.7, "Fraction of pixels hidden in the rounds between the first and the last.", low=0.0, high=1.0,
         low_open=True, high_open=True, advanced=True)
     last_mask_ratio_low: float = setting(
-        0.05, "Least fraction hidden in the last round (drawn per patch, uniformly up to the most).",
-        low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
+        0.05, "Least fraction hidden in the last round where the noise is independent between pixels (drawn per "
+        "patch, uniformly up to the most).", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
     last_mask_ratio_high: float = setting(
-        0.15, "Most fraction hidden in the last round.", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)
+        0.15, "Most fraction hidden in the last round where the noise is independent between pixels.", low=0.0,
+        high=1.0, low_open=True, high_open=True, advanced=True)
+    correlated_last_mask_ratio_low: float = setting(
+        0.5, "Least fraction hidden in the last round where the noise looks spatially correlated (cameras): the "
+        "paper's range, whose masks break the correlation.", low=0.0, high=1.0, low_open=True, high_open=True,
+        advanced=True)
+    correlated_last_mask_ratio_high: float = setting(
+        0.7, "Most fraction hidden in the last round where the noise looks spatially correlated.", low=0.0,
+        high=1.0, low_open=True, high_open=True, advanced=True)
     signal_dependent: bool = setting(
         True, "Model the noise variance as a*signal + b (photon noise) so that harvested noise is rescaled to "
         "the brightness of the clean patch it is added to; off: residuals are added as they are.", advanced=True)
@@ -111,18 +119,22 @@ class MIDTrainingSettings:
                              f"({self.patch_size})")
         if self.final_learning_rate > self.learning_rate:
             raise ValueError("final_learning_rate must not exceed learning_rate")
-        if self.last_mask_ratio_low > self.last_mask_ratio_high:
-            raise ValueError("last_mask_ratio_low must not exceed last_mask_ratio_high")
+        for prefix in ("", "correlated_"):
+            if getattr(self, f"{prefix}last_mask_ratio_low") > getattr(self, f"{prefix}last_mask_ratio_high"):
+                raise ValueError(f"{prefix}last_mask_ratio_low must not exceed {prefix}last_mask_ratio_high")
 
-    def mask_ratios(self, round_index: int) -> tuple[float, float]:
+    def mask_ratios(self, round_index: int, correlated: bool = False) -> tuple[float, float]:
         """(least, most) fraction hidden in round ``round_index`` (0-based); equal outside the last round.
 
         A single round is a first round: its denoiser has seen only Gaussian noise, which is
-        what the high first ratio is for.
+        what the high first ratio is for. The last round's range depends on whether the
+        data's noise is ``correlated`` between neighbouring pixels.
         """
         if round_index == 0:
             return self.first_mask_ratio, self.first_mask_ratio
         if round_index == self.rounds - 1:
+            if correlated:
+                return self.correlated_last_mask_ratio_low, self.correlated_last_mask_ratio_high
             return self.last_mask_ratio_low, self.last_mask_ratio_high
         return self.mask_ratio, self.mask_ratio
 

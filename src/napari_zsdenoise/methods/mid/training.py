@@ -187,9 +187,10 @@ class CleanPatches:
 
 
 def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNoise | NoiseBank, clean: CleanPatches,
-                 settings: MIDTrainingSettings, device: torch.device,
-                 report: Callable[[int, float], None], median: float | None = None) -> list[float]:
-    """Eq. 2/3 for one round: MSE between the network's output for ``M * (x + n)`` and ``x``."""
+                 settings: MIDTrainingSettings, device: torch.device, report: Callable[[int, float], None],
+                 mask_range: tuple[float, float], median: float | None = None) -> list[float]:
+    """Eq. 2/3 for one round: MSE between the network's output for ``M * (x + n)`` and ``x``, ``M`` hiding a
+    fraction drawn per patch from ``mask_range``."""
     network.to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.iterations_per_round,
@@ -198,7 +199,7 @@ def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNois
     patch_rng = np.random.default_rng(_seed(settings.seed, round_index, _PATCHES))
     # Noise and masks come from the CPU, so that the draws do not depend on the device.
     generator = torch.Generator().manual_seed(_seed(settings.seed, round_index, _NOISE_AND_MASKS))
-    low, high = settings.mask_ratios(round_index)
+    low, high = mask_range
     losses = []
     for iteration in range(1, settings.iterations_per_round + 1):
         clean_batch = torch.from_numpy(clean.batch(settings.batch_size, patch_rng))
@@ -387,6 +388,7 @@ def fit_dataset(
     if correlated:
         report(FitProgress("warning", 1, settings.rounds, message=correlated_noise_warning(factor)))
     normalised = [part for plane in normalised for part in subplanes(plane, factor)]
+    schedule = [settings.mask_ratios(index, correlated) for index in range(settings.rounds)]
     median = float(np.median([np.median(plane) for plane in normalised]))
     clean = CleanPatches(settings, clean_folders)
     fingerprint = _fingerprint(normalised, settings, clean)
@@ -427,10 +429,11 @@ def fit_dataset(
             report(FitProgress("train", number, settings.rounds, iteration, settings.iterations_per_round, loss,
                                elapsed()))
 
-        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report, median)
+        losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report,
+                              schedule[round_index], median)
         noise = harvest_bank(network, normalised, round_index, settings, device) \
             if round_index < settings.rounds - 1 else None
-        history.append({"round": round_index + 1, "mask_ratio": list(settings.mask_ratios(round_index)),
+        history.append({"round": round_index + 1, "mask_ratio": list(schedule[round_index]),
                         "noise": trained_with.describe(), "final_loss": float(np.mean(losses[-_RECENT_LOSSES:])),
                         "seconds": round(time.perf_counter() - round_started, 1)})
         partial.mkdir(parents=True, exist_ok=True)
@@ -463,7 +466,7 @@ def fit_dataset(
         "iterations_per_round": settings.iterations_per_round,
         "batch_size": settings.batch_size,
         "patch_size": settings.patch_size,
-        "masking_schedule": [list(settings.mask_ratios(index)) for index in range(settings.rounds)],
+        "masking_schedule": [list(mask_range) for mask_range in schedule],
         "optimizer": f"Adam, learning rate cosine {settings.learning_rate:g} -> {settings.final_learning_rate:g} "
                      f"per round, a new network each round",
         "loss": "mean squared error against the clean patch over all pixels",
