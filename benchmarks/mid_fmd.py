@@ -19,8 +19,9 @@ says) and scored on the benchmark's crop (256² centre, as
 study records, frame 1 only) and the ``bsn-quick`` and ``bsn-balanced`` time-to-quality
 records on the same crops. ``--diagnostic`` replaces MID's noise estimate and/or clean images
 with the ground truth's, to see what each costs. Resumable: a finished (configuration,
-training) record is skipped and an interrupted fit continues from its finished rounds. Models are written under
-``--models`` (not committed: they are the user's kind of artefact, a few MB each).
+training) record is skipped and an interrupted fit continues from its finished rounds.
+Models are written under ``--models`` (not committed: they are the user's kind of
+artefact, a few MB each).
 
 Usage:
     python benchmarks/mid_fmd.py run --out benchmarks/results/mid-fmd/DIR --configurations Confocal_FISH ...
