@@ -55,11 +55,12 @@ _FLOAT32_BITS = 24
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_finite(plane: np.ndarray, *, where: str = "image") -> None:
+def check_finite(plane: np.ndarray, *, where: str = "image", offset: float = 0.0) -> None:
     """Raise ValueError if ``plane`` holds NaN or infinite values, or values float32 output cannot hold.
 
-    The output is float32 in the input's units: values beyond float32's range would become
-    infinite, and values far from zero that vary by little would lose that variation.
+    The output is float32 in the input's units less ``offset`` (a camera's baseline): values
+    beyond float32's range would become infinite, and values far from zero that vary by little
+    would lose that variation.
     """
     if np.issubdtype(plane.dtype, np.floating):
         bad = ~np.isfinite(plane)
@@ -71,10 +72,27 @@ def check_finite(plane: np.ndarray, *, where: str = "image") -> None:
     if not np.issubdtype(plane.dtype, np.number) or plane.size == 0:
         return
     low, high = float(np.min(plane)), float(np.max(plane))
+    low, high = low - offset, high - offset
     if max(abs(low), abs(high)) > _FLOAT32_MAX:
-        raise ValueError(f"{where} holds values up to {max(abs(low), abs(high)):.3g}, beyond float32's range "
-                         f"(±{_FLOAT32_MAX:.3g}) that the output uses; rescale it first")
+        less = f" less the camera offset {offset:g}" if offset else ""
+        raise ValueError(f"{where}{less} holds values up to {max(abs(low), abs(high)):.3g}, beyond float32's range "
+                         f"(±{_FLOAT32_MAX:.3g}) that the output uses; " + ("check the offset" if offset else
+                                                                             "rescale it first"))
     magnitude, span = max(abs(low), abs(high)), high - low
     if span > 0 and magnitude / span > 2.0 ** (_FLOAT32_BITS - 8):
         raise ValueError(f"{where} varies by only {span:.3g} around {magnitude:.3g}: float32 output would keep "
                          f"fewer than 8 bits of that; subtract an offset (e.g. image - image.min()) first")
+
+
+#: Largest seed a run takes: each plane's seed is the run's plus the plane's index, and torch
+#: and numpy take seeds below 2**64.
+MAX_SEED = 2**62
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or TypeError / ValueError naming the valid range."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int; got {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, {MAX_SEED}] (2**62); got {seed}")
+    return int(seed)

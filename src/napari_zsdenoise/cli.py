@@ -11,20 +11,76 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from napari_zsdenoise._validation import MAX_SEED, check_seed
 from napari_zsdenoise.devices import PRECISIONS
 from napari_zsdenoise.normalization import NORMALIZATIONS
 from napari_zsdenoise.settings import SettingInfo
 
 
-def _settings_by_name() -> dict[str, tuple[SettingInfo, list[str]]]:
-    """Every setting of every registered method, once per name, with the methods that have it."""
+def _settings_by_name() -> dict[str, list[tuple[str, SettingInfo]]]:
+    """Every setting of every registered method, by name: each method's own declaration of it."""
     from napari_zsdenoise.methods import get_method_spec, method_names
 
-    settings: dict[str, tuple[SettingInfo, list[str]]] = {}
+    settings: dict[str, list[tuple[str, SettingInfo]]] = {}
     for method in method_names():
         for info in get_method_spec(method).settings():
-            settings.setdefault(info.name, (info, []))[1].append(method)
+            settings.setdefault(info.name, []).append((method, info))
     return settings
+
+
+def _ranges_by_method(declarations: list[tuple[str, SettingInfo]]) -> str:
+    """" Range (0, 1): mpi, bsn; [0, 1): mid." — the ranges a setting has, with the methods of each."""
+    by_range: dict[str, list[str]] = {}
+    for method, info in declarations:
+        by_range.setdefault(info.range_text(), []).append(method)
+    if list(by_range) == [""]:
+        return ""
+    if len(by_range) == 1:
+        return f" Range {next(iter(by_range))}."
+    return " Range " + "; ".join(f"{text or 'unbounded'} for {', '.join(methods)}"
+                                for text, methods in by_range.items()) + "."
+
+
+def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = False) -> Any:
+    """The method, its settings, the device and the seed; with ``grouped``, under the titles
+    "method", "method settings", "device" and "advanced" (returned, for more of its kind).
+
+    A setting's value is read as text here and parsed later by the chosen method's own
+    declaration (:func:`_option_settings`): methods that share a name may differ in range.
+    """
+    from napari_zsdenoise.methods import recommended_method
+
+    method_group = parser.add_argument_group("method") if grouped else parser
+    method_group.add_argument("--method", default=recommended_method(),
+                              help=f"method or preset (see `zsdenoise methods`); default {recommended_method()}, "
+                                   f"the recommended one")
+    group = parser.add_argument_group(
+        "method settings", "Each defaults to the chosen preset's value; `zsdenoise methods --verbose` lists them per method.")
+    for name, declarations in _settings_by_name().items():
+        info = declarations[0][1]
+        extra = f" ({', '.join(method for method, _ in declarations)})"
+        if info.kind == "bool":
+            group.add_argument(info.option, dest=f"setting_{name}", action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS,
+                               help=info.help.replace("%", "%%") + extra)
+        else:
+            # Absent unless given: None is a value of its own for some settings (weights).
+            group.add_argument(info.option, dest=f"setting_{name}", metavar=name.upper(), default=argparse.SUPPRESS,
+                               help=(info.help + _ranges_by_method(declarations)).replace("%", "%%") + extra)
+    device_group = parser.add_argument_group("device", "Where and in what precision the training computes.") \
+        if grouped else parser
+    device_group.add_argument("--device", default="auto",
+                              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    device_group.add_argument("--precision", default="auto", choices=PRECISIONS,
+                              help="auto (bfloat16 where the device computes it fast and the method allows it, else "
+                                   "fp32), fp32 or bf16; default auto")
+    advanced = parser.add_argument_group("advanced", "Rarely needed.") if grouped else group
+    advanced.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                          help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
+    (advanced if grouped else parser).add_argument("--seed", type=_seed, default=0,
+                                                   help=f"random seed in [0, {MAX_SEED}] (default 0); the same seed "
+                                                        f"on the same device reproduces a result")
+    return advanced
 
 
 def _argument_parser_for(info: SettingInfo):
@@ -37,50 +93,44 @@ def _argument_parser_for(info: SettingInfo):
     return parse
 
 
-def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = False) -> Any:
-    """The method, its settings, the device and the seed; with ``grouped``, under the titles
-    "method", "method settings", "device" and "advanced" (returned, for more of its kind)."""
-    from napari_zsdenoise.methods import recommended_method
+def _seed(text: str) -> int:
+    try:
+        return check_seed(int(text))
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc) if "seed" in str(exc) else f"must be an integer, not {text!r}") \
+            from None
 
-    method_group = parser.add_argument_group("method") if grouped else parser
-    method_group.add_argument("--method", default=recommended_method(),
-                              help=f"method or preset (see `zsdenoise methods`); default {recommended_method()}, "
-                                   f"the recommended one")
-    group = parser.add_argument_group(
-        "method settings", "Each defaults to the chosen preset's value; `zsdenoise methods --verbose` lists them per method.")
-    for name, (info, methods) in _settings_by_name().items():
-        extra = f" ({', '.join(methods)})"
-        if info.kind == "bool":
-            group.add_argument(info.option, dest=f"setting_{name}", action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS,
-                               help=info.help.replace("%", "%%") + extra)
-        else:
-            bounds = f" Range {info.range_text()}." if info.range_text() else ""
-            # Absent unless given: None is a value of its own for some settings (weights).
-            group.add_argument(info.option, dest=f"setting_{name}", type=_argument_parser_for(info), metavar=name.upper(),
-                               default=argparse.SUPPRESS,
-                               help=(info.help + bounds).replace("%", "%%") + extra)
-    device_group = parser.add_argument_group("device", "Where and in what precision the training computes.") \
-        if grouped else parser
-    device_group.add_argument("--device", default="auto",
-                              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    device_group.add_argument("--precision", default="auto", choices=PRECISIONS,
-                              help="auto (bfloat16 where the device computes it fast and the method allows it, else "
-                                   "fp32), fp32 or bf16; default auto")
-    advanced = parser.add_argument_group("advanced", "Rarely needed.") if grouped else group
-    advanced.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                          help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
-    (advanced if grouped else parser).add_argument("--seed", type=int, default=0,
-                                                   help="random seed (default 0); the same seed on the same device "
-                                                        "reproduces a result")
-    return advanced
+
+def _option_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as options, each parsed and checked by the chosen method's own declaration.
+
+    Raises
+    ------
+    ValueError
+        For a value out of the method's range, or an option the method does not have.
+    """
+    from napari_zsdenoise.methods import get_method_spec
+
+    given = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    if not given:
+        return {}
+    spec = get_method_spec(args.method)
+    own = {info.name: info for info in spec.settings()}
+    settings: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in own:
+            others = [method for method, _ in _settings_by_name().get(name, [])]
+            raise ValueError(f"--{name.replace('_', '-')} is not a setting of {spec.name} (it is one of "
+                             f"{', '.join(others)}); `zsdenoise methods --verbose` lists each method's settings")
+        settings[name] = own[name].parse(value) if isinstance(value, str) else value
+    return settings
 
 
 def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, by option or by --set, checked against the chosen method."""
     from napari_zsdenoise.methods import get_method_spec
 
-    overrides = {key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")}
+    overrides = _option_settings(args)
     spec = get_method_spec(args.method)
     settings = {info.name: info for info in spec.settings()}
     for item in args.set:
@@ -257,6 +307,13 @@ def _finite_number(text: str) -> float:
     return value
 
 
+def _camera_offset(text: str) -> float:
+    value = _finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (the constant the camera adds to every pixel), not {text!r}")
+    return value
+
+
 def _cmd_denoise(args: argparse.Namespace) -> int:
     from napari_zsdenoise.batch import FileRequest, check_outputs, output_state, plan_jobs, resume_key
     from napari_zsdenoise.methods import get_method_spec
@@ -268,16 +325,20 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     parameters = json.loads(json.dumps(config_parameters(spec.make_config(**overrides))))
     jobs = plan_jobs(args.input, args.output)
     method = spec.name
-    keys = {job: resume_key(job.source, method, parameters, args.seed, args.normalization, args.camera_offset)
-            for job in jobs}
-    states = {job: output_state(job, keys[job]) if args.plane is None else "other" for job in jobs}
+    keys = {job: resume_key(job.source, method, parameters, args.seed, args.normalization, args.camera_offset,
+                            args.precision, args.plane) for job in jobs}
+    states = {job: output_state(job, keys[job]) for job in jobs}
     done = [job for job in jobs if states[job] == "done"]
     todo = [job for job in jobs if states[job] != "done"]
     partial = frozenset(job.destination for job in todo if states[job] == "partial")
-    check_outputs(todo, overwrite=args.overwrite, replaceable=partial)
+    foreign = frozenset(job.destination for job in todo if states[job] == "foreign")
+    check_outputs(todo, overwrite=args.overwrite, replaceable=partial, foreign=foreign)
+    for destination in sorted(foreign):
+        _say(args, f"discarding the finished planes of another run in {destination}.partial (--overwrite)")
     # Said even with -q: a skipped file is a decision the user should see.
     for job in done:
-        print(f"skipped {job.source}: {job.destination} is already denoised with these settings", file=sys.stderr)
+        print(f"skipped {job.source}: {job.destination} is already denoised with these settings (same input content)",
+              file=sys.stderr)
     request = FileRequest(method, overrides, device=args.device, precision=args.precision,
                           normalization=args.normalization, camera_offset=args.camera_offset, seed=args.seed,
                           plane=args.plane)
@@ -295,14 +356,20 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
                       f"command again to continue", file=sys.stderr)
             return 130
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
-            print(f"error: {job.source}: {exc}", file=sys.stderr)
-            failed.append((job.source, str(exc)))
+            print(f"error: {job.source}: {_one_line(exc)}", file=sys.stderr)
+            failed.append((job.source, _one_line(exc)))
             continue
         finished += written
     if len(jobs) > 1 or failed:
         summary = f"{finished} denoised, {len(done)} skipped (already done), {len(failed)} failed"
         print(summary + "".join(f"\n  failed: {source}: {reason}" for source, reason in failed), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message as one line (some libraries' messages run over several)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
@@ -316,11 +383,11 @@ def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
     def report(job: Any, outcome: Any, error: BaseException | None) -> None:
         nonlocal finished
         if error is not None:
-            print(f"error: {job.source}: {error}", file=sys.stderr)
-            failed.append((job.source, str(error)))
+            print(f"error: {job.source}: {_one_line(error)}", file=sys.stderr)
+            failed.append((job.source, _one_line(error)))
             return
         for note in outcome.notes:
-            print(note, file=sys.stderr)
+            _say(args, note)
         finished += 1
         _say(args, _file_summary(job.source, outcome.written_to, outcome.metadata, on_dask=True))
 
@@ -354,7 +421,12 @@ def _denoise_one(job: Any, args: argparse.Namespace, request: Any, key: dict[str
         finally:
             progress.close(finished=finished)
 
-    outcome = denoise_file(job, request, key, continuing=continuing, watch=watch, say=progress.message)
+    def say(text: str) -> None:
+        # Quiet keeps warnings: finished planes that could not be saved are the user's business.
+        if not args.quiet or text.startswith("warning:"):
+            progress.message(text)
+
+    outcome = denoise_file(job, request, key, continuing=continuing, watch=watch, say=say)
     metadata, where = outcome.metadata, outcome.written_to
     if outcome.stopped:
         missing = len(metadata["planes_not_denoised"])
@@ -392,6 +464,18 @@ def _stop_on_interrupt(run: Any, *, mid_line: bool = True):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _worker_count(text: str) -> int:
+    cores = os.cpu_count() or 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of workers, not {text!r}") from None
+    if not 1 <= count <= cores:
+        # Each worker trains with a core of its own: more workers than cores only share them.
+        raise argparse.ArgumentTypeError(f"must be between 1 and {cores}, the cores of this machine; got {count}")
+    return count
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -518,6 +602,34 @@ def _training_planes(source: Path) -> tuple[list[Any], dict[str, int]]:
     return planes, counts
 
 
+def _check_model_output(source: Path, out: Path, *, overwrite: bool) -> None:
+    """Before any training: the model file may be written, and writing it touches no input.
+
+    Raises
+    ------
+    ValueError, FileExistsError, IsADirectoryError, OSError
+        Naming the path and the problem.
+    """
+    from napari_zsdenoise.batch import check_inputs_untouched, check_writable_folder
+    from napari_zsdenoise.io import READABLE_SUFFIXES
+    from napari_zsdenoise.methods.mid.training import partial_folder
+    from napari_zsdenoise.outputs import describe_lock_holder, lock_holder
+
+    inputs = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+    check_inputs_untouched([out, partial_folder(out)], inputs, source if source.is_dir() else None)
+    if out.suffix.lower() in READABLE_SUFFIXES:
+        raise ValueError(f"{out.name} names an image; name the model file .pt")
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a folder; name the model file, e.g. {out / 'model.pt'}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    holder = lock_holder(out)
+    if holder is not None:
+        raise FileExistsError(f"{out} is being written by {describe_lock_holder(holder)}; wait for that fit to end, "
+                              f"or stop it")
+    check_writable_folder(out.parent)
+
+
 def _cmd_fit_dataset(args: argparse.Namespace) -> int:
     from napari_zsdenoise.methods.mid.settings import MIDTrainingSettings
     from napari_zsdenoise.methods.mid.training import fit_dataset, partial_folder
@@ -525,8 +637,7 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
     settings = MIDTrainingSettings(**{key.removeprefix("training_"): value for key, value in vars(args).items()
                                       if key.startswith("training_")})
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    _check_model_output(Path(args.input), out, overwrite=args.overwrite)
     planes, counts = _training_planes(Path(args.input))
     _say(args, f"training MID on {len(planes)} plane(s) from {len(counts)} file(s): {settings.rounds} round(s) of "
                f"{settings.iterations_per_round} iterations")
@@ -544,9 +655,14 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
             text = event.message
         print(text, file=sys.stderr, flush=True)
 
+    from napari_zsdenoise.outputs import OutputLock
+
     try:
-        fit_dataset(planes, out=out, clean_folders=tuple(args.clean), settings=settings, resume=args.resume,
-                    progress=report, device=args.device, sources=counts, overwrite=args.overwrite)
+        with OutputLock(out) as lock:
+            if lock.stale_holder is not None:
+                _say(args, f"note: {out} was locked by a process that no longer runs (killed?); its lock is taken over")
+            fit_dataset(planes, out=out, clean_folders=tuple(args.clean), settings=settings, resume=args.resume,
+                        progress=report, device=args.device, sources=counts, overwrite=args.overwrite)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished rounds are kept in {partial_folder(out)}; run the same command again to "
               f"continue", file=sys.stderr)
@@ -598,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--normalization", default="plane", choices=NORMALIZATIONS,
                        help="scale intensities per plane (default) or by one scaling for the whole stack, which "
                             "keeps the noise of dim out-of-focus planes from being stretched")
-    files.add_argument("--camera-offset", type=_finite_number, default=0.0, metavar="VALUE",
+    files.add_argument("--camera-offset", type=_camera_offset, default=0.0, metavar="VALUE",
                        help="the constant the camera adds to every pixel (e.g. 100 for many sCMOS cameras), in the "
                             "input's units: subtracted, so that the result's zero is no light above the camera's "
                             "baseline; values below it are kept, not clipped (default 0)")
@@ -608,8 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     advanced.add_argument("--dask", metavar="SCHEDULER",
                           help="run the files as tasks on a Dask cluster: a scheduler address, or 'local' for a "
                                "LocalCluster on this machine (needs the 'cluster' extra)")
-    advanced.add_argument("--dask-workers", type=int, metavar="N",
-                          help="with --dask local: worker processes, one torch thread each (default: one per core)")
+    advanced.add_argument("--dask-workers", type=_worker_count, metavar="N",
+                          help=f"with --dask local: worker processes, one torch thread each, 1 to the number of "
+                               f"cores ({os.cpu_count() or 1} here; default: one per core)")
     denoise.set_defaults(func=_cmd_denoise)
 
     bench = commands.add_parser("bench", help="score a method on a folder with raw/ and gt/ pairs")
@@ -690,6 +807,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_before_running(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, as the parser refuses any bad option, what the parser alone cannot judge: a
+    setting's value by the chosen method's own range, and options that need one another."""
+    from napari_zsdenoise.methods import method_names
+
+    command = f"{parser.prog} {args.command}"
+    if getattr(args, "method", None) in method_names() and any(key.startswith("setting_") for key in vars(args)):
+        try:
+            _option_settings(args)
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            parser.exit(2, f"{command}: error: {_one_line(exc)}\n")
+    if args.command == "denoise":
+        if args.dask_workers is not None and args.dask != "local":
+            parser.exit(2, f"{command}: error: --dask-workers is the number of local workers: it needs --dask local "
+                           f"(a scheduler at an address has its own workers)\n")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -698,16 +832,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if argv is not None and hasattr(args, "argv"):
         args.argv = list(argv)
+    _check_before_running(parser, args)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM ends the command like Ctrl-C: temporary files are removed, finished work kept.
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

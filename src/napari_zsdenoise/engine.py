@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_zsdenoise._runtime import large_allocations_on_the_heap
-from napari_zsdenoise._validation import check_finite, check_image_array
+from napari_zsdenoise._validation import check_finite, check_image_array, check_seed
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
 from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample, subtract_baseline
 
@@ -188,8 +188,7 @@ class DenoiseRun:
     ) -> None:
         self.spec = get_method_spec(method)
         self.config = self.spec.resolve_config(config, **overrides)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int; got {seed!r}")
+        seed = check_seed(seed)
         self.camera_offset = _checked_camera_offset(camera_offset)
         if preview_every < 0 or preview_interval < 0:
             raise ValueError("preview_every and preview_interval must be >= 0")
@@ -207,13 +206,15 @@ class DenoiseRun:
             raise ValueError(f"output must be a float32 array of shape {self.output_shape}; got {np.dtype(output.dtype)} "
                              f"{tuple(output.shape)}")
         self._output = output
-        if isinstance(image, np.memmap):
-            # Checking everything now means a bad value fails before any torch work; a
-            # memory-mapped stack is checked plane by plane, so it is never loaded whole.
+        # Every value is checked now, so that a bad one fails before any torch work rather than
+        # after the planes before it were computed; a memory-mapped or lazy (dask, zarr) stack is
+        # read plane by plane for it, so it is never loaded whole.
+        if type(image) is np.ndarray:
+            check_finite(image, offset=self.camera_offset)
+        else:
             for index in self._plane_indices:
-                check_finite(image[index] if index else image, where=f"plane {index}" if index else "image")
-        elif isinstance(image, np.ndarray):
-            check_finite(image)
+                if index not in self._finished_planes:
+                    self._load_plane(index)
         from napari_zsdenoise.devices import resolve_device, resolve_precision
 
         self.device = resolve_device(device)
@@ -271,7 +272,7 @@ class DenoiseRun:
 
     def _load_plane(self, index: tuple[int, ...]) -> np.ndarray:
         plane = np.asarray(self.image[index] if index else self.image)
-        check_finite(plane, where=f"plane {index}" if index else "image")
+        check_finite(plane, where=f"plane {index}" if index else "image", offset=self.camera_offset)
         return plane
 
     def _check_context_planes(self, image: Any) -> None:
@@ -362,6 +363,11 @@ class DenoiseRun:
                 break
         # The result first: forming it may run a last held-out check that the facts report.
         estimate = scaling.denormalize(method.result())
+        bad = int(np.count_nonzero(~np.isfinite(estimate)))
+        if bad:
+            raise ValueError(f"the result of {f'plane {index}' if index else 'the image'} holds {bad} NaN or "
+                             f"infinite value(s): the training diverged, so it is not written; try precision "
+                             f"'fp32' or a lower learning_rate (planes finished before it are kept)")
         if not self._stop.is_set():
             self._plane_seconds.append(time.perf_counter() - plane_start)
         facts = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale,
@@ -399,7 +405,12 @@ class DenoiseRun:
                     not_denoised.append(list(index))
                     self.stopped_early = True
                     continue
-                estimate, facts = yield from self._run_plane(raw, index, position, start)
+                if _is_constant(raw):
+                    # Nothing to denoise, and a network would only add its own texture to it.
+                    estimate = subtract_baseline(raw, self.camera_offset)
+                    facts = {"index": list(index), "iterations_done": 0, "constant_plane": True}
+                else:
+                    estimate, facts = yield from self._run_plane(raw, index, position, start)
                 output[where] = estimate
                 plane_records.append(facts)
                 if self._stop.is_set():
@@ -439,7 +450,13 @@ def _checked_camera_offset(value: Any) -> float:
             or not np.isfinite(value)):
         raise ValueError(f"camera_offset must be a finite number (the camera's baseline, in the input's units); "
                          f"got {value!r}")
+    if value < 0:
+        raise ValueError(f"camera_offset must be >= 0 (the constant a camera adds to every pixel); got {value!r}")
     return float(value)
+
+
+def _is_constant(plane: np.ndarray) -> bool:
+    return plane.size > 0 and bool(np.min(plane) == np.max(plane))
 
 
 def _as_image_array(image: Any) -> Any:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -66,22 +68,32 @@ def read_provenance(path: Path) -> dict[str, Any]:
     return read_tiff_metadata(path)
 
 
-#: Parts of a run's key added after results were first written, with the value those results had.
-KEY_PARTS_ADDED_LATER = {"camera_offset": 0.0}
+#: Where an output's provenance keeps the key of the run that wrote it.
+RESUME_KEY = "resume_key"
 
 
 def matches_key(provenance: dict[str, Any], key: dict[str, Any]) -> bool:
-    """Whether ``provenance`` comes from a run with this key (input, method, settings, seed, scaling).
+    """Whether ``provenance`` comes from a run with this key (the input's content, method, settings,
+    seed, scaling, precision, plane).
 
-    A result written before a part of the key existed counts as having that part's old value, so
-    that an earlier release's output is still skipped or continued, not refused.
+    Results of releases that recorded no key did not fingerprint their input, so nothing
+    says they were computed from the data there now: they never match.
     """
-    return all(provenance.get(name, KEY_PARTS_ADDED_LATER.get(name)) == value for name, value in key.items())
+    return provenance.get(RESUME_KEY) == key
 
 
 def progress_folder(destination: Path) -> Path:
     """Where a TIFF output's finished planes wait while its stack is computed."""
     return destination.with_name(destination.name + ".partial")
+
+
+def read_progress(destination: Path) -> dict[str, Any] | None:
+    """What a TIFF output's progress folder records (key, shape, finished planes), or None if none."""
+    try:
+        progress = json.loads((progress_folder(destination) / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return progress if isinstance(progress, dict) else None
 
 
 class ResultWriter(ABC):
@@ -106,6 +118,9 @@ class ResultWriter(ABC):
         self.shape = tuple(int(n) for n in shape)
         self.info = info
         self.records: dict[Index, dict[str, Any]] = {}
+        # Whether this writer made what is at (or beside) the destination: a run refused before
+        # its first plane was saved removes it again (see forget_if_unused).
+        self.created = False
 
     @abstractmethod
     def finished_planes(self) -> dict[Index, tuple[np.ndarray, dict[str, Any]]]:
@@ -128,6 +143,12 @@ class ResultWriter(ABC):
     def discard(self) -> None:
         """Forget any progress kept for this destination (a fresh start was asked for)."""
 
+    def forget_if_unused(self) -> None:
+        """Remove what this writer created when no plane was saved in it (the run was refused
+        or failed before finishing one), so that a refused run leaves nothing behind."""
+        if self.created and not self.records:
+            self.discard()
+
 
 class TiffResultWriter(ResultWriter):
     """TIFF output; a stack's finished planes wait in :func:`progress_folder` (see the module)."""
@@ -138,11 +159,8 @@ class TiffResultWriter(ResultWriter):
         self._planes: np.memmap | None = None
 
     def _progress_matches(self) -> bool:
-        try:
-            progress = json.loads((self.folder / "progress.json").read_text())
-        except (OSError, ValueError):
-            return False
-        return progress.get("key") == self.key and progress.get("shape") == list(self.shape)
+        progress = read_progress(self.destination)
+        return progress is not None and progress.get("key") == self.key and progress.get("shape") == list(self.shape)
 
     def finished_planes(self) -> dict[Index, tuple[np.ndarray, dict[str, Any]]]:
         if not self._progress_matches():
@@ -165,6 +183,7 @@ class TiffResultWriter(ResultWriter):
             else:
                 self.discard()
                 self.folder.mkdir(parents=True)
+                self.created = True
                 self._planes = np.lib.format.open_memmap(self.folder / "planes.npy", mode="w+", dtype=np.float32,
                                                          shape=self.shape)
         return self._planes
@@ -187,7 +206,8 @@ class TiffResultWriter(ResultWriter):
 
     def write(self, result: np.ndarray, metadata: dict[str, Any], path: Path | None = None) -> Path:
         where = path or self.destination
-        write_tiff_atomic(where, result, metadata=metadata, overwrite=True, info=self.info.for_planes(result.ndim))
+        write_tiff_atomic(where, result, metadata={**metadata, RESUME_KEY: self.key}, overwrite=True,
+                          info=self.info.for_planes(result.ndim))
         if where == self.destination and not metadata.get("stopped_early"):
             self.discard()
         return where
@@ -249,13 +269,14 @@ class ZarrResultWriter(ResultWriter):
 
         if self.destination.exists():
             shutil.rmtree(self.destination)
+        self.created = True
         group = zarr.open_group(str(self.destination), mode="w", zarr_format=2)
         stored_shape = tuple(self.shape[axis] for axis in self._order)
         chunks = tuple(1 for _ in stored_shape[:-2]) + stored_shape[-2:]
         self._array = group.create_array("0", shape=stored_shape, chunks=chunks, dtype="float32", fill_value=0.0)
         group.attrs["multiscales"] = [_ngff_multiscale(self.destination, self.axes, self._order, self.info)]
         self.records = {}
-        self._save_attributes({**self.key, "complete": False, "finished_planes": []})
+        self._save_attributes({RESUME_KEY: self.key, "complete": False, "finished_planes": []})
 
     def _save_attributes(self, provenance: dict[str, Any]) -> None:
         import zarr
@@ -271,7 +292,7 @@ class ZarrResultWriter(ResultWriter):
         array = self._open()
         array[self._store_index(index)] = estimate
         self.records[index] = record
-        self._save_attributes({**self.key, "complete": False, "finished_planes": list(self.records.values())})
+        self._save_attributes({RESUME_KEY: self.key, "complete": False, "finished_planes": list(self.records.values())})
 
     def write(self, result: np.ndarray, metadata: dict[str, Any], path: Path | None = None) -> Path:
         if path is not None and path != self.destination:
@@ -280,7 +301,7 @@ class ZarrResultWriter(ResultWriter):
         if result is not array:
             array[...] = np.transpose(result, self._order)
         finished = list(self.records.values()) if metadata.get("stopped_early") else metadata.get("planes", [])
-        self._save_attributes({**metadata, **self.key, "complete": not metadata.get("stopped_early"),
+        self._save_attributes({**metadata, RESUME_KEY: self.key, "complete": not metadata.get("stopped_early"),
                                "finished_planes": finished})
         return self.destination
 
@@ -328,3 +349,164 @@ def _ngff_multiscale(destination: Path, axes: str, order: list[int], info: Image
     return {"version": "0.4", "name": name, "axes": described,
             "datasets": [{"path": "0", "coordinateTransformations": [
                 {"type": "scale", "scale": [float(scale.get(axis, 1.0)) for axis in stored]}]}]}
+
+
+def lock_path(destination: Path) -> Path:
+    """The lock file beside an output while a run writes it."""
+    return destination.with_name(destination.name + ".lock")
+
+
+class OutputBusy(OSError):
+    """Another running process writes this output."""
+
+
+class OutputLock:
+    """Marks ``destination`` as being written by this process, so that a second run of any
+    command refuses it instead of mixing its planes into this one's.
+
+    The lock file holds who took it (process, machine, time, for the message). On POSIX
+    systems it is also held with ``flock``, which the operating system releases when the
+    process dies however it dies: a lock file whose ``flock`` can be taken is stale, left by
+    a killed process. Without ``flock`` a lock is stale when its process no longer runs on
+    this machine.
+    """
+
+    def __init__(self, destination: Path) -> None:
+        self.destination = Path(destination)
+        self.path = lock_path(self.destination)
+        self._descriptor: int | None = None
+        self._created_folders: list[Path] = []
+        #: Who held the stale lock this one replaced (a killed run), if any.
+        self.stale_holder: dict[str, Any] | None = None
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock; raise :class:`OutputBusy` naming the process that holds it.
+
+        Folders missing on the way to the output are created for the lock and removed again by
+        :meth:`release` while they are empty, so that a refused run leaves nothing behind.
+        """
+        folder, self._created_folders = self.path.parent, []
+        while not folder.exists() and folder != folder.parent:
+            self._created_folders.append(folder)
+            folder = folder.parent
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._take()
+        except BaseException:
+            self._remove_created_folders()
+            raise
+
+    def _take(self) -> None:
+        while True:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_flock(descriptor):
+                holder = _read_holder(descriptor)
+                os.close(descriptor)
+                raise OutputBusy(f"{self.destination} is being written by {_describe_holder(holder)}; wait for that "
+                                 f"run to end, or stop it, before running this one")
+            # A run that released the lock in between removed the file this descriptor opened: take the new one.
+            try:
+                same_file = os.path.samestat(os.fstat(descriptor), os.stat(self.path))
+            except FileNotFoundError:
+                same_file = False
+            if same_file:
+                break
+            os.close(descriptor)
+        holder = _read_holder(descriptor)
+        if holder and not (_flock is None and _is_running(holder)):
+            self.stale_holder = holder
+        elif holder:
+            os.close(descriptor)
+            raise OutputBusy(f"{self.destination} is being written by {_describe_holder(holder)}; wait for that "
+                             f"run to end, or stop it, before running this one")
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(descriptor, 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, json.dumps(me).encode())
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is None:
+            return
+        # Removed while still held, so that no other run can take a file about to disappear.
+        self.path.unlink(missing_ok=True)
+        os.close(self._descriptor)
+        self._descriptor = None
+        self._remove_created_folders()
+
+    def _remove_created_folders(self) -> None:
+        for folder in self._created_folders:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # it holds results now
+        self._created_folders = []
+
+
+def lock_holder(destination: Path) -> dict[str, Any] | None:
+    """Who writes ``destination`` now (a live run's lock), or None when nobody does."""
+    path = lock_path(Path(destination))
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _read_holder(descriptor)
+        if _flock is not None:
+            return None if _try_flock(descriptor, shared=True) else (holder or {})
+        return holder if holder and _is_running(holder) else None
+    finally:
+        os.close(descriptor)
+
+
+def describe_lock_holder(holder: dict[str, Any]) -> str:
+    return _describe_holder(holder)
+
+
+try:
+    import fcntl as _flock
+except ImportError:  # Windows: no flock; the holder's process id decides
+    _flock = None  # type: ignore[assignment]
+
+
+def _try_flock(descriptor: int, *, shared: bool = False) -> bool:
+    """Take a lock on the open file without waiting; False when another process holds it."""
+    if _flock is None:
+        return True
+    try:
+        _flock.flock(descriptor, (_flock.LOCK_SH if shared else _flock.LOCK_EX) | _flock.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _read_holder(descriptor: int) -> dict[str, Any]:
+    try:
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        holder = json.loads(os.read(descriptor, 4096).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _is_running(holder: dict[str, Any]) -> bool:
+    if holder.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process cannot be checked from here: assume it runs
+    try:
+        os.kill(int(holder.get("pid", -1)), 0)
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _describe_holder(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another process"
+    return (f"process {holder.get('pid', '?')} on {holder.get('host', '?')} (since {holder.get('started', '?')})")
