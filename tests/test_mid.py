@@ -356,9 +356,9 @@ def test_passes_hide_what_the_model_last_trained_with_unless_told(monkeypatch):
 
 
 def test_tiled_passes_give_the_whole_plane_prediction_of_a_local_network(monkeypatch):
-    plane = np.random.default_rng(4).uniform(0.1, 0.9, (40, 36)).astype(np.float32)
+    plane = np.random.default_rng(4).uniform(0.1, 0.9, (150, 140)).astype(np.float32)
     results = []
-    for tile in (0, 16):
+    for tile in (0, 64):
         method, _ = _stub_method(monkeypatch, iterations=2, tile=tile)
         method.prepare(plane, plane_seed=1)
         method.step(), method.step()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -95,16 +97,27 @@ class OutOfDeviceMemory(RuntimeError):
     """A run needed more memory than its device had; the message says what to change."""
 
 
+#: What an allocation failure says, lower-cased: CUDA and MPS ("out of memory"), torch's CPU allocator
+#: ("can't allocate memory"), numpy ("unable to allocate") and the C library ("cannot allocate memory").
+_OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "unable to allocate",
+                        "failed to allocate", "could not allocate")
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a device running out of memory (CUDA, MPS or the CPU allocator)."""
+    """Whether ``error`` is a device running out of memory (CUDA, MPS or the CPU allocator), not yet
+    turned into an :class:`OutOfDeviceMemory` (which passes on as it is)."""
     import torch
 
+    if isinstance(error, OutOfDeviceMemory):
+        return False
+    if isinstance(error, MemoryError):
+        return True
     kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None),
                                     getattr(torch.cuda, "OutOfMemoryError", None)) if kind is not None)
     if kinds and isinstance(error, kinds):
         return True
     text = str(error).lower()
-    return isinstance(error, (RuntimeError, MemoryError)) and ("out of memory" in text or "can't allocate memory" in text)
+    return isinstance(error, RuntimeError) and any(words in text for words in _OUT_OF_MEMORY_WORDS)
 
 
 def free_memory_bytes(device: torch.device) -> int | None:
@@ -127,15 +140,42 @@ def release_cached_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def out_of_memory_error(device: torch.device, plane_shape: tuple[int, ...]) -> OutOfDeviceMemory:
-    """The one-line error for a plane that did not fit on ``device``, with what to change."""
+#: The advice of :func:`out_of_memory_error` when its caller gives none.
+GENERAL_OUT_OF_MEMORY_ADVICE = "denoise a smaller region of the image, or choose a smaller network in the settings"
+
+
+def out_of_memory_error(device: torch.device, plane_shape: tuple[int, ...] | None = None, *,
+                        advice: str | None = None, during: str = "") -> OutOfDeviceMemory:
+    """The one-line error for a plane (of ``plane_shape``) that did not fit on ``device``, with what to change.
+
+    ``advice`` names what helps the method at hand (its settings' ``out_of_memory_advice``), by default
+    :data:`GENERAL_OUT_OF_MEMORY_ADVICE`; another device is suggested only to a run not on the CPU already.
+    Without ``plane_shape`` the message says ``during`` what it ran out (e.g. "while loading the weights").
+    """
     release_cached_memory(device)
     free = free_memory_bytes(device)
     where = f"{device}" + (f" ({free / 2**20:.0f} MB free after clearing its cache)" if free is not None else "")
-    height, width = plane_shape[-2:]
-    return OutOfDeviceMemory(
-        f"{where} ran out of memory on a {height}x{width} plane: with an MPI preset train on crops "
-        f"(training_crop=256, CLI --training-crop 256), or run on another device (device='cpu')")
+    if plane_shape is not None:
+        height, width = plane_shape[-2:]
+        during = f"on a {height}x{width} plane"
+    remedies = [advice or GENERAL_OUT_OF_MEMORY_ADVICE]
+    if device.type != "cpu":
+        remedies.append("run on another device (device='cpu', CLI --device cpu)")
+    return OutOfDeviceMemory(f"{where} ran out of memory {during or 'while setting up the run'}: "
+                             f"{', or '.join(remedies)}")
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(device: torch.device, plane_shape: tuple[int, ...] | None = None, *,
+                           advice: str | None = None, during: str = "") -> Iterator[None]:
+    """Turn an allocation failure in the block into :func:`out_of_memory_error`'s one-line error
+    (other errors pass as they are)."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        raise out_of_memory_error(device, plane_shape, advice=advice, during=during) from None
 
 
 def available_memory_bytes(device: torch.device) -> int | None:

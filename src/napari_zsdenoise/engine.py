@@ -215,7 +215,7 @@ class DenoiseRun:
             for index in self._plane_indices:
                 if index not in self._finished_planes:
                     self._load_plane(index)
-        from napari_zsdenoise.devices import resolve_device, resolve_precision
+        from napari_zsdenoise.devices import out_of_memory_as_error, resolve_device, resolve_precision
 
         self.device = resolve_device(device)
         self.method = self.spec.build(self.config)
@@ -223,7 +223,8 @@ class DenoiseRun:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
         self.normalization = normalization
-        self.method.setup(self.device, self.seed, self.precision)
+        with out_of_memory_as_error(self.device, advice=self.config.out_of_memory_advice):
+            self.method.setup(self.device, self.seed, self.precision)
         self._check_context_planes(image)
         self._stop = threading.Event()
         self.result: np.ndarray | None = None
@@ -325,7 +326,7 @@ class DenoiseRun:
         """Denoise one plane, yielding progress events; return its estimate and its provenance record."""
         import torch
 
-        from napari_zsdenoise.devices import is_out_of_memory, out_of_memory_error
+        from napari_zsdenoise.devices import is_out_of_memory, out_of_memory_as_error, out_of_memory_error
 
         method, total = self.method, self.config.iterations
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -334,8 +335,9 @@ class DenoiseRun:
         # that is the offset subtracted before the scaling, without a shifted copy of the plane.
         scaling = fitted.for_baseline_removed(self.camera_offset)
         context = self._context_planes(index, raw)
-        method.prepare(fitted.normalize(raw), self._plane_seed(index),
-                       None if context is None else fitted.normalize(context))
+        with out_of_memory_as_error(self.device, raw.shape, advice=self.config.out_of_memory_advice):
+            method.prepare(fitted.normalize(raw), self._plane_seed(index),
+                           None if context is None else fitted.normalize(context))
         last_preview = plane_start = time.perf_counter()
         typical = sum(self._plane_seconds) / len(self._plane_seconds) if self._plane_seconds else None
         iteration, loss = 0, float("nan")
@@ -346,7 +348,7 @@ class DenoiseRun:
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error):
                     raise
-                raise out_of_memory_error(self.device, raw.shape) from None
+                raise out_of_memory_error(self.device, raw.shape, advice=self.config.out_of_memory_advice) from None
             now = time.perf_counter()
             final = iteration == total or step.finished or self._stop.is_set()
             due = final or (self.preview_every and iteration % self.preview_every == 0) or (

@@ -114,6 +114,10 @@ class SettingInfo:
         except ValueError as exc:
             raise ValueError(f"{self.name}: cannot read {text!r} as {_KIND_NOUNS[self.kind]} ({exc})") from None
         self.check(value)
+        if self.kind == "weights":
+            from napari_zsdenoise.weights import check_weights_file
+
+            check_weights_file(value)  # a text or cut-short file is refused as soon as it is named
         return value
 
 
@@ -219,6 +223,12 @@ class MethodSettings:
     def context_planes(self) -> int:
         """Neighbouring planes on each side the method sees with each plane (0: none)."""
         return 0
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        """What to change when a plane did not fit in the device's memory (a phrase for
+        :func:`napari_zsdenoise.devices.out_of_memory_error`); a method names its own settings."""
+        return "denoise a smaller region of the image"
 
     @property
     def needs_weights_file(self) -> bool:

@@ -6,6 +6,24 @@ from dataclasses import dataclass
 
 from napari_zsdenoise.settings import MethodSettings, setting
 
+#: Widest skip hourglass (MPI family, MID) this package builds: 8x the 64 channels of the MPI paper, of its
+#: official checkpoints and of the widest preset. A network's memory and time grow with the square of its
+#: width; the bound refuses typing errors (``--width 1000000``) before any computing, and checkpoint files
+#: that claim a wider network are refused as unreadable.
+HOURGLASS_MAX_WIDTH = 512
+#: Most hourglass scales (each halves the plane once more); planes must be at least ``2**scales + 1`` pixels.
+HOURGLASS_MAX_SCALES = 8
+#: Smallest side in pixels of a tile a plane is predicted in (MPI ``fill_tile``, MID ``tile``). Each tile is
+#: predicted with a margin of ``2**(scales + 1)`` pixels of context on every side, so a tile much smaller
+#: than its margin costs many times the work of the whole plane at once (a 1-pixel tile: minutes, not seconds).
+MIN_TILE = 64
+
+
+def zero_or_at_least(name: str, value: int, minimum: int, zero_means: str) -> None:
+    """ValueError unless ``value`` is 0 (``zero_means``, e.g. "the whole plane") or at least ``minimum`` pixels."""
+    if 0 < value < minimum:
+        raise ValueError(f"{name} must be 0 ({zero_means}) or at least {minimum} pixels; got {value}")
+
 
 @dataclass(frozen=True)
 class EarlyStoppingSettings(MethodSettings):

@@ -7,7 +7,14 @@ from typing import Any
 
 import torch
 
-from napari_zsdenoise.networks.checkpoint_files import file_sha256, read_checkpoint_file
+from napari_zsdenoise.methods._shared_settings import HOURGLASS_MAX_SCALES, HOURGLASS_MAX_WIDTH
+from napari_zsdenoise.networks.checkpoint_files import (
+    check_architecture,
+    file_sha256,
+    load_state_exactly,
+    read_checkpoint_file,
+    unreadable,
+)
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 from napari_zsdenoise.networks.official import is_official_checkpoint, load_official_mpi
 from napari_zsdenoise.weights import SHIPPED, shipped_model_card, shipped_weights_path
@@ -45,24 +52,27 @@ def load_hourglass(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a checkpoint of this format/version or does not fit the network.
+        One line, ``cannot read weights from PATH: REASON``, if the file is not a checkpoint of this
+        format and version or does not fit the network.
     """
     path = Path(path)
     payload = read_checkpoint_file(path)
     if is_official_checkpoint(payload):
         network, info = load_official_mpi(path, payload)
         return network, {**info, "sha256": file_sha256(path)}
+    if isinstance(payload, dict) and payload.get("format") == "napari-zsdenoise/mid-model":
+        raise unreadable(path, "it is a MID model file (`zsdenoise fit-dataset`), for the method mid, not MPI weights")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a napari-zsdenoise MPI checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
+        raise unreadable(path, "not an MPI hourglass checkpoint (neither this package's, tagged "
+                               f"{CHECKPOINT_FORMAT!r}, nor an official MPI .pth with its 'params')")
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"{path} has checkpoint version {payload.get('version')!r}; this release reads version {CHECKPOINT_VERSION}"
-        )
-    try:
-        network = SkipHourglass(**payload["architecture"])
-        network.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path} does not match the MPI hourglass network: {exc}") from exc
+        raise unreadable(path, f"it is checkpoint version {payload.get('version')!r}; this release reads version "
+                               f"{CHECKPOINT_VERSION}")
+    architecture = check_architecture(path, payload.get("architecture"),
+                                      ("image_channels", "mask_channels", "width", "scales"), network="MPI hourglass",
+                                      max_width=HOURGLASS_MAX_WIDTH, max_scales=HOURGLASS_MAX_SCALES)
+    network = SkipHourglass(**architecture)
+    load_state_exactly(network, payload.get("state_dict"), path, network_name="MPI hourglass")
     info = {"path": str(path), "sha256": file_sha256(path), **payload.get("extra", {})}
     return network, info
 

@@ -8,6 +8,7 @@ downloaded.
 from __future__ import annotations
 
 import json
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,47 @@ def parse_weights_choice(choice: str | Path | None) -> str | None:
     if not Path(text).expanduser().is_file():
         raise FileNotFoundError(f"weights file not found: {text}")
     return str(Path(text).expanduser())
+
+
+#: The reason given for a file that is no PyTorch checkpoint at all.
+NOT_A_CHECKPOINT = "not a PyTorch checkpoint"
+# A checkpoint of torch's legacy format (before the zip archives of torch 1.6) begins with a pickled
+# magic number: the protocol opcode and its version, then a long integer of 10 bytes, these bytes.
+_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+CUT_SHORT = "the file is cut short or damaged (a checkpoint not completely written or copied?)"
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the file ``path`` cannot be a PyTorch checkpoint, from its first bytes and (for a zip archive)
+    its table of contents, without loading it (and without torch); None when it may be one.
+
+    Cheap enough to run as soon as a file is named on the command line, so that a text file or a file
+    cut short in copying is refused before anything else happens.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return CUT_SHORT
+        if not any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            return "a zip archive, but " + NOT_A_CHECKPOINT
+        return None
+    if head[:1] == b"\x80" and head[2:14] == _LEGACY_MAGIC:
+        return None
+    return NOT_A_CHECKPOINT
+
+
+def check_weights_file(choice: str | None) -> None:
+    """ValueError, ``cannot read weights from PATH: REASON``, when the weights setting ``choice`` names
+    a file that cannot be a PyTorch checkpoint (see :func:`checkpoint_problem`); the shipped weights and
+    random initialisation pass. Whether the file fits the method's network is checked when a run is set up."""
+    if choice is None or choice == SHIPPED:
+        return
+    problem = checkpoint_problem(choice)
+    if problem is not None:
+        raise ValueError(f"cannot read weights from {choice}: {problem}")

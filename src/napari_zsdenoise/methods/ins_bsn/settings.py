@@ -31,9 +31,13 @@ class INSBSNConfig(EarlyStoppingSettings):
     dilation: int = setting(
         2, "Times the visible mask is dilated with a 3x3 cross to keep the visible pixels' neighbours out of the "
         "supervised set; 0 supervises every pixel that is not visible.", low=0, high=8, advanced=True)
-    siren_width: int = setting(128, "Width of the SIREN.", label="SIREN width", low=1, advanced=True)
-    siren_layers: int = setting(3, "Sine layers of the SIREN (before a linear output).", label="SIREN layers",
-                                low=1, advanced=True)
+    # The SIREN is evaluated at every pixel of the plane, so its memory is pixels x width x layers: the bounds
+    # are 8 times the paper's 128 x 3 (4 times the 256 channels, about 5 times the 5 layers of the SIREN paper).
+    siren_width: int = setting(128, "Width of the SIREN (128 in the paper); at most 1024, as its memory grows with "
+                               "width x layers x pixels.", label="SIREN width", low=1, high=1024, advanced=True)
+    siren_layers: int = setting(3, "Sine layers of the SIREN (before a linear output; 3 in the paper); at most 24, "
+                                "as its memory grows with width x layers x pixels.", label="SIREN layers",
+                                low=1, high=24, advanced=True)
     siren_dropout: float = setting(0.1, "Dropout probability after each sine layer while the SIREN trains.",
                                    label="SIREN dropout", low=0.0, high=1.0, high_open=True, advanced=True)
     ema_beta: float = setting(0.99, "Weight of the running average in the masked EMA that is the output.",
@@ -43,6 +47,18 @@ class INSBSNConfig(EarlyStoppingSettings):
     def min_size(self) -> int:
         """Smallest plane side in pixels: the U-Net's reflection padding to 32 needs 16."""
         return 16
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        """A smaller SIREN (it is evaluated at every pixel), or a smaller region: INS-BSN has no crops."""
+        smaller = []
+        if self.siren_width > 32:
+            smaller.append(f"siren_width={self.siren_width // 2}")
+        if self.siren_layers > 1:
+            smaller.append(f"siren_layers={self.siren_layers - 1}")
+        options = " ".join(f"--{item.replace('_', '-').replace('=', ' ')}" for item in smaller)
+        siren = f"use a smaller SIREN ({', '.join(smaller)}, CLI {options}), or " if smaller else ""
+        return siren + "denoise a smaller region of the image (INS-BSN trains on the whole plane)"
 
 
 PRESETS = (

@@ -46,8 +46,15 @@ class MIDMethod(DenoisingMethod):
         weights = self.config.weights
         if weights is None or str(weights) == SHIPPED:
             raise ValueError(NEEDS_MODEL)
-        network, self._weights_info = load_model(weights)
-        self.network = network.to(device).eval()
+        from napari_zsdenoise.devices import out_of_memory_as_error
+
+        # The file is read on the CPU, then the network moves to the device: each can run out of memory.
+        with out_of_memory_as_error(torch.device("cpu"), during=f"while loading the model {weights}",
+                                    advice="free some of the computer's memory (other programs hold it)"):
+            network, self._weights_info = load_model(weights)
+        with out_of_memory_as_error(device, during="while moving the model to it",
+                                    advice="free some of its memory (other programs hold it)"):
+            self.network = network.to(device).eval()
         self.pixel_shuffle = self._weights_info["pixel_shuffle"]
         self.mask_ratio = self.config.mask_ratio or self._weights_info["trained_mask_ratio"]
 

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_zsdenoise.networks.checkpoint_files import file_sha256, read_checkpoint_file
+from napari_zsdenoise.networks.checkpoint_files import (
+    check_architecture,
+    file_sha256,
+    load_state_exactly,
+    read_checkpoint_file,
+    unreadable,
+)
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 
 MODEL_FORMAT = "napari-zsdenoise/mid-model"
@@ -128,10 +134,10 @@ def _read_payload(path: Path) -> dict[str, Any]:
 
     payload = read_checkpoint_file(path)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a MID model file; {NEEDS_MODEL}")
+        raise unreadable(path, f"not a MID model file; {NEEDS_MODEL}")
     if payload.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path} is MID model file version {payload.get('version')!r}; this release reads version "
-                         f"{MODEL_VERSION}")
+        raise unreadable(path, f"it is MID model file version {payload.get('version')!r}; this release reads "
+                               f"version {MODEL_VERSION}")
     return payload
 
 
@@ -143,23 +149,26 @@ def load_model(path: str | Path) -> tuple[SkipHourglass, dict[str, Any]]:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is not a MID model file of this version, or does not fit the network.
+        One line, ``cannot read weights from PATH: REASON``, if it is not a MID model file of this
+        version, or does not fit the network.
     """
+    from napari_zsdenoise.methods._shared_settings import HOURGLASS_MAX_SCALES, HOURGLASS_MAX_WIDTH
+
     path = Path(path)
     payload = _read_payload(path)
-    try:
-        network = SkipHourglass(**payload["architecture"])
-        network.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path} does not match the MID network: {exc}") from exc
+    architecture = check_architecture(
+        path, payload.get("architecture"), ("image_channels", "mask_channels", "width", "scales", "output_channels"),
+        network="MID network", max_width=HOURGLASS_MAX_WIDTH, max_scales=HOURGLASS_MAX_SCALES)
+    network = SkipHourglass(**architecture)
+    load_state_exactly(network, payload.get("state_dict"), path, network_name="MID network")
     network.eval()
     card = payload.get("model_card", {})
     summary = {key: card[key] for key in ("sources", "rounds", "iterations_per_round", "seconds", "device")
                if key in card}
     # Files written before sub-planes existed were trained on whole planes.
-    pixel_shuffle = int(payload.get("pixel_shuffle", 1))
-    if pixel_shuffle < 1:
-        raise ValueError(f"{path} gives a pixel_shuffle of {pixel_shuffle}; it must be 1 or more")
+    pixel_shuffle = payload.get("pixel_shuffle", 1)
+    if isinstance(pixel_shuffle, bool) or not isinstance(pixel_shuffle, int) or not 1 <= pixel_shuffle <= 8:
+        raise unreadable(path, f"it gives a pixel_shuffle of {pixel_shuffle!r}; it must be a whole number from 1 to 8")
     info = {"source": "MID model file", "path": str(path), "sha256": file_sha256(path),
             "format": f"{MODEL_FORMAT} v{MODEL_VERSION}", "noise_model": payload.get("noise_model", {}),
             "pixel_shuffle": pixel_shuffle, "trained_mask_ratio": trained_mask_ratio(card), "model_card": summary}

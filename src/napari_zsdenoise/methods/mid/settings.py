@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_zsdenoise.methods._shared_settings import (
+    HOURGLASS_MAX_SCALES,
+    HOURGLASS_MAX_WIDTH,
+    MIN_TILE,
+    zero_or_at_least,
+)
 from napari_zsdenoise.methods.base import MethodSpec
 from napari_zsdenoise.settings import MethodSettings, check_declared_settings, setting
 
@@ -40,11 +46,24 @@ class MIDConfig(MethodSettings):
         kind="weights")
     tile: int = setting(
         0, "Side in pixels of the tiles each pass is predicted in, each with a margin of context; 0: the whole "
-        "plane at once.", low=0, advanced=True)
+        "plane at once. At least 64: each tile brings a margin of 2**(scales+1) pixels, so smaller tiles multiply "
+        "the work.", low=0, advanced=True)
+
+    def check(self) -> None:
+        zero_or_at_least("tile", self.tile, MIN_TILE, "the whole plane")
 
     @property
     def needs_weights_file(self) -> bool:
         return True
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        """Tiles (smaller ones when already set): a pass needs memory for its tile and margin only."""
+        if not self.tile:
+            return "predict in tiles (tile=256, CLI --tile 256)"
+        if self.tile // 2 >= MIN_TILE:
+            return f"predict in smaller tiles (tile={self.tile // 2}, CLI --tile {self.tile // 2})"
+        return "denoise a smaller region of the image"
 
 
 @dataclass(frozen=True)
@@ -61,11 +80,16 @@ class MIDTrainingSettings:
         "of the round before.", low=1, high=16)
     iterations_per_round: int = setting(
         300, "Optimiser steps per round (the length of each round's cosine schedule).", low=1)
-    batch_size: int = setting(8, "Clean patches per step.", low=1, advanced=True)
+    batch_size: int = setting(8, "Clean patches per step; at most 256 (32 times the default).", low=1, high=256,
+                              advanced=True)
     patch_size: int = setting(
-        64, "Side in pixels of the training patches and of the noise patches in the bank.", low=8, advanced=True)
-    width: int = setting(32, "Hourglass feature channels per scale.", low=1, advanced=True)
-    scales: int = setting(4, "Hourglass scales.", low=1, high=8, advanced=True)
+        64, "Side in pixels of the training patches and of the noise patches in the bank; at most 1024 (16 times "
+        "the default, 4 times the 256-pixel patches networks like the paper's NAFNet train on).", low=8, high=1024,
+        advanced=True)
+    width: int = setting(
+        32, "Hourglass feature channels per scale; at most 512, 8 times MPI's 64 (memory and time grow with its "
+        "square).", low=1, high=HOURGLASS_MAX_WIDTH, advanced=True)
+    scales: int = setting(4, "Hourglass scales.", low=1, high=HOURGLASS_MAX_SCALES, advanced=True)
     learning_rate: float = setting(
         2e-3, "Adam step size at the start of each round. The paper's 4e-4 is for 2e5 iterations a round; "
         "in a budget of hundreds the larger step learns far more (docs/methods.md).", low=0.0, high=1.0,
@@ -99,11 +123,15 @@ class MIDTrainingSettings:
         "correlated between neighbouring pixels (cameras) is much less so; 0: 2 when most planes' noise looks "
         "spatially correlated and the planes are large enough, else 1.", low=0, high=4, advanced=True)
     masks_per_plane: int = setting(
-        2, "Random masks per noisy plane when harvesting residuals for the noise bank.", low=1, advanced=True)
-    bank_patches: int = setting(2048, "Noise patches kept in the bank.", low=1, advanced=True)
+        2, "Random masks per noisy plane when harvesting residuals for the noise bank; at most 16 (8 times the "
+        "default).", low=1, high=16, advanced=True)
+    bank_patches: int = setting(2048, "Noise patches kept in the bank; at most 16384 (8 times the default).",
+                                low=1, high=16384, advanced=True)
     procedural_images: int = setting(
-        64, "Procedural clean fluorescence scenes generated as clean training images.", low=0, advanced=True)
-    procedural_side: int = setting(128, "Side in pixels of each procedural scene.", low=8, advanced=True)
+        64, "Procedural clean fluorescence scenes generated as clean training images (all held in memory); at "
+        "most 1024 (16 times the default).", low=0, high=1024, advanced=True)
+    procedural_side: int = setting(128, "Side in pixels of each procedural scene; at most 2048 (16 times the "
+                                   "default).", low=8, high=2048, advanced=True)
     clean_fraction: float = setting(
         0.5, "With clean folders, the share of patches drawn from them (the rest are procedural).",
         low=0.0, high=1.0, advanced=True)
@@ -117,6 +145,12 @@ class MIDTrainingSettings:
         if self.procedural_images and self.procedural_side < self.patch_size:
             raise ValueError(f"procedural_side ({self.procedural_side}) must be at least patch_size "
                              f"({self.patch_size})")
+        for what, count, side, kind, fix in (
+                ("a step", self.batch_size, self.patch_size, "patches", "batch_size or patch_size"),
+                ("the noise bank", self.bank_patches, self.patch_size, "patches", "bank_patches or patch_size"),
+                ("the procedural scenes", self.procedural_images, self.procedural_side, "scenes",
+                 "procedural_images or procedural_side")):
+            check_pixel_budget(what, count, side, kind, fix)
         if self.final_learning_rate > self.learning_rate:
             raise ValueError("final_learning_rate must not exceed learning_rate")
         for prefix in ("", "correlated_"):
@@ -140,6 +174,22 @@ class MIDTrainingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Most pixels each of these may hold: a training step's batch (128 times the default 8 x 64², e.g. 64
+#: patches of 256², GPU-sized training; about 12 GB of activations at width 32), the noise bank (16 times the
+#: default 2048 x 64²; 1 GB while it is built in float64) and the procedural scenes (128 times the default
+#: 64 x 128²; 512 MB in float32). Each single bound allows far more, so the products are bounded too.
+PIXEL_BUDGETS = {"a step": 2**22, "the noise bank": 2**27, "the procedural scenes": 2**27}
+
+
+def check_pixel_budget(what: str, count: int, side: int, kind: str, fix: str) -> None:
+    """ValueError unless ``count`` squares of ``side`` pixels fit ``what``'s budget in :data:`PIXEL_BUDGETS`."""
+    budget = PIXEL_BUDGETS[what]
+    if count * side * side > budget:
+        example = budget // (side * side)
+        raise ValueError(f"{what} would hold {count} {kind} of {side}x{side} pixels ({count * side * side:,} pixels); "
+                         f"at most {budget:,} (e.g. {max(example, 1)} of that size): lower {fix}")
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.mid.method:MIDMethod"

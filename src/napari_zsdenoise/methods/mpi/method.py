@@ -132,6 +132,16 @@ def _subimage_region(within: tuple[tuple[int, int], Region], factor: int) -> tup
     return padded, (cut(rows, height), cut(columns, width))
 
 
+def load_weights_within_memory(weights: str) -> tuple[SkipHourglass, dict[str, Any]]:
+    """:func:`load_weights`, with an allocation failure (the weights are read on the CPU) turned into the
+    one-line :class:`~napari_zsdenoise.devices.OutOfDeviceMemory`."""
+    from napari_zsdenoise.devices import out_of_memory_as_error
+
+    with out_of_memory_as_error(torch.device("cpu"), during=f"while loading the weights {weights}",
+                                advice="free some of the computer's memory (other programs hold it)"):
+        return load_weights(weights)
+
+
 class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
@@ -166,7 +176,7 @@ class MPIMethod(EnsembleOutputMethod):
         if self.config.context_planes:
             raise ValueError("context_planes needs random initialisation (weights none): the pre-trained weights "
                              "see one plane")
-        network, info = load_weights(self.config.weights)
+        network, info = load_weights_within_memory(self.config.weights)
         if (network.width, network.scales) != (self.config.width, self.config.scales):
             raise ValueError(
                 f"weights {info.get('path', self.config.weights)} have width {network.width} and {network.scales} scales, "

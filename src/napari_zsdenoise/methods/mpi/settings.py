@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_zsdenoise.methods._shared_settings import EarlyStoppingSettings
+from napari_zsdenoise.methods._shared_settings import (
+    HOURGLASS_MAX_SCALES,
+    HOURGLASS_MAX_WIDTH,
+    MIN_TILE,
+    EarlyStoppingSettings,
+    zero_or_at_least,
+)
 from napari_zsdenoise.methods.base import MethodSpec
 from napari_zsdenoise.settings import setting
 
@@ -45,8 +51,11 @@ class MPIConfig(EarlyStoppingSettings):
     weights: str | Path | None = setting(
         "shipped", "Starting weights: 'shipped' (pre-trained by this project), none (random initialisation) "
         "or a checkpoint file (ours or an official MPI .pth).", kind="weights")
-    width: int = setting(64, "Hourglass feature channels per scale (must match the weights).", low=1, advanced=True)
-    scales: int = setting(5, "Hourglass scales (must match the weights).", low=1, high=8, advanced=True)
+    width: int = setting(
+        64, "Hourglass feature channels per scale (must match the weights); at most 512, 8 times the paper's 64 "
+        "(memory and time grow with its square).", low=1, high=HOURGLASS_MAX_WIDTH, advanced=True)
+    scales: int = setting(5, "Hourglass scales (must match the weights).", low=1, high=HOURGLASS_MAX_SCALES,
+                          advanced=True)
     training_crop: int = setting(
         0, "Side in pixels of the square crops trained on at each step; 0 trains on the whole plane. With "
         "crops a step costs the same on any plane size; the predictions fill the result where the crops lie.",
@@ -59,7 +68,8 @@ class MPIConfig(EarlyStoppingSettings):
         "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
     fill_tile: int = setting(
         0, "Side in pixels of the tiles whole-plane fills are predicted in, each with a margin of context; "
-        "0: the whole plane at once (or tiles of the automatic crop when the memory budget asks for one).",
+        "0: the whole plane at once (or tiles of the automatic crop when the memory budget asks for one). "
+        "At least 64: each tile brings a margin of 2**(scales+1) pixels, so smaller tiles multiply the work.",
         low=0, advanced=True)
     memory_budget_mb: int = setting(
         0, "Memory in MB a plane's training may take; a plane that would need more is trained on crops and "
@@ -105,14 +115,42 @@ class MPIConfig(EarlyStoppingSettings):
         """Smallest plane height/width in pixels this configuration accepts."""
         return (2**self.scales + 1) * self.shuffle_factor
 
+    def _network_needs(self) -> tuple[str, str, str]:
+        """What sets :attr:`min_size`, in the settings' own words, for messages."""
+        if self.shuffle_factor == 1:
+            return f"scales={self.scales} needs", "(2**scales + 1)", "lower scales"
+        return (f"scales={self.scales} and shuffle_factor={self.shuffle_factor} need",
+                "((2**scales + 1) * shuffle_factor)", "lower scales or shuffle_factor")
+
     def check(self) -> None:
-        if 0 < self.fill_tile < self.min_size:
-            raise ValueError(f"fill_tile must be 0 (whole plane) or at least {self.min_size} pixels; got {self.fill_tile}")
-        if 0 < self.training_crop < self.min_size:
-            raise ValueError(f"training_crop must be 0 (whole plane) or at least {self.min_size} pixels for "
-                             f"{self.scales} scales and shuffle factor {self.shuffle_factor}; got {self.training_crop}")
-        if 0 < self.start_crop < self.min_size:
-            raise ValueError(f"start_crop must be 0 (off) or at least {self.min_size} pixels; got {self.start_crop}")
+        # Crops and tiles must hold the network's downsampling. A preset's start crop can fall below what
+        # larger scales need: the message leads with the scales, as the user may never have set the crop.
+        # Tiles must also be large enough not to multiply the work (MIN_TILE), whatever the scales.
+        needs, formula, lower = self._network_needs()
+        for name, what, zero_means in (("start_crop", "crops", "off"), ("training_crop", "crops", "the whole plane"),
+                                       ("fill_tile", "tiles", "the whole plane")):
+            value = getattr(self, name)
+            if 0 < value < self.min_size and (what == "crops" or self.min_size > MIN_TILE):
+                raise ValueError(f"{needs} {what} of at least {self.min_size} pixels {formula}, but {name} is {value}: "
+                                 f"{lower}, or set {name} to 0 ({zero_means}) or at least {self.min_size}")
+        zero_or_at_least("fill_tile", self.fill_tile, MIN_TILE, "the whole plane")
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        """What lowers the memory a plane needs: training crops (smaller ones when already set), fewer views,
+        fills in tiles."""
+        if not self.training_crop:
+            advice = ["train on crops (training_crop=256, CLI --training-crop 256)"]
+        elif self.training_crop // 2 >= self.min_size:
+            smaller = self.training_crop // 2
+            advice = [f"train on smaller crops (training_crop={smaller}, CLI --training-crop {smaller})"]
+        else:
+            advice = ["denoise a smaller region of the image"]
+        if self.views_per_step > 1:
+            advice.append("train on one view per step (views_per_step=1, CLI --views-per-step 1)")
+        if self.fill_every and not self.fill_tile:
+            advice.append("predict the fills in tiles (fill_tile=256, CLI --fill-tile 256)")
+        return ", ".join(advice)
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"

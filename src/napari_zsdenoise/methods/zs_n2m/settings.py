@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from napari_zsdenoise.methods.base import MethodSpec
+from napari_zsdenoise.methods.zs_n2n.settings import MAX_HIDDEN_CHANNELS
 from napari_zsdenoise.settings import MethodSettings, setting
 
 CITATION = ("Liu, Shi, Zhang, Li, Zhang: Zero-Shot Noise2Mean: Gap Minimization for Efficient Denoising "
@@ -37,7 +38,9 @@ class ZSN2MConfig(MethodSettings):
                           low=1, advanced=True)
     contrast_constant: float = setting(9e-4, "Stabiliser of the contrast-similarity map (SSIM's C2 for unit range).",
                                        low=0.0, advanced=True)
-    hidden_channels: int = setting(48, "Feature channels of the MBD network.", low=1, advanced=True)
+    hidden_channels: int = setting(
+        48, f"Feature channels of the MBD network (48, ZS-N2N's network); at most {MAX_HIDDEN_CHANNELS} "
+        "(8 times the paper's), as memory and time grow with them.", low=1, high=MAX_HIDDEN_CHANNELS, advanced=True)
 
     def check(self) -> None:
         if self.window % 2 == 0:
@@ -52,6 +55,13 @@ class ZSN2MConfig(MethodSettings):
     def min_size(self) -> int:
         """Smallest plane side: the half-size images must hold the statistics window."""
         return 2 * self.window + 2
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        smaller = "" if self.hidden_channels < 16 else (
+            f"use fewer feature channels (hidden_channels={self.hidden_channels // 2}, CLI --hidden-channels "
+            f"{self.hidden_channels // 2}), or ")
+        return smaller + "denoise a smaller region of the image (the method trains on the whole plane)"
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.zs_n2m.method:ZSN2MMethod"

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from napari_zsdenoise.methods.base import MethodSpec
 from napari_zsdenoise.settings import MethodSettings, setting
 
+#: 8 times the paper's 48 (ZS-N2M's MBD network is the same network, with the same bound).
+MAX_HIDDEN_CHANNELS = 384
+
 CITATION = "Mansour, Heckel: Zero-Shot Noise2Noise: Efficient Image Denoising without any Data. CVPR 2023"
 
 
@@ -20,12 +23,21 @@ class ZSN2NConfig(MethodSettings):
                              label="schedule step", low=1, advanced=True)
     gamma: float = setting(0.5, "Factor of the learning-rate schedule.", label="schedule gamma",
                            low=0.0, high=1.0, low_open=True, advanced=True)
-    hidden_channels: int = setting(48, "Feature channels of the two 3x3 convolutions.", low=1, advanced=True)
+    hidden_channels: int = setting(
+        48, f"Feature channels of the two 3x3 convolutions (48 in the paper); at most {MAX_HIDDEN_CHANNELS} "
+        "(8 times that), as memory and time grow with them.", low=1, high=MAX_HIDDEN_CHANNELS, advanced=True)
 
     @property
     def min_size(self) -> int:
         """Smallest plane side in pixels: the 2x downsampled pair must be at least 4x4."""
         return 8
+
+    @property
+    def out_of_memory_advice(self) -> str:
+        smaller = "" if self.hidden_channels < 16 else (
+            f"use fewer feature channels (hidden_channels={self.hidden_channels // 2}, CLI --hidden-channels "
+            f"{self.hidden_channels // 2}), or ")
+        return smaller + "denoise a smaller region of the image (the method trains on the whole plane)"
 
 
 PRESETS = (
