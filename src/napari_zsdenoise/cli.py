@@ -356,14 +356,20 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
                       f"command again to continue", file=sys.stderr)
             return 130
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
-            print(f"error: {job.source}: {_one_line(exc)}", file=sys.stderr)
+            print(f"error: {_naming_the_file(job.source, exc)}", file=sys.stderr)
             failed.append((job.source, _one_line(exc)))
             continue
         finished += written
-    if len(jobs) > 1 or failed:
+    if len(jobs) > 1:
         summary = f"{finished} denoised, {len(done)} skipped (already done), {len(failed)} failed"
         print(summary + "".join(f"\n  failed: {source}: {reason}" for source, reason in failed), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _naming_the_file(source: Path, error: BaseException) -> str:
+    """The error as one line that names the file once (many messages already start with it)."""
+    text = _one_line(error)
+    return text if text.startswith(str(source)) else f"{source}: {text}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -383,7 +389,7 @@ def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
     def report(job: Any, outcome: Any, error: BaseException | None) -> None:
         nonlocal finished
         if error is not None:
-            print(f"error: {job.source}: {_one_line(error)}", file=sys.stderr)
+            print(f"error: {_naming_the_file(job.source, error)}", file=sys.stderr)
             failed.append((job.source, _one_line(error)))
             return
         for note in outcome.notes:

@@ -162,7 +162,7 @@ class DenoiseWidget(Container):
             tooltip="plane: each plane scaled by its own percentiles; stack: one scaling for the whole stack, "
                     "so the noise of dim out-of-focus planes is not stretched")
         self.camera_offset_spin = FloatSpinBox(
-            label="camera offset", value=0.0, min=-1e9, max=1e9, step=1.0,
+            label="camera offset", value=0.0, min=0.0, max=1e9, step=1.0,
             tooltip="The camera's baseline in the image's units (e.g. 100 on many sCMOS cameras): subtracted, so "
                     "the result's zero means no light. It does not change the denoising itself.")
         self.seed_spin = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
