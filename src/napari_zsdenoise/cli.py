@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from napari_zsdenoise._validation import MAX_SEED, check_seed
 from napari_zsdenoise.devices import PRECISIONS
@@ -369,7 +369,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 def _naming_the_file(source: Path, error: BaseException) -> str:
     """The error as one line that names the file once (many messages already start with it)."""
     text = _one_line(error)
-    return text if text.startswith(str(source)) else f"{source}: {text}"
+    return text if str(source) in text else f"{source}: {text}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -703,12 +703,19 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A parser whose errors are one line that points to --help, not a screen of usage first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from napari_zsdenoise import __version__
 
-    parser = argparse.ArgumentParser(prog="zsdenoise", description="Zero-shot denoising of fluorescence microscopy images.")
+    parser = _OneLineErrors(prog="zsdenoise", description="Zero-shot denoising of fluorescence microscopy images.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
 
     denoise = commands.add_parser("denoise", help="denoise an image file or a folder of them")
     files = denoise.add_argument_group("input and output")

@@ -120,7 +120,13 @@ def read_image(path: str | Path, *, lazy: bool = False) -> np.ndarray:
     except _Refused:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure: say which file and why
-        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    """One line that names ``path`` once: decoders often repeat it in their own message."""
+    reason = str(error).replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return ValueError(f"cannot read {path}: {type(error).__name__}: {reason}")
 
 
 def read_image_shape(path: str | Path) -> tuple[int, ...]:
@@ -148,7 +154,7 @@ def read_image_shape(path: str | Path) -> tuple[int, ...]:
     except _Refused:
         raise
     except Exception as exc:  # noqa: BLE001 - as read_image
-        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def _read_tiff(path: Path, *, lazy: bool) -> np.ndarray:
