@@ -277,7 +277,10 @@ def _duration(seconds: float) -> str:
 
 
 def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, on_dask: bool = False) -> str:
-    """One line on what became of a file: method, planes, iterations (and those kept), time and device."""
+    """One line on what became of a file: method, planes, iterations (and those kept), why early stopping
+    ended them, time and device."""
+    from napari_zsdenoise.result_notes import stopping_summary
+
     planes = metadata["planes"]
     computed = [plane for plane in planes if not plane.get("resumed")]
     total = metadata["planes_total"]
@@ -288,6 +291,9 @@ def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, o
         kept = [plane.get("best_iteration") or plane["iterations_done"] for plane in computed]
         parts.append(f"{_span(done)} iterations" + (" each" if len(computed) > 1 else "")
                      + (f" (kept {_span(kept)})" if kept != done else ""))
+    stopping = stopping_summary(metadata)
+    if stopping:
+        parts.append(stopping)
     if len(planes) > len(computed):
         parts.append(f"{len(planes) - len(computed)} plane(s) from an earlier run")
     if metadata.get("camera_offset"):
@@ -396,6 +402,7 @@ def _denoise_on_dask(todo: list, request: Any, keys: dict, states: dict,
             _say(args, note)
         finished += 1
         _say(args, _file_summary(job.source, outcome.written_to, outcome.metadata, on_dask=True))
+        _warn_if_doubtful(job.source, outcome.metadata)
 
     continuing = {job for job in todo if states[job] == "partial"}
     denoise_on_dask(todo, request, keys, continuing, args.dask, workers=args.dask_workers, report=report)
@@ -442,7 +449,16 @@ def _denoise_one(job: Any, args: argparse.Namespace, request: Any, key: dict[str
               f"{outcome.planes_kept} finished plane(s) are kept: run the same command again to continue", file=sys.stderr)
         raise KeyboardInterrupt
     _say(args, _file_summary(job.source, where, metadata))
+    _warn_if_doubtful(job.source, metadata)
     return 1
+
+
+def _warn_if_doubtful(source: Path, metadata: dict[str, Any]) -> None:
+    """A warning line per doubtful trait of the result (said even with -q: the result may need a rerun)."""
+    from napari_zsdenoise.result_notes import result_doubts
+
+    for doubt in result_doubts(metadata):
+        print(f"warning: {source.name}: {doubt}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,8 @@ _LARGEST_FLOAT = 1e9
 APPLIES_WHEN = {
     "holdout_fraction": "early_stopping",
     "patience": "early_stopping",
+    "rising_checks": "early_stopping",
+    "plateau_patience": "early_stopping",
     "validation_every": "early_stopping",
     "warm_iterations": ("warm_start", "start_crop"),
     "warm_learning_rate": "warm_start",

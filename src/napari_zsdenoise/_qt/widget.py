@@ -24,6 +24,7 @@ from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS
+from napari_zsdenoise.result_notes import result_doubts, stopping_summary
 
 __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "WEIGHTS_CHOICES", "WEIGHTS_FILE",
            "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
@@ -771,6 +772,9 @@ class DenoiseWidget(Container):
         if best:
             iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
             kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
+        stopping = stopping_summary(metadata)
+        if stopping:
+            kept += f"; {stopping}"
         if target.region is not None:
             kept += f"; {self._where(target, source)}"
         elif self._single_plane and metadata["planes"]:
@@ -778,7 +782,9 @@ class DenoiseWidget(Container):
         if metadata["planes_not_denoised"]:
             kept += (f"; planes {_plane_ranges(metadata['planes_not_denoised'])} of {metadata['planes_total']} "
                      "were not reached and hold the input unchanged")
-        self.status_label.value = f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']}){kept}"
+        doubts = "".join(f"\nWarning: {doubt}." for doubt in result_doubts(metadata))
+        self.status_label.value = (f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
+                                   f"{kept}{doubts}")
 
     def _on_errored(self, exc: Exception) -> None:
         if self._closed:

@@ -101,19 +101,36 @@ class StoppingRule:
     correlated_noise_iterations : int
         On correlated noise, keep the ensemble at the last check at or before this
         iteration and end the run there; 0: the check with the highest residual correlation.
+    rising_checks : int
+        With the held-out error deciding: after ``patience`` iterations without a better check the run
+        ends only once the error has risen at this many consecutive checks: past a peak it climbs check
+        after check, on a plateau it wobbles and then falls on. 0: it ends then whatever the error did
+        (the rule of the earlier releases).
+    plateau_patience : int
+        With ``rising_checks``: iterations without a better check after which the run ends even on a
+        flat error (a plateau); at least ``patience``.
     """
 
     SIGNALS = ("error", "correlation", "budget")
 
-    def __init__(self, patience: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0) -> None:
+    def __init__(self, patience: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
+                 *, rising_checks: int = 0, plateau_patience: int = 0) -> None:
         self.patience = patience
         self.correlated_noise = correlated_noise
         self.correlated_noise_iterations = correlated_noise_iterations
+        self.rising_checks = rising_checks
+        self.plateau_patience = max(plateau_patience, patience)
         self.best_scores = {signal: float("inf") for signal in self.SIGNALS}
         self.best_iterations: dict[str, int | None] = {signal: None for signal in self.SIGNALS}
         self.correlations: list[float] = []
+        self.first_error: float | None = None
+        self.last_error: float | None = None
+        #: Consecutive checks, since the best, at which the held-out error rose over the check before.
+        self.rises = 0
         self.best_iteration: int | None = None
         self.finished = False
+        #: Why the run ended (None while it goes on): see :meth:`summary`.
+        self.reason: str | None = None
 
     @property
     def signal(self) -> str:
@@ -135,14 +152,40 @@ class StoppingRule:
             if score < self.best_scores[signal]:
                 self.best_scores[signal], self.best_iterations[signal] = score, iteration
                 improved.append(signal)
+        if self.first_error is None:
+            self.first_error = error
+        self.rises = self.rises + 1 if self.last_error is not None and error > self.last_error else 0
+        self.last_error = error
         if self.correlated_noise is None:
             self.correlated_noise = is_correlated_noise(self.correlations)
         self.best_iteration = self.best_iterations[self.signal]
+        since_best = iteration - self.best_iteration
         if self.signal == "budget":
-            self.finished = iteration >= self.correlated_noise_iterations
-        elif iteration - self.best_iteration >= self.patience:
-            self.finished = True
+            if iteration >= self.correlated_noise_iterations:
+                self.finished, self.reason = True, "budget"
+        elif since_best >= self.patience:
+            if self.signal != "error" or self.rising_checks <= 0 or self.rises >= self.rising_checks:
+                self.finished, self.reason = True, "rose" if self.signal == "error" and self.rising_checks else "patience"
+            elif since_best >= self.plateau_patience:
+                self.finished, self.reason = True, "plateau"
         return improved
+
+    def held_out_gain(self) -> float:
+        """How much the held-out error fell from the first check to the best, as a share of the first (0..1)."""
+        if self.first_error is None or self.first_error <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.best_scores["error"] / self.first_error)
+
+    def summary(self) -> dict[str, Any]:
+        """Why and where the rule ended the run, and what the held-out pixels gained, for the run's record."""
+        return {"stop_reason": self.reason or "iterations", "best_iteration": self.best_iteration,
+                "held_out_gain": round(self.held_out_gain(), 4)}
+
+
+def make_stopping_rule(config: Any, correlated_noise: bool | None = None) -> StoppingRule:
+    """The :class:`StoppingRule` of a method's early-stopping settings (replays of recorded checks use it too)."""
+    return StoppingRule(config.patience, correlated_noise, config.correlated_noise_iterations,
+                        rising_checks=config.rising_checks, plateau_patience=config.plateau_patience)
 
 
 class HoldoutEarlyStopping:
@@ -164,7 +207,7 @@ class HoldoutEarlyStopping:
         Whether the noise is spatially correlated, decided up front (for example by
         :func:`looks_spatially_correlated`); None: decided from the residual
         correlation of the first checks (:func:`is_correlated_noise`).
-    correlated_noise_iterations : int
+    correlated_noise_iterations, rising_checks, plateau_patience : int
         See :class:`StoppingRule`.
     keep_with_best : callable, optional
         Called at each check that improves a best; what it returns is kept with that
@@ -177,6 +220,7 @@ class HoldoutEarlyStopping:
 
     def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, patience: int, validation_every: int,
                  seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
+                 rising_checks: int = 0, plateau_patience: int = 0,
                  keep_with_best: Callable[[], Any] | None = None,
                  within: tuple[torch.Size, tuple[slice, slice]] | None = None) -> None:
         self.noisy = noisy
@@ -190,7 +234,8 @@ class HoldoutEarlyStopping:
             holdout = holdout[..., rows, columns].contiguous()
         # A plane too small to hold any pixel out is simply not stopped early.
         self.holdout: torch.Tensor | None = holdout.to(noisy.device) if bool(holdout.any()) else None
-        self.rule = StoppingRule(patience, correlated_noise, correlated_noise_iterations)
+        self.rule = StoppingRule(patience, correlated_noise, correlated_noise_iterations,
+                                 rising_checks=rising_checks, plateau_patience=plateau_patience)
         # (iteration, held-out mean squared error, residual neighbour correlation)
         self.validation_trace: list[tuple[int, float, float]] = []
         # The ensemble at each signal's best check.
@@ -268,7 +313,27 @@ class HoldoutEarlyStopping:
                   f"fixed budget of {self.rule.correlated_noise_iterations} iterations (spatially correlated noise)"
                   if self.rule.signal == "budget" else
                   "residual correlation (spatially correlated noise)" if self.correlated_noise else "held-out error")
-        return {"best_iteration": self.best_iteration, "stopped_by_holdout": self.finished, "stopping_signal": signal}
+        facts = {"stopped_by_holdout": self.finished, "stopping_signal": signal, **self.rule.summary()}
+        if self.rule.signal == "error" and self.holdout is not None:
+            facts["estimated_gain_db"] = self.estimated_gain_db()
+        return facts
+
+    def estimated_gain_db(self) -> float | None:
+        """The kept ensemble's gain over the noisy plane in dB, estimated without a clean image.
+
+        The held-out error is the ensemble's squared error against the clean plane plus the noise variance
+        (the noise there was never learnt); the noise variance comes from the noisy plane (Immerkaer), so
+        the gain is ``10 log10(noise / (error - noise))``. Immerkaer's estimator underestimates the
+        variance of signal-dependent noise, so the estimate errs low (by how much on the robustness suite:
+        docs/robustness.md): it flags results that may be no better than the input, it is not a score.
+        None when the error is not above the estimated noise.
+        """
+        best = self.rule.best_scores["error"]
+        plane = self.noisy.detach().reshape(-1, *self.noisy.shape[-2:])[0].to("cpu", torch.float64).numpy()
+        noise = estimate_noise_variance(plane)
+        if not np.isfinite(best) or best <= noise or noise <= 0:
+            return None
+        return round(10 * float(np.log10(noise / (best - noise))), 2)
 
 
 class EnsembleOutputMethod(DenoisingMethod):

@@ -50,6 +50,13 @@ class EarlyStoppingSettings(MethodSettings):
         200, "Iterations without a better held-out score before the run ends.", low=1, advanced=True)
     validation_every: int = setting(
         25, "Iterations between held-out checks.", label="check every", low=1, advanced=True)
+    rising_checks: int = setting(
+        0, "After patience iterations without a better held-out score, end the run only once the held-out error "
+        "has risen at this many checks in a row (past a peak it climbs; on a plateau it wobbles, then falls "
+        "on); 0: end it then in any case.", label="rising checks that stop", low=0, high=20, advanced=True)
+    plateau_patience: int = setting(
+        0, "With rising checks that stop: iterations without a better held-out score after which the run ends even "
+        "though the error has not risen (a long plateau); at least patience.", low=0, advanced=True)
     correlated_noise_iterations: int = setting(
         0, "On spatially correlated (camera-like) noise, where no held-out score follows the result's peak, "
         "keep the ensemble at this iteration and stop there; 0: the check with the highest residual correlation.",

@@ -170,6 +170,7 @@ class INSBSNMethod(EnsembleOutputMethod):
                 self._noisy, holdout_fraction=config.holdout_fraction, patience=config.patience,
                 validation_every=config.validation_every, seed=seed,
                 correlated_noise_iterations=config.correlated_noise_iterations,
+                rising_checks=config.rising_checks, plateau_patience=config.plateau_patience,
                 # Decided from the image: the young INS-BSN ensemble is far from the
                 # signal for many checks on larger planes, so its residual correlates
                 # because of missing signal, not noise (docs/design-notes.md).

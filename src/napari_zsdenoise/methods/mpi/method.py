@@ -271,6 +271,7 @@ class MPIMethod(EnsembleOutputMethod):
                 self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
                 validation_every=self.config.validation_every, seed=seed,
                 correlated_noise_iterations=self.config.correlated_noise_iterations,
+                rising_checks=self.config.rising_checks, plateau_patience=self.config.plateau_patience,
                 # A plane whose noise looks pixel-independent is never judged correlated by the residual
                 # of a young ensemble, which a narrow network leaves correlated with the signal on
                 # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.

@@ -158,8 +158,10 @@ _IMPLEMENTATION = "napari_zsdenoise.methods.mpi.method:MPIMethod"
 
 def _preset(name: str, label: str, hint: str, recommendation: str = "", **settings) -> MethodSpec:
     config = MPIConfig(**settings)
+    rising = (f" and {config.rising_checks} rising checks (or {max(config.plateau_patience, config.patience)} flat)"
+              if config.rising_checks else "")
     budget = (f"at most {config.iterations} iterations, early stopping after {config.patience} without progress"
-              if config.early_stopping else f"{config.iterations} iterations")
+              f"{rising}" if config.early_stopping else f"{config.iterations} iterations")
     return MethodSpec(name, f"{label} (EMA beta {config.ema_beta}, {budget}, mask ratio {config.mask_ratio})",
                       _IMPLEMENTATION, config, CITATION, recommendation, hint)
 
@@ -180,13 +182,16 @@ PRESETS = (
     _preset("bsn-quick", "blind-spot filling with bsn's network and a shorter patience", "bsn's quality, sooner",
             ema_beta=0.99, iterations=1000,
             weights=None, early_stopping=True, patience=50, warm_iterations=100),
-    # Narrower than bsn-quick and blended with the noisy image; on correlated noise, where no
+    # Narrower than bsn-quick and blended with the noisy image; a check without progress ends a plane
+    # only once the held-out error rises at two checks in a row (a plateau does not), or after 100
+    # iterations without progress (docs/robustness.md); on correlated noise, where no
     # held-out score follows the peak, the ensemble at a fixed iteration; a plane larger than 256²
     # starts on a crop of that size, so that its cost grows far less than its area
     # (docs/time-to-quality.md).
     _preset("bsn-balanced", "blind-spot filling, narrower network blended with the noisy image",
             "best quality per second", ema_beta=0.99, iterations=1000, weights=None,
-            early_stopping=True, patience=25, width=48, blend_noisy=True, correlated_noise_iterations=100,
+            early_stopping=True, patience=25, rising_checks=2, plateau_patience=100, width=48, blend_noisy=True,
+            correlated_noise_iterations=100,
             warm_start=True, warm_iterations=100, warm_learning_rate=5e-4, start_crop=256,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
