@@ -39,3 +39,21 @@ def mid_model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("mid") / "tiny-mid.pt"
     return save_model(new_network(8, 3, seed=0), path, noise_model={"kind": "gaussian", "sigma": 0.1},
                       model_card={"sources": {"untrained": 0}, "rounds": 0})
+
+
+def killed_at_plane(monkeypatch, arguments, plane):
+    """Run the CLI with ``arguments``; the process dies (an exception no handler keeps) when the run reaches
+    ``plane``."""
+    import napari_zsdenoise.cli as cli
+
+    real_progress = cli._StderrProgress.__call__
+
+    def progress(self, event):
+        real_progress(self, event)
+        if event.plane == plane:
+            raise SystemExit("killed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cli._StderrProgress, "__call__", progress)
+        with pytest.raises(SystemExit):
+            cli.main(arguments)

@@ -18,7 +18,7 @@ from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.cli import main
 from napari_zsdenoise.io import read_image_info, read_tiff_metadata
 
-from conftest import TINY
+from conftest import TINY, killed_at_plane
 
 FAST = ["--method", "mpi-fast", "--iterations", "2", "--width", "8", "--scales", "3", "--weights", "none", "-q"]
 
@@ -253,27 +253,10 @@ def _stack_source(tmp_path, small_noisy, planes=3):
     return source
 
 
-def _killed_at_plane(monkeypatch, arguments, plane):
-    """Run ``arguments``; the process dies (an exception no handler keeps) when the run reaches ``plane``."""
-    import napari_zsdenoise.cli as cli
-
-    real_progress = cli._StderrProgress.__call__
-
-    def progress(self, event):
-        real_progress(self, event)
-        if event.plane == plane:
-            raise SystemExit("killed")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(cli._StderrProgress, "__call__", progress)
-        with pytest.raises(SystemExit):
-            main(arguments)
-
-
 def test_a_killed_stack_run_is_continued_from_its_saved_planes(tmp_path, small_noisy, monkeypatch, capsys):
     source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.tif"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    _killed_at_plane(monkeypatch, arguments, 2)
+    killed_at_plane(monkeypatch, arguments, 2)
     # Killed before the TIFF was written: the two finished planes wait in the progress folder.
     assert not target.exists()
     progress = json.loads((tmp_path / "out.tif.partial" / "progress.json").read_text())
@@ -310,7 +293,7 @@ def test_an_ome_zarr_stack_is_written_plane_by_plane_and_continued(tmp_path, sma
 
     source, target = _stack_source(tmp_path, small_noisy), tmp_path / "out.ome.zarr"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    _killed_at_plane(monkeypatch, arguments, 1)
+    killed_at_plane(monkeypatch, arguments, 1)
     provenance = zarr.open_group(str(target), mode="r").attrs["napari_zsdenoise"]
     assert not provenance["complete"] and [p["index"] for p in provenance["finished_planes"]] == [[0]]
     assert main(_loud(arguments)) == 0

@@ -22,7 +22,7 @@ from napari_zsdenoise import DenoiseRun
 from napari_zsdenoise.cli import main
 from napari_zsdenoise.io import read_image_info, read_tiff_metadata
 
-from conftest import TINY
+from conftest import TINY, killed_at_plane
 
 FAST = ["--method", "mpi-fast", "--iterations", "2", "--width", "8", "--scales", "3", "--weights", "none", "-q"]
 
@@ -167,23 +167,6 @@ def test_when_the_metadata_itself_cannot_be_written_the_pixels_are_saved_alone(t
 
 # --- 3. finished work is never discarded or mixed --------------------------------------------------------
 
-def _killed_at_plane(monkeypatch, arguments, plane):
-    """Run ``arguments``; the process dies (an exception nothing handles) when the run reaches ``plane``."""
-    import napari_zsdenoise.cli as cli
-
-    real_progress = cli._StderrProgress.__call__
-
-    def progress(self, event):
-        real_progress(self, event)
-        if event.plane == plane:
-            raise SystemExit("killed")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(cli._StderrProgress, "__call__", progress)
-        with pytest.raises(SystemExit):
-            main(arguments)
-
-
 def test_a_replaced_input_is_not_skipped_as_done(tmp_path, small_noisy, capsys):
     source, target = tmp_path / "x.tif", tmp_path / "out.tif"
     tifffile.imwrite(source, small_noisy)
@@ -200,7 +183,7 @@ def test_a_replaced_input_is_not_skipped_as_done(tmp_path, small_noisy, capsys):
 def test_a_rerun_with_other_settings_keeps_a_killed_runs_planes(tmp_path, small_noisy, monkeypatch, capsys):
     source, target = _stack(tmp_path, small_noisy), tmp_path / "out.tif"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    _killed_at_plane(monkeypatch, arguments, 2)
+    killed_at_plane(monkeypatch, arguments, 2)
     progress = tmp_path / "out.tif.partial"
     before = _checksums(progress)
     capsys.readouterr()
@@ -217,7 +200,7 @@ def test_a_killed_run_whose_input_was_replaced_is_not_continued_with_the_new_dat
                                                                                   capsys):
     source, target = _stack(tmp_path, small_noisy), tmp_path / "out.tif"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    _killed_at_plane(monkeypatch, arguments, 2)
+    killed_at_plane(monkeypatch, arguments, 2)
     _stack(tmp_path, small_noisy, shift=7)  # the same name, other data
     capsys.readouterr()
     assert main(arguments) == 2
@@ -418,7 +401,7 @@ def test_a_folder_input_with_a_file_output_is_refused_and_creates_nothing(tmp_pa
 def test_quiet_prints_nothing_when_a_run_continues(tmp_path, small_noisy, monkeypatch, capsys):
     source, target = _stack(tmp_path, small_noisy), tmp_path / "out.tif"
     arguments = ["denoise", str(source), "-o", str(target), *FAST]
-    _killed_at_plane(monkeypatch, arguments, 2)
+    killed_at_plane(monkeypatch, arguments, 2)
     capsys.readouterr()
     assert main(arguments) == 0
     assert capsys.readouterr().err == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from napari_zsdenoise.methods.base import MethodSpec
-from napari_zsdenoise.methods.zs_n2n.settings import MAX_HIDDEN_CHANNELS
+from napari_zsdenoise.methods.zs_n2n.settings import MAX_HIDDEN_CHANNELS, fewer_channels_advice
 from napari_zsdenoise.settings import MethodSettings, setting
 
 CITATION = ("Liu, Shi, Zhang, Li, Zhang: Zero-Shot Noise2Mean: Gap Minimization for Efficient Denoising "
@@ -58,10 +58,7 @@ class ZSN2MConfig(MethodSettings):
 
     @property
     def out_of_memory_advice(self) -> str:
-        smaller = "" if self.hidden_channels < 16 else (
-            f"use fewer feature channels (hidden_channels={self.hidden_channels // 2}, CLI --hidden-channels "
-            f"{self.hidden_channels // 2}), or ")
-        return smaller + "denoise a smaller region of the image (the method trains on the whole plane)"
+        return fewer_channels_advice(self.hidden_channels)
 
 
 _IMPLEMENTATION = "napari_zsdenoise.methods.zs_n2m.method:ZSN2MMethod"

@@ -10,6 +10,14 @@ from napari_zsdenoise.settings import MethodSettings, setting
 #: 8 times the paper's 48 (ZS-N2M's MBD network is the same network, with the same bound).
 MAX_HIDDEN_CHANNELS = 384
 
+def fewer_channels_advice(hidden_channels: int) -> str:
+    """What lowers the memory of a network of ``hidden_channels`` trained on the whole plane (ZS-N2N, ZS-N2M)."""
+    smaller = "" if hidden_channels < 16 else (
+        f"use fewer feature channels (hidden_channels={hidden_channels // 2}, CLI --hidden-channels "
+        f"{hidden_channels // 2}), or ")
+    return smaller + "denoise a smaller region of the image (the method trains on the whole plane)"
+
+
 CITATION = "Mansour, Heckel: Zero-Shot Noise2Noise: Efficient Image Denoising without any Data. CVPR 2023"
 
 
@@ -34,10 +42,7 @@ class ZSN2NConfig(MethodSettings):
 
     @property
     def out_of_memory_advice(self) -> str:
-        smaller = "" if self.hidden_channels < 16 else (
-            f"use fewer feature channels (hidden_channels={self.hidden_channels // 2}, CLI --hidden-channels "
-            f"{self.hidden_channels // 2}), or ")
-        return smaller + "denoise a smaller region of the image (the method trains on the whole plane)"
+        return fewer_channels_advice(self.hidden_channels)
 
 
 PRESETS = (
