@@ -28,7 +28,7 @@ def _cell(replayed: dict | None) -> str:
 
 
 def _summary(labels: list[str], rows: list[dict]) -> list[str]:
-    lines = ["| rule | mean kept | mean regret | worst regret | below half the fixed-300 gain | high-SNR worst regret "
+    lines = ["| rule (cases) | mean kept | mean regret | worst regret | below half the fixed-300 gain | high-SNR worst regret "
              "| mean iterations | mean seconds |", "|---|---|---|---|---|---|---|---|"]
     for label in labels:
         folder = next(folder for name, folder, _ in robustness.RULES if name == label)
@@ -38,13 +38,13 @@ def _summary(labels: list[str], rows: list[dict]) -> list[str]:
                          for row in chosen if row[f"{folder} fixed 300"] is not None)
         high = [row[f"{folder} hindsight"][0] - row[label]["psnr"] for row in chosen if row["noisy"] >= 35]
         high_text = f"{max(high):.2f} ({len(high)} case(s))" if high else "–"
-        lines.append(f"| {label} | {np.mean([row[label]['psnr'] for row in chosen]):.2f} | {np.mean(regrets):.2f} | "
+        lines.append(f"| {label} ({len(chosen)}) | {np.mean([row[label]['psnr'] for row in chosen]):.2f} | {np.mean(regrets):.2f} | "
                      f"{max(regrets):.2f} | {below_half} of {len(chosen)} | {high_text} | "
                      f"{np.mean([row[label]['iteration'] for row in chosen]):.0f} | "
                      f"{np.mean([row[label]['seconds'] for row in chosen]):.1f} |")
     with_baseline = [row for row in rows if robustness.BASELINE in row]
     if with_baseline:
-        lines.append(f"| `mpi-fast`, the authors' checkpoint, 200 iterations | "
+        lines.append(f"| `mpi-fast`, the authors' checkpoint, 200 iterations ({len(with_baseline)} cases) | "
                      f"{np.mean([row[robustness.BASELINE] for row in with_baseline]):.2f} | | | | | 200 | "
                      f"{np.mean([row[f'{robustness.BASELINE} seconds'] for row in with_baseline]):.1f} |")
     return lines
