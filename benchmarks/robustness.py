@@ -232,6 +232,14 @@ def replay(record: dict, rule_settings: dict) -> dict:
             "cut": not rule.finished and stop < config.iterations}
 
 
+def _as_run(record: dict) -> dict:
+    """A record made as the preset, in the form of :func:`replay`'s answer."""
+    plane = record["plane"]
+    return {"psnr": record["result"][0], "ssim": record["result"][1], "iteration": plane.get("iterations_done"),
+            "seconds": record["seconds"], "best": plane.get("best_iteration"),
+            "rule": {key: plane.get(key) for key in ("stop_reason", "best_iteration", "held_out_gain")}, "cut": False}
+
+
 def hindsight(record: dict, up_to: int | None = None) -> tuple[float, int]:
     """The best PSNR of the record's trace (up to an iteration) and where it was."""
     rows = [row for row in record["trace"] if up_to is None or row[0] <= up_to]
@@ -274,9 +282,10 @@ def load_records(out: Path, folder: str) -> dict[str, dict]:
 
 #: The rules compared in the table: (label, preset folder, stopping settings replayed on its records).
 RULES = (
-    ("bsn-balanced, old rule", "bsn-balanced", {"patience": 25, "rising_checks": 0, "plateau_patience": 0}),
+    ("bsn-balanced, old rule", "bsn-balanced",
+     {"patience": 25, "rising_checks": 0, "plateau_patience": 0, "max_residual_anticorrelation": 0}),
+    ("bsn-balanced, rising checks only", "bsn-balanced", {"max_residual_anticorrelation": 0}),
     ("bsn-balanced", "bsn-balanced", {}),
-    ("bsn-fast, old rule", "bsn-fast", {"patience": 100, "rising_checks": 0, "plateau_patience": 0}),
     ("bsn-fast", "bsn-fast", {}),
 )
 
@@ -296,35 +305,42 @@ def table_rows(out: Path) -> tuple[list[str], list[dict]]:
             record = records[folder].get(name)
             if record is None:
                 continue
-            try:
+            if record.get("as_preset"):
+                # A plane the preset starts on a crop (512²): its rule also decided when to leave the crop, so
+                # it is run as the preset and stands for the preset's own rule only.
+                row[label] = _as_run(record) if not settings else None  # "–": not measured
+            else:
                 row[label] = replay(record, settings)
-            except ValueError:  # a start-crop run: its rule also decided when to leave the crop
-                row[label] = None
             row[f"{folder} hindsight"] = hindsight(record)
             row[f"{folder} fixed 300"] = next((r[1] for r in record["trace"] if r[0] == 300), None)
         if name in baseline:
-            row[BASELINE] = baseline[name]["result"][0]
+            row[BASELINE], row[f"{BASELINE} ssim"] = baseline[name]["result"][:2]
             row[f"{BASELINE} seconds"] = baseline[name]["seconds"]
         rows.append(row)
     return labels, rows
 
 
-#: The rule of the recommended preset before this suite, replayed on the FMD split records.
-OLD_RULE = {"rising_checks": 0, "plateau_patience": 0}
+#: The rule of the recommended preset before this suite, and the one its FMD split records were run with:
+#: both replayed on those records (each ends at or before the rule the records were run with).
+OLD_RULE = {"rising_checks": 0, "plateau_patience": 0, "max_residual_anticorrelation": 0}
+AS_RUN = {"max_residual_anticorrelation": 0}
 
 
 def fmd_rows(out: Path, frame: int) -> list[dict]:
-    """Per FMD crop of split ``frame``: the preset as run (its record) and the earlier rule replayed on the
-    same run (it always ends at or before the new rule, so the run holds all it needs)."""
+    """Per FMD crop of split ``frame``: the earlier rule, the rule the run was made with (checked against the
+    run's own result) and the preset's rule, all replayed on the same run (the run holds all they need)."""
     rows = []
     for name, record in load_records(out, f"bsn-balanced-fmd-{frame}").items():
         old = replay(record, {**record["overrides"], **OLD_RULE})
-        new = replay(record, record["overrides"])
-        if abs(new["psnr"] - record["result"][0]) > 1e-6:
-            raise AssertionError(f"{name}: the replay of the run's own rule ({new['psnr']:.4f} dB) differs from its "
-                                 f"result ({record['result'][0]:.4f} dB)")
+        as_run = replay(record, {**record["overrides"], **AS_RUN})
+        if abs(as_run["psnr"] - record["result"][0]) > 1e-6:
+            raise AssertionError(f"{name}: the replay of the run's own rule ({as_run['psnr']:.4f} dB) differs from "
+                                 f"its result ({record['result'][0]:.4f} dB)")
+        new = replay(record, {})
+        if new["iteration"] > as_run["iteration"]:
+            raise AssertionError(f"{name}: the preset's rule ends after the run did, so it cannot be replayed on it")
         rows.append({"case": name, "noisy": record["noisy"][0], "old": old,
-                     "new": {**new, "seconds": record["seconds"], "ssim": record["result"][1]}})
+                     "as run": {**as_run, "seconds": record["seconds"]}, "new": new})
     return rows
 
 
@@ -332,12 +348,13 @@ def cmd_table(args: argparse.Namespace) -> None:
     for frame in (1, 2):
         rows = fmd_rows(Path(args.out), frame)
         for row in rows:
-            print(f"{row['case']:<24} old {row['old']['psnr']:6.2f} @{row['old']['iteration']:4d} {row['old']['seconds']:6.1f} s"
-                  f"   new {row['new']['psnr']:6.2f} @{row['new']['iteration']:4d} {row['new']['seconds']:6.1f} s")
+            print(f"{row['case']:<24}" + "".join(
+                f"   {key} {row[key]['psnr']:6.2f} @{row[key]['iteration']:4d} {row[key]['seconds']:6.1f} s"
+                for key in ("old", "as run", "new")))
         if rows:
-            print(f"FMD *_{frame}: old {np.mean([r['old']['psnr'] for r in rows]):.2f} dB "
-                  f"{np.mean([r['old']['seconds'] for r in rows]):.1f} s, new {np.mean([r['new']['psnr'] for r in rows]):.2f}"
-                  f" dB {np.mean([r['new']['seconds'] for r in rows]):.1f} s ({len(rows)} crops)")
+            print(f"FMD *_{frame} ({len(rows)} crops):" + ",".join(
+                f" {key} {np.mean([r[key]['psnr'] for r in rows]):.2f} dB {np.mean([r[key]['seconds'] for r in rows]):.1f} s"
+                for key in ("old", "as run", "new")))
     labels, rows = table_rows(Path(args.out))
     print(f"{'case':<36}{'noisy':>7}" + "".join(f"{label:>26}" for label in labels) + f"{'authors':>9}")
     for row in rows:

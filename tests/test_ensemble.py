@@ -139,3 +139,28 @@ def test_binning_ratio_tells_pixel_independent_from_correlated_noise():
     assert looks_spatially_correlated(0.5 + ndimage.gaussian_filter(white, 0.8))
     phantom = fluorescence_phantom((96, 96), seed=3)
     assert not looks_spatially_correlated(poisson_gaussian_noise(phantom, peak_photons=40, seed=4))
+
+
+def test_an_over_smooth_estimate_of_pixel_independent_noise_is_blended_and_gains():
+    """A young ensemble of a high-SNR plane: too smooth, so its residual correlates because it holds signal."""
+    from scipy.ndimage import gaussian_filter
+
+    from napari_zsdenoise.synthetic import fluorescence_phantom
+
+    rng = np.random.default_rng(3)
+    clean = fluorescence_phantom((128, 128), seed=5)
+    clean = clean / clean.max()
+    noisy = clean + rng.normal(0.0, 0.02, clean.shape)
+    estimate = gaussian_filter(clean, 2.0)
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    assert residual_correlation(as_tensor(noisy), as_tensor(estimate)) > 0.3
+    ensemble = MaskedEnsemble(as_tensor(noisy), beta=0.5, start="zero")
+    ensemble.update(as_tensor(estimate), torch.ones(1, 1, *clean.shape, dtype=torch.bool))
+    gated, gated_weight = ensemble.blended(noise_response(as_tensor(noisy)))
+    blended, weight = ensemble.blended(noise_response(as_tensor(noisy)), pixel_independent=True)
+    assert gated_weight == 0.0 and weight > 0.1
+
+    def error(image: torch.Tensor) -> float:
+        return float(np.mean((image[0, 0].numpy() - clean) ** 2))
+
+    assert error(blended) < 0.8 * min(error(gated), float(np.mean((noisy - clean) ** 2))), (error(blended), error(gated))

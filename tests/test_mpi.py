@@ -568,7 +568,7 @@ def test_start_crop_trains_on_the_crop_then_continues_on_the_whole_plane():
 
 
 def test_start_crop_holds_out_the_whole_planes_pixels_and_carries_its_best_network():
-    from napari_zsdenoise.methods._early_stopping import HoldoutEarlyStopping
+    from napari_zsdenoise.methods._early_stopping import HoldoutEarlyStopping, StoppingRule
 
     noisy, _ = _phantom_in_one_corner()
     # Checks every 7 steps: the crop's budget of 40 ends between checks, so its best is not its last step.
@@ -578,8 +578,8 @@ def test_start_crop_holds_out_the_whole_planes_pixels_and_carries_its_best_netwo
     method.setup(torch.device("cpu"), 0)
     method.prepare(noisy, 4)
     whole = split_subimages(torch.from_numpy(noisy)[None, None], 2)
-    reference = HoldoutEarlyStopping(whole, holdout_fraction=method.config.holdout_fraction, patience=14,
-                                     validation_every=7, seed=4)
+    reference = HoldoutEarlyStopping(whole, holdout_fraction=method.config.holdout_fraction,
+                                     validation_every=7, seed=4, rule=StoppingRule(14))
     rows, columns = method._whole_plane[3]
     assert torch.equal(method.early_stopping.holdout,
                        reference.holdout[..., rows.start // 2: rows.stop // 2, columns.start // 2: columns.stop // 2])

@@ -50,7 +50,7 @@ _CACHE_VERSION = 1
 # wrong estimate.
 _SAME_WORK_PER_ITERATION = frozenset({
     "iterations", "warm_start", "warm_iterations", "start_crop", "early_stopping", "patience", "validation_every",
-    "rising_checks", "plateau_patience",
+    "rising_checks", "plateau_patience", "max_residual_anticorrelation",
     "holdout_fraction", "weights", "ema_beta", "mask_ratio", "blend_noisy", "learning_rate",
     "refine_learning_rate", "siren_learning_rate", "step_size", "gamma", "alpha_ie", "alpha_cm", "alpha_id",
     "beta_re", "beta_con", "contrast_constant", "siren_dropout",

@@ -36,19 +36,22 @@ def result_doubts(metadata: dict[str, Any]) -> list[str]:
     """One line for each doubtful trait of the run whose record is ``metadata`` (``DenoiseRun.metadata``)."""
     planes = [plane for plane in metadata.get("planes", []) if not plane.get("resumed")]
     doubts = []
-    early = [plane for plane in planes
-             if plane.get("stop_reason") in ("rose", "patience", "plateau")
-             and ((plane.get("best_iteration") or 0) < EARLY_ITERATION
-                  or (plane.get("estimated_gain_db") is not None
-                      and plane["estimated_gain_db"] < DOUBTFUL_ESTIMATED_GAIN_DB))]
-    if early:
-        where = _planes_text([plane.get("index", ()) for plane in early])
-        kept = sorted(plane["best_iteration"] for plane in early)
-        doubts.append(
-            f"{where[0].upper()}{where[1:]} stopped early (kept iteration {kept[0]}"
-            f"{'' if kept[0] == kept[-1] else f'-{kept[-1]}'}), so the result may be barely denoised or worse "
-            f"than the input: run it again with a longer patience (patience=200, CLI --patience 200) or "
-            f"without early stopping")
+    for reasons, remedy in ((("rose", "patience", "plateau"),
+                             "a longer patience (patience=200, CLI --patience 200) or without early stopping"),
+                            (("copies noise",), "without the anti-correlation stop (max_residual_anticorrelation=0, "
+                                                "CLI --max-residual-anticorrelation 0)")):
+        early = [plane for plane in planes
+                 if plane.get("stop_reason") in reasons
+                 and ((plane.get("best_iteration") or 0) < EARLY_ITERATION
+                      or (plane.get("estimated_gain_db") is not None
+                          and plane["estimated_gain_db"] < DOUBTFUL_ESTIMATED_GAIN_DB))]
+        if early:
+            where = _planes_text([plane.get("index", ()) for plane in early])
+            kept = sorted(plane["best_iteration"] for plane in early)
+            doubts.append(
+                f"{where[0].upper()}{where[1:]} stopped early (kept iteration {kept[0]}"
+                f"{'' if kept[0] == kept[-1] else f'-{kept[-1]}'}), so the result may be barely denoised or worse "
+                f"than the input: run it again with {remedy}")
     correlated = [plane for plane in planes if "correlated" in str(plane.get("stopping_signal") or "")]
     if correlated:
         where = _planes_text([plane.get("index", ()) for plane in correlated])
@@ -64,6 +67,7 @@ STOP_REASONS = {
     "rose": "a held-out error rising past its best",
     "patience": "no better held-out check within the patience",
     "plateau": "a held-out error flat for the plateau patience",
+    "copies noise": "a residual anti-correlated between neighbours (the network began to copy noise)",
     "budget": "the fixed budget for spatially correlated noise",
     "iterations": "the iteration budget",
 }

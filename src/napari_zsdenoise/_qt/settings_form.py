@@ -31,6 +31,7 @@ APPLIES_WHEN = {
     "patience": "early_stopping",
     "rising_checks": "early_stopping",
     "plateau_patience": "early_stopping",
+    "max_residual_anticorrelation": "early_stopping",
     "validation_every": "early_stopping",
     "warm_iterations": ("warm_start", "start_crop"),
     "warm_learning_rate": "warm_start",

@@ -109,17 +109,24 @@ class StoppingRule:
     plateau_patience : int
         With ``rising_checks``: iterations without a better check after which the run ends even on a
         flat error (a plateau); at least ``patience``.
+    max_residual_anticorrelation : float
+        With the held-out error deciding: a check whose residual correlation falls below minus this
+        (from at or above it at an earlier check) is not kept and ends the run (reason "copies noise"). Pixel-independent noise leaves a residual
+        uncorrelated between neighbours; once the network predicts a pixel from its neighbours' noise, the
+        residual anti-correlates, while the held-out error can fall on for a while. 0: off.
     """
 
     SIGNALS = ("error", "correlation", "budget")
 
     def __init__(self, patience: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
-                 *, rising_checks: int = 0, plateau_patience: int = 0) -> None:
+                 *, rising_checks: int = 0, plateau_patience: int = 0,
+                 max_residual_anticorrelation: float = 0.0) -> None:
         self.patience = patience
         self.correlated_noise = correlated_noise
         self.correlated_noise_iterations = correlated_noise_iterations
         self.rising_checks = rising_checks
         self.plateau_patience = max(plateau_patience, patience)
+        self.max_residual_anticorrelation = max_residual_anticorrelation
         self.best_scores = {signal: float("inf") for signal in self.SIGNALS}
         self.best_iterations: dict[str, int | None] = {signal: None for signal in self.SIGNALS}
         self.correlations: list[float] = []
@@ -148,7 +155,15 @@ class StoppingRule:
         # and a budget shorter than the first check keeps that check.
         counts = iteration <= self.correlated_noise_iterations or self.best_iterations["budget"] is None
         within_budget = -float(iteration) if counts else float("inf")
+        # Only a fall through the limit counts: a warm-started plane can start below it, and the first
+        # check is kept whatever its correlation, as a run must keep something.
+        limit = -self.max_residual_anticorrelation
+        copies_noise = (self.max_residual_anticorrelation > 0 and correlation < limit
+                        and any(earlier >= limit for earlier in self.correlations[:-1])
+                        and self.best_iterations["error"] is not None)
         for signal, score in (("error", error), ("correlation", -correlation), ("budget", within_budget)):
+            if signal == "error" and copies_noise:
+                continue
             if score < self.best_scores[signal]:
                 self.best_scores[signal], self.best_iterations[signal] = score, iteration
                 improved.append(signal)
@@ -160,7 +175,9 @@ class StoppingRule:
             self.correlated_noise = is_correlated_noise(self.correlations)
         self.best_iteration = self.best_iterations[self.signal]
         since_best = iteration - self.best_iteration
-        if self.signal == "budget":
+        if self.signal == "error" and copies_noise:
+            self.finished, self.reason = True, "copies noise"
+        elif self.signal == "budget":
             if iteration >= self.correlated_noise_iterations:
                 self.finished, self.reason = True, "budget"
         elif since_best >= self.patience:
@@ -185,7 +202,8 @@ class StoppingRule:
 def make_stopping_rule(config: Any, correlated_noise: bool | None = None) -> StoppingRule:
     """The :class:`StoppingRule` of a method's early-stopping settings (replays of recorded checks use it too)."""
     return StoppingRule(config.patience, correlated_noise, config.correlated_noise_iterations,
-                        rising_checks=config.rising_checks, plateau_patience=config.plateau_patience)
+                        rising_checks=config.rising_checks, plateau_patience=config.plateau_patience,
+                        max_residual_anticorrelation=config.max_residual_anticorrelation)
 
 
 class HoldoutEarlyStopping:
@@ -197,18 +215,12 @@ class HoldoutEarlyStopping:
         The noisy plane(s) the ensemble estimates, in normalised units.
     holdout_fraction : float
         Probability that a pixel is held out, in (0, 0.5).
-    patience : int
-        Iterations without a better score before :attr:`finished` turns True.
     validation_every : int
         Iterations between checks (see :meth:`after_step`).
     seed : int
         The run's seed; the held-out set is drawn on the CPU from its own generator.
-    correlated_noise : bool or None
-        Whether the noise is spatially correlated, decided up front (for example by
-        :func:`looks_spatially_correlated`); None: decided from the residual
-        correlation of the first checks (:func:`is_correlated_noise`).
-    correlated_noise_iterations, rising_checks, plateau_patience : int
-        See :class:`StoppingRule`.
+    rule : StoppingRule
+        Decides from the checks (:func:`make_stopping_rule` builds it from a method's settings).
     keep_with_best : callable, optional
         Called at each check that improves a best; what it returns is kept with that
         check's ensemble (:meth:`kept_at_best`), e.g. the network's weights at that point.
@@ -218,13 +230,10 @@ class HoldoutEarlyStopping:
         pixels no earlier step trained on.
     """
 
-    def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, patience: int, validation_every: int,
-                 seed: int, correlated_noise: bool | None = None, correlated_noise_iterations: int = 0,
-                 rising_checks: int = 0, plateau_patience: int = 0,
-                 keep_with_best: Callable[[], Any] | None = None,
+    def __init__(self, noisy: torch.Tensor, *, holdout_fraction: float, validation_every: int, seed: int,
+                 rule: StoppingRule, keep_with_best: Callable[[], Any] | None = None,
                  within: tuple[torch.Size, tuple[slice, slice]] | None = None) -> None:
         self.noisy = noisy
-        self.patience = patience
         self.validation_every = validation_every
         generator = torch.Generator(device="cpu")
         generator.manual_seed(seed + HOLDOUT_SEED_OFFSET)
@@ -234,8 +243,7 @@ class HoldoutEarlyStopping:
             holdout = holdout[..., rows, columns].contiguous()
         # A plane too small to hold any pixel out is simply not stopped early.
         self.holdout: torch.Tensor | None = holdout.to(noisy.device) if bool(holdout.any()) else None
-        self.rule = StoppingRule(patience, correlated_noise, correlated_noise_iterations,
-                                 rising_checks=rising_checks, plateau_patience=plateau_patience)
+        self.rule = rule
         # (iteration, held-out mean squared error, residual neighbour correlation)
         self.validation_trace: list[tuple[int, float, float]] = []
         # The ensemble at each signal's best check.

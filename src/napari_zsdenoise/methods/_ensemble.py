@@ -91,16 +91,19 @@ def blend_weight(noisy: torch.Tensor, estimate: torch.Tensor, noise_variance: fl
     return float(min(max(1.0 - noise_variance / residual, 0.0), 1.0))
 
 
-def blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor, bands: int = 8) -> torch.Tensor:
+def blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor, bands: int = 8,
+                  pixel_independent: bool = False) -> torch.Tensor:
     """Per-pixel share of the noisy values, from the noise and residual of its intensity band.
 
     Fluorescence noise grows with the signal (photon counts), so the pixels are split
     into ``bands`` equally populated bands of ``estimate`` and each gets its own noise
     variance (from ``response``, see :func:`noise_response`) and weight. All zero when
-    the residual is spatially correlated (see ``MAX_RESIDUAL_CORRELATION``).
+    the residual is spatially correlated (see ``MAX_RESIDUAL_CORRELATION``), unless the
+    noise is known to be ``pixel_independent``: the residual of a young, over-smooth
+    ensemble then correlates because it holds signal, which is when blending helps most.
     """
     weights = torch.zeros_like(estimate)
-    if residual_correlation(noisy, estimate) > MAX_RESIDUAL_CORRELATION:
+    if not pixel_independent and residual_correlation(noisy, estimate) > MAX_RESIDUAL_CORRELATION:
         return weights
     ordered = torch.sort(estimate.flatten()).values
     positions = [round((ordered.numel() - 1) * i / bands) for i in range(1, bands)]
@@ -161,12 +164,14 @@ class MaskedEnsemble:
         seen = self.weight > 0
         return torch.where(seen, self.average / torch.where(seen, self.weight, torch.ones_like(self.weight)), self.noisy)
 
-    def blended(self, response: torch.Tensor, estimate: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    def blended(self, response: torch.Tensor, estimate: torch.Tensor | None = None, *,
+                pixel_independent: bool = False) -> tuple[torch.Tensor, float]:
         """The estimate combined with the noisy plane by :func:`blend_weights`, and the mean weight.
 
         ``response`` is :func:`noise_response` of the noisy plane; ``estimate`` defaults
-        to :meth:`mean` (pass an earlier snapshot of it to blend that instead).
+        to :meth:`mean` (pass an earlier snapshot of it to blend that instead);
+        ``pixel_independent``: see :func:`blend_weights`.
         """
         estimate = self.mean() if estimate is None else estimate
-        weights = blend_weights(self.noisy, estimate, response)
+        weights = blend_weights(self.noisy, estimate, response, pixel_independent=pixel_independent)
         return estimate + weights * (self.noisy - estimate), float(weights.mean())

@@ -57,6 +57,11 @@ class EarlyStoppingSettings(MethodSettings):
     plateau_patience: int = setting(
         0, "With rising checks that stop: iterations without a better held-out score after which the run ends even "
         "though the error has not risen (a long plateau); at least patience.", low=0, advanced=True)
+    max_residual_anticorrelation: float = setting(
+        0.0, "End the run at the first check whose residual (noisy minus result) anti-correlates between "
+        "neighbouring pixels by more than this: the network has started to copy its neighbours' noise, though "
+        "the held-out error may still fall; that check is not kept. For pixel-independent noise only; 0: off.",
+        label="residual anti-correlation that stops", low=0.0, high=1.0, advanced=True)
     correlated_noise_iterations: int = setting(
         0, "On spatially correlated (camera-like) noise, where no held-out score follows the result's peak, "
         "keep the ensemble at this iteration and stop there; 0: the check with the highest residual correlation.",

@@ -40,7 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_zsdenoise.methods._early_stopping import EnsembleOutputMethod, HoldoutEarlyStopping, looks_spatially_correlated
+from napari_zsdenoise.methods._early_stopping import (
+    EnsembleOutputMethod,
+    HoldoutEarlyStopping,
+    looks_spatially_correlated,
+    make_stopping_rule,
+)
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.ins_bsn.settings import INSBSNConfig
@@ -167,14 +172,12 @@ class INSBSNMethod(EnsembleOutputMethod):
         self.early_stopping = None
         if config.early_stopping:
             self.early_stopping = HoldoutEarlyStopping(
-                self._noisy, holdout_fraction=config.holdout_fraction, patience=config.patience,
-                validation_every=config.validation_every, seed=seed,
-                correlated_noise_iterations=config.correlated_noise_iterations,
-                rising_checks=config.rising_checks, plateau_patience=config.plateau_patience,
+                self._noisy, holdout_fraction=config.holdout_fraction, validation_every=config.validation_every,
+                seed=seed,
                 # Decided from the image: the young INS-BSN ensemble is far from the
                 # signal for many checks on larger planes, so its residual correlates
                 # because of missing signal, not noise (docs/design-notes.md).
-                correlated_noise=looks_spatially_correlated(image))
+                rule=make_stopping_rule(config, correlated_noise=looks_spatially_correlated(image)))
         self.iterations_done = 0
 
     def step(self) -> StepRecord:

@@ -30,6 +30,7 @@ from napari_zsdenoise.methods._early_stopping import (
     EnsembleOutputMethod,
     HoldoutEarlyStopping,
     looks_spatially_correlated,
+    make_stopping_rule,
 )
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_response
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
@@ -263,19 +264,18 @@ class MPIMethod(EnsembleOutputMethod):
         start = "zero" if blend or validate else "noisy"
         self._ensemble = MaskedEnsemble(self.noisy, self.config.ema_beta, start=start)
         self._noise_response = split_subimages(noise_response(tensor), factor) if blend else None
+        self._pixel_independent_noise = not looks_spatially_correlated(plane)
         self.blend_weight = None
         self.early_stopping = None
         self._loss_weight: torch.Tensor | None = None
         if validate:
             self.early_stopping = HoldoutEarlyStopping(
-                self.noisy, holdout_fraction=self.config.holdout_fraction, patience=self.config.patience,
+                self.noisy, holdout_fraction=self.config.holdout_fraction,
                 validation_every=self.config.validation_every, seed=seed,
-                correlated_noise_iterations=self.config.correlated_noise_iterations,
-                rising_checks=self.config.rising_checks, plateau_patience=self.config.plateau_patience,
                 # A plane whose noise looks pixel-independent is never judged correlated by the residual
                 # of a young ensemble, which a narrow network leaves correlated with the signal on
                 # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.
-                correlated_noise=None if looks_spatially_correlated(plane) else False,
+                rule=make_stopping_rule(self.config, correlated_noise=False if self._pixel_independent_noise else None),
                 keep_with_best=self._network_state if self.config.warm_start or within else None,
                 within=None if within is None else _subimage_region(within, factor))
             self._loss_weight = self.early_stopping.loss_weight()
@@ -492,7 +492,8 @@ class MPIMethod(EnsembleOutputMethod):
 
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
-            estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate)
+            estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate,
+                                                                 pixel_independent=self._pixel_independent_noise)
         return tensor_to_plane(merge_subimages(estimate, self.config.shuffle_factor), self._height, self._width)
 
     def preview(self) -> np.ndarray:

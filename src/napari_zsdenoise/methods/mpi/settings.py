@@ -160,6 +160,8 @@ def _preset(name: str, label: str, hint: str, recommendation: str = "", **settin
     config = MPIConfig(**settings)
     rising = (f" and {config.rising_checks} rising checks (or {max(config.plateau_patience, config.patience)} flat)"
               if config.rising_checks else "")
+    if config.max_residual_anticorrelation:
+        rising += f", or once its residual anti-correlates by {config.max_residual_anticorrelation:g}"
     budget = (f"at most {config.iterations} iterations, early stopping after {config.patience} without progress"
               f"{rising}" if config.early_stopping else f"{config.iterations} iterations")
     return MethodSpec(name, f"{label} (EMA beta {config.ema_beta}, {budget}, mask ratio {config.mask_ratio})",
@@ -184,13 +186,15 @@ PRESETS = (
             weights=None, early_stopping=True, patience=50, warm_iterations=100),
     # Narrower than bsn-quick and blended with the noisy image; a check without progress ends a plane
     # only once the held-out error rises at two checks in a row (a plateau does not), or after 100
-    # iterations without progress (docs/robustness.md); on correlated noise, where no
+    # iterations without progress, and a check whose residual anti-correlates between neighbours ends
+    # it at once, before the held-out error turns (docs/robustness.md); on correlated noise, where no
     # held-out score follows the peak, the ensemble at a fixed iteration; a plane larger than 256²
     # starts on a crop of that size, so that its cost grows far less than its area
     # (docs/time-to-quality.md).
     _preset("bsn-balanced", "blind-spot filling, narrower network blended with the noisy image",
             "best quality per second", ema_beta=0.99, iterations=1000, weights=None,
-            early_stopping=True, patience=25, rising_checks=2, plateau_patience=100, width=48, blend_noisy=True,
+            early_stopping=True, patience=25, rising_checks=2, plateau_patience=100,
+            max_residual_anticorrelation=0.02, width=48, blend_noisy=True,
             correlated_noise_iterations=100,
             warm_start=True, warm_iterations=100, warm_learning_rate=5e-4, start_crop=256,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
