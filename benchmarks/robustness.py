@@ -8,11 +8,13 @@ confirmed on (frames 3 and 4 of FMD, averages of all four, the bundled synthetic
 - ``correlated``: noisy and clean planes upsampled 1.5x and 2x (a camera whose pixels oversample the optics),
   and FMD widefield;
 - ``units``: 16-bit counts with a gain and an offset (x20 + 100), 8-bit frames stretched to 0..255;
-- ``size``: centre crops of 128², 256² and 512²;
+- ``size``: centre crops of 128², 256² and 512² (a preset starts a 512² plane on a crop, whose rule also decides
+  when to leave it, so that plane is recorded as the preset runs it, ``--as-preset``);
 - ``synthetic``: the bundled simulated samples.
 
 ``record`` runs each (case, preset) once with early stopping *observing but never ending the run*
-(``patience`` beyond the budget, no fixed budget on correlated noise), up to ``--iterations``, and keeps the
+(``patience`` beyond the budget, no anti-correlation stop, no fixed budget on correlated noise), up to
+``--iterations``, and keeps the
 held-out checks and the PSNR/SSIM of the result each check would keep (the live preview at the check, scored
 against the clean plane) with the seconds of computing so far. Stopping rules do not change the training
 (same seed, same masks), so any rule is then *replayed* exactly on the record by the product's own
@@ -160,7 +162,8 @@ def _settings_for_recording(preset: str) -> dict:
     config = get_method_spec(preset).default_config
     if not getattr(config, "early_stopping", False):
         return {}
-    return {"patience": 10**9, "correlated_noise_iterations": 0, "validation_every": CHECK_EVERY}
+    return {"patience": 10**9, "correlated_noise_iterations": 0, "max_residual_anticorrelation": 0,
+            "validation_every": CHECK_EVERY}
 
 
 def record_case(case: Case, preset: str, iterations: int | None, *, weights: str | None = None,
@@ -312,7 +315,9 @@ def table_rows(out: Path) -> tuple[list[str], list[dict]]:
             else:
                 row[label] = replay(record, settings)
             row[f"{folder} hindsight"] = hindsight(record)
-            row[f"{folder} fixed 300"] = next((r[1] for r in record["trace"] if r[0] == 300), None)
+            # A run as the preset started on a crop: its early trace is the crop's, not a fixed budget's.
+            row[f"{folder} fixed 300"] = None if record.get("as_preset") else next(
+                (r[1] for r in record["trace"] if r[0] == 300), None)
         if name in baseline:
             row[BASELINE], row[f"{BASELINE} ssim"] = baseline[name]["result"][:2]
             row[f"{BASELINE} seconds"] = baseline[name]["seconds"]
@@ -342,6 +347,12 @@ def fmd_rows(out: Path, frame: int) -> list[dict]:
         rows.append({"case": name, "noisy": record["noisy"][0], "old": old,
                      "as run": {**as_run, "seconds": record["seconds"]}, "new": new})
     return rows
+
+
+def recorded_fmd_rows(out: Path, preset: str, frame: int) -> list[dict]:
+    """Per FMD crop of split ``frame``: ``preset``'s own rule replayed on its record (made without a stop)."""
+    return [{"case": name, "noisy": record["noisy"][0], "kept": replay(record, {}), "hindsight": hindsight(record)}
+            for name, record in load_records(out, f"{preset}-fmd-{frame}").items()]
 
 
 def cmd_table(args: argparse.Namespace) -> None:
