@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("napari")
-pytest.importorskip("qtpy")
+from conftest import gui_unavailable_reason  # noqa: E402
+
+if gui_unavailable_reason():
+    pytest.skip(gui_unavailable_reason(), allow_module_level=True)
 
 from napari_zsdenoise._qt.widget import DenoiseWidget  # noqa: E402
 
