@@ -771,7 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_bench)
 
     speed = commands.add_parser("speed", help="time one iteration of a method on square images")
-    speed.add_argument("--method", default="mpi-fast")
+    from napari_zsdenoise.methods import recommended_method
+
+    speed.add_argument("--method", default=recommended_method(),
+                       help=f"method or preset (default {recommended_method()}, the recommended one)")
     speed.add_argument("--size", type=int, nargs="+", default=[256, 512], help="image sides in pixels (default 256 512)")
     speed.add_argument("--iterations", type=int, default=20, help="timed iterations (default 20)")
     speed.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from napari_zsdenoise._runtime import large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array, check_seed
-from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
+from napari_zsdenoise.methods.registry import config_parameters, get_method_spec, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample, subtract_baseline
 
 
@@ -116,8 +116,9 @@ class DenoiseRun:
         Real-valued image, ``ndim >= 2``; the last two axes are Y and X. Never modified.
         numpy, dask and zarr arrays and memory maps are read plane by plane; other
         array-likes (lists, torch tensors) are converted to numpy first.
-    method : str
-        A registered method or preset name (see :func:`napari_zsdenoise.method_names`).
+    method : str, optional
+        A registered method or preset name (see :func:`napari_zsdenoise.method_names`); by default the
+        recommended preset (:func:`napari_zsdenoise.methods.registry.recommended_method`), as in the CLI and the dock.
     config : dataclass, optional
         Complete settings for the method; by default the preset's, updated by ``overrides``.
     device : str, optional
@@ -170,7 +171,7 @@ class DenoiseRun:
     def __init__(
         self,
         image: Any,
-        method: str = "mpi-fast",
+        method: str | None = None,
         *,
         config: Any = None,
         device: str | None = None,
@@ -186,7 +187,7 @@ class DenoiseRun:
         output: Any = None,
         **overrides: Any,
     ) -> None:
-        self.spec = get_method_spec(method)
+        self.spec = get_method_spec(recommended_method() if method is None else method)
         self.config = self.spec.resolve_config(config, **overrides)
         seed = check_seed(seed)
         self.camera_offset = _checked_camera_offset(camera_offset)
@@ -478,7 +479,7 @@ def _as_image_array(image: Any) -> Any:
         raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
 
 
-def denoise(image: Any, method: str = "mpi-fast", *, camera_offset: float = 0.0, **kwargs: Any) -> np.ndarray:
+def denoise(image: Any, method: str | None = None, *, camera_offset: float = 0.0, **kwargs: Any) -> np.ndarray:
     """Denoise ``image`` and return a new float32 array in the input's intensity units
     (less ``camera_offset``, the constant the camera adds to every pixel, when given).
 
@@ -487,7 +488,8 @@ def denoise(image: Any, method: str = "mpi-fast", *, camera_offset: float = 0.0,
     Examples
     --------
     >>> from napari_zsdenoise import denoise
-    >>> clean = denoise(noisy, method="mpi-fast", iterations=100, seed=0)  # doctest: +SKIP
+    >>> clean = denoise(noisy, seed=0)  # the recommended preset  # doctest: +SKIP
+    >>> quick = denoise(noisy, method="bsn-fast", seed=0)  # doctest: +SKIP
     >>> above_baseline = denoise(noisy, camera_offset=100)  # an sCMOS camera's 100 ADU  # doctest: +SKIP
     """
     run = DenoiseRun(image, method, camera_offset=camera_offset, preview_every=0, preview_interval=0, **kwargs)
