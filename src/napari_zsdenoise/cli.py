@@ -164,12 +164,23 @@ def _terminal_is_sized(stream: Any) -> bool:
     return size.columns > 0 and size.lines > 0
 
 
+def _clock(seconds: float) -> str:
+    """'4:05' or '1:02:03', as a progress line counts time."""
+    from tqdm import tqdm
+
+    return tqdm.format_interval(seconds)
+
+
 class _StderrProgress:
     """Progress of one file on stderr: a tqdm bar on a terminal, plain lines anywhere else.
 
-    Called with each progress event of the file's run. The bar's total is the whole file's
-    work (planes times iterations), so that its time left covers every plane.
+    Called with each progress event of the file's run. The bar shows the share of the run's expected
+    time that has passed and the time left the run estimates from its plan (a warm-started plane has
+    a budget of its own; early stopping ends most planes before their budget).
     """
+
+    #: Steps of the bar (per mille of the run's expected time).
+    BAR_STEPS = 1000
 
     def __init__(self, label: str, quiet: bool, stream: Any = None) -> None:
         self.label, self.quiet = label, quiet
@@ -177,22 +188,17 @@ class _StderrProgress:
         self.on_terminal = not quiet and _is_terminal(self.stream)
         self._bar: Any = None
         self._latest: Any = None
-        # Work finished before this run's first event (planes an earlier run denoised): not
-        # part of the rate that the time left is estimated from.
-        self._done_before = 0
         self._line_elapsed = 0.0
-        self._planes_finished = 0
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
             return
         previous, self._latest = self._latest, event
-        if previous is None:
-            self._done_before = event.plane * event.total
         if self.on_terminal:
             self._show_on_bar(event)
         elif previous is not None and previous.plane != event.plane:
-            self._write_line(previous, plane_finished=True)
+            # The next plane's first event already knows how long the finished one took.
+            self._write_line(previous, plane_finished=True, seconds_left=event.eta_seconds)
         elif event.elapsed - self._line_elapsed >= PLAIN_PROGRESS_INTERVAL:
             self._write_line(event)
 
@@ -201,49 +207,36 @@ class _StderrProgress:
             from tqdm import tqdm
 
             # Some terminals (a bare pseudo-terminal, some CI consoles) report a size of 0 x 0,
-            # on which tqdm would draw nothing: they get a fixed size instead.
+            # on which tqdm would draw nothing: they get a fixed size instead. The state leads and the bar
+            # is narrow, so that the plane, the iteration, the loss and the time left fit in 80 columns.
             sized = _terminal_is_sized(self.stream)
-            self._bar = tqdm(total=event.n_planes * event.total, initial=self._done_before, desc=self.label,
-                             file=self.stream, dynamic_ncols=sized, ncols=None if sized else 80,
-                             nrows=None if sized else 24, leave=True,
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
-        self._bar.set_postfix_str(self._state(event), refresh=False)
-        # Early stopping ends a plane before its planned iterations: the bar jumps to the next plane.
-        self._bar.update(event.plane * event.total + event.iteration - self._bar.n)
+            self._bar = tqdm(total=self.BAR_STEPS, file=self.stream, dynamic_ncols=sized,
+                             ncols=None if sized else 80, nrows=None if sized else 24, leave=True,
+                             bar_format="{desc} {percentage:3.0f}%|{bar:6}|")
+        label = self.label if len(self.label) <= 16 else "…" + self.label[-15:]
+        left = event.eta_seconds
+        self._bar.set_description_str(f"{label} {self._state(event, short=True)} {_clock(event.elapsed)}"
+                                      + (f"<{_clock(left)}" if left is not None else ""), refresh=False)
+        self._bar.update(min(int(self.BAR_STEPS * event.fraction_done), self.BAR_STEPS) - self._bar.n)
 
     @staticmethod
-    def _state(event: Any, *, plane_finished: bool = False) -> str:
-        plane = f"plane {event.plane + 1}/{event.n_planes}"
+    def _state(event: Any, *, plane_finished: bool = False, short: bool = False) -> str:
+        plane = f"{'' if short else 'plane '}{event.plane + 1}/{event.n_planes}"
         if plane_finished:
             parts = [f"{plane} finished after {event.iteration}/{event.total} iterations"]
         else:
             parts = [plane] if event.n_planes > 1 else []
-            parts.append(f"iteration {event.iteration}/{event.total}")
+            parts.append(f"{'it' if short else 'iteration'} {event.iteration}/{event.total}")
         if event.loss == event.loss:  # not yet read (NaN) on a GPU's first steps
             parts.append(f"loss {event.loss:.3g}")
-        return ", ".join(parts)
+        return (" " if short else ", ").join(parts)
 
-    def _write_line(self, event: Any, *, plane_finished: bool = False) -> None:
-        from tqdm import tqdm
-
-        seconds_left = self._seconds_left(event, plane_finished=plane_finished)
-        time_left = f", about {tqdm.format_interval(seconds_left)} left" if seconds_left else ""
+    def _write_line(self, event: Any, *, plane_finished: bool = False, seconds_left: float | None = None) -> None:
+        seconds_left = event.eta_seconds if seconds_left is None else seconds_left
+        time_left = f", about {_clock(seconds_left)} left" if seconds_left else ""
         print(f"{self.label}: {self._state(event, plane_finished=plane_finished)}, "
-              f"{tqdm.format_interval(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
+              f"{_clock(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
         self._line_elapsed = event.elapsed
-
-    def _seconds_left(self, event: Any, *, plane_finished: bool) -> float | None:
-        """Time left in the file. Early stopping seldom uses a plane's whole iteration budget, so once
-        planes have finished, the planes still to come are expected to take as long as those did."""
-        if plane_finished:
-            self._planes_finished += 1
-            planes_left = event.n_planes - event.plane - 1
-            return event.elapsed / self._planes_finished * planes_left if planes_left else None
-        if event.seconds_per_plane is not None:
-            return event.eta_seconds
-        position = event.plane * event.total + event.iteration
-        done, left = position - self._done_before, event.n_planes * event.total - position
-        return event.elapsed * left / done if done > 0 and left > 0 else None
 
     def message(self, text: str) -> None:
         """Print ``text`` as a line of its own, above the bar if one is shown."""

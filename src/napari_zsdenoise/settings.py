@@ -214,6 +214,10 @@ class MethodSettings:
     def check(self) -> None:
         """Checks across fields (raise ValueError); the single-field ones are already done."""
 
+    def plane_budget(self, warm: bool) -> int:
+        """Most iterations of one plane; ``warm``: a plane of a stack after the first one a run computes."""
+        return self.iterations
+
     @property
     def min_size(self) -> int:
         """Smallest plane height and width in pixels these settings accept."""

@@ -104,6 +104,9 @@ class MPIConfig(EarlyStoppingSettings):
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True)
 
+    def plane_budget(self, warm: bool) -> int:
+        return self.warm_iterations if warm and self.warm_start and self.warm_iterations else self.iterations
+
     @property
     def start_crop_whole_plane_steps(self) -> int:
         """Steps left to the whole plane after a start crop: warm_iterations, at most half the budget."""
