@@ -347,7 +347,9 @@ def test_early_stopping_run_reports_the_kept_iteration(viewer_and_widget, qtbot)
     meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
     assert meta["parameters"]["early_stopping"] is True
     assert all(plane["best_iteration"] in (25, 30) for plane in meta["planes"])
-    assert "best held-out check (iteration" in widget.status_label.value
+    # The same phrase as the CLI's summary line.
+    kept = meta["planes"][0]["best_iteration"]
+    assert ("; 30 iterations" + ("" if kept == 30 else f" (kept {kept})")) in widget.status_label.value
 
 
 def _stack_layer(viewer, small_noisy, name="stack", z_scale=2.0, planes=3):

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from napari_zsdenoise._validation import MAX_SEED, check_seed
 from napari_zsdenoise.devices import PRECISIONS
 from napari_zsdenoise.normalization import NORMALIZATIONS
+from napari_zsdenoise.run_record import duration_text
 from napari_zsdenoise.settings import SettingInfo
 
 
@@ -256,34 +257,19 @@ class _StderrProgress:
             self._write_line(self._latest, plane_finished=True)
 
 
-def _span(values: list[int]) -> str:
-    return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds) // 60
-    return f"{minutes} min {round(seconds) % 60} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
 def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, on_dask: bool = False) -> str:
     """One line on what became of a file: method, planes, iterations (and those kept), why early stopping
     ended them, time and device."""
     from napari_zsdenoise.result_notes import stopping_summary
+    from napari_zsdenoise.run_record import computed_planes, iterations_phrase
 
     planes = metadata["planes"]
-    computed = [plane for plane in planes if not plane.get("resumed")]
+    computed = computed_planes(metadata)
     total = metadata["planes_total"]
     parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else "")]
-    if computed:
-        done = [plane["iterations_done"] for plane in computed]
-        # An early stop keeps the estimate of its best held-out check, often before the last iteration.
-        kept = [plane.get("best_iteration") or plane["iterations_done"] for plane in computed]
-        parts.append(f"{_span(done)} iterations" + (" each" if len(computed) > 1 else "")
-                     + (f" (kept {_span(kept)})" if kept != done else ""))
+    iterations = iterations_phrase(computed)
+    if iterations:
+        parts.append(iterations)
     stopping = stopping_summary(metadata)
     if stopping:
         parts.append(stopping)
@@ -292,7 +278,7 @@ def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, o
     if metadata.get("camera_offset"):
         parts.append(f"camera offset {metadata['camera_offset']:g} subtracted")
     where = f"{metadata['device']} (a Dask worker)" if on_dask else metadata["device"]
-    parts.append(f"{_duration(metadata['seconds'])} on {where}, {metadata['precision']}")
+    parts.append(f"{duration_text(metadata['seconds'])} on {where}, {metadata['precision']}")
     return f"denoised {source.name} -> {written_to}: {', '.join(parts)}"
 
 
@@ -665,7 +651,7 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
             if event.iteration % every and event.iteration != event.iterations:
                 return
             text = (f"round {event.round}/{event.rounds} it {event.iteration}/{event.iterations} "
-                    f"loss {event.loss:.5f} {_duration(event.elapsed)}")
+                    f"loss {event.loss:.5f} {duration_text(event.elapsed)}")
         else:
             text = event.message
         print(text, file=sys.stderr, flush=True)
@@ -687,7 +673,7 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
     card = read_model_card(out)
     noise = card["round_history"][-1]["noise"]
     _say(args, f"wrote {out}: {len(planes)} plane(s), {settings.rounds} round(s), last round's noise "
-               f"{noise['kind']} (variance {noise['a']:.3g}*s + {noise['b']:.3g}), {_duration(card['seconds'])} on "
+               f"{noise['kind']} (variance {noise['a']:.3g}*s + {noise['b']:.3g}), {duration_text(card['seconds'])} on "
                f"{card['device']}\ndenoise with: zsdenoise denoise IMAGE -o RESULT.tif --method mid --weights {out}")
     return 0
 

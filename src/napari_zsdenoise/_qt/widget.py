@@ -25,6 +25,7 @@ from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS
 from napari_zsdenoise.result_notes import result_doubts, stopping_summary
+from napari_zsdenoise.run_record import computed_planes, duration_text, iterations_phrase
 
 __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "WEIGHTS_CHOICES", "WEIGHTS_FILE",
            "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
@@ -100,10 +101,7 @@ class _Target:
 
 
 def _format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    return "?" if seconds is None else duration_text(seconds)
 
 
 class DenoiseWidget(Container):
@@ -767,11 +765,8 @@ class DenoiseWidget(Container):
         self.compare_button.enabled = True
         self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
         state = "stopped early, kept" if run.stopped_early else "done"
-        best = sorted(p["best_iteration"] for p in metadata["planes"] if p.get("best_iteration"))
-        kept = ""
-        if best:
-            iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
-            kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
+        iterations = iterations_phrase(computed_planes(metadata))
+        kept = f"; {iterations}" if iterations else ""
         stopping = stopping_summary(metadata)
         if stopping:
             kept += f"; {stopping}"
