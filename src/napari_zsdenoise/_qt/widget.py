@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,15 @@ openmp_threads_sleep_when_idle()
 from napari_zsdenoise import estimate
 from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
 from napari_zsdenoise._qt.mid_training import MIDTrainingPanel
+from napari_zsdenoise._qt.region import (
+    REGION_CHOICES,
+    REGION_SHAPE,
+    REGION_VISIBLE,
+    REGION_WHOLE,
+    Target,
+    full_resolution,
+    target_of,
+)
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
 from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
@@ -30,10 +38,6 @@ from napari_zsdenoise.run_record import computed_planes, duration_text, iteratio
 __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "WEIGHTS_CHOICES", "WEIGHTS_FILE",
            "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
 
-REGION_WHOLE = "whole image"
-REGION_VISIBLE = "visible region"
-REGION_SHAPE = "rectangle in a Shapes layer"
-REGION_CHOICES = (REGION_WHOLE, REGION_VISIBLE, REGION_SHAPE)
 # Camera moves and shape edits come in bursts; the estimate follows once they settle.
 _ESTIMATE_DELAY_MS = 150
 
@@ -77,29 +81,6 @@ def _estimate_in_worker(method: str, shape: tuple[int, ...], device: str, precis
                                       cancel=cancel)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What a run computes: the array handed to the engine and where its result lies.
-
-    ``region`` is None for the whole image (or the plane on screen), else
-    ``(plane index, (y0, y1), (x0, x1), kind)`` of the crop, in the layer's data pixels.
-    """
-
-    data: Any
-    plane: tuple[int, ...] | None
-    region: tuple[tuple[int, ...], tuple[int, int], tuple[int, int], str] | None
-    geometry: dict[str, Any]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape[-2:]) if self.plane is not None else tuple(self.data.shape)
-
-    @property
-    def two_dimensional(self) -> bool:
-        """The result is one plane (the plane on screen or a region of it)."""
-        return self.plane is not None or self.region is not None
-
-
 def _format_seconds(seconds: float | None) -> str:
     return "?" if seconds is None else duration_text(seconds)
 
@@ -124,7 +105,7 @@ class DenoiseWidget(Container):
         self._cancelled = False
         self._preview_layer: Any = None
         self._source: Any = None
-        self._target: _Target | None = None
+        self._target: Target | None = None
         self._started = 0.0
         self._camera_offset = 0.0
         # (source layer, result layer) of every kept result, oldest first.
@@ -348,103 +329,12 @@ class DenoiseWidget(Container):
         self._refresh_estimate()
 
     # --- what a run computes -------------------------------------------------------
-    def _plane_of_current_view(self, layer: Any) -> tuple[int, ...]:
-        """The layer's plane on screen: the viewer's position mapped through the layer's own transform."""
-        data = _full_resolution(layer)
-        leading = data.ndim - 2
-        position = layer.world_to_data(self._viewer.dims.point)[:leading]
-        return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, data.shape[:leading]))
-
-    def _world_yx_to_pixels(self, layer: Any, corners: np.ndarray,
-                            what: str) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The layer's pixel rows and columns (half-open) whose centres lie in the box spanned by
-        world Y/X ``corners``, clipped to the image.
-
-        Raises
-        ------
-        ValueError
-            If the box holds no pixel of the layer.
-        """
-        point = np.asarray(self._viewer.dims.point, dtype=float)
-        in_data = []
-        for corner in corners:
-            world = point.copy()
-            world[-2:] = corner
-            in_data.append(np.asarray(layer.world_to_data(world), dtype=float)[-2:])
-        low, high = np.min(in_data, axis=0), np.max(in_data, axis=0)
-        height, width = _full_resolution(layer).shape[-2:]
-        # napari puts pixel centres at integer data coordinates; a pixel belongs to the box
-        # when its centre does. The small tolerance keeps an edge drawn on a centre inside.
-        start = np.ceil(low - 1e-6).astype(int)
-        stop = np.floor(high + 1e-6).astype(int) + 1
-        (y0, x0), (y1, x1) = np.maximum(start, 0), np.minimum(stop, (height, width))
-        if y1 <= y0 or x1 <= x0:
-            raise ValueError(f"the {what} does not overlap {layer.name}")
-        return (int(y0), int(y1)), (int(x0), int(x1))
-
-    def _check_yx_on_screen(self, what: str) -> None:
-        dims = self._viewer.dims
-        if dims.ndisplay != 2 or tuple(dims.displayed) != (dims.ndim - 2, dims.ndim - 1):
-            raise ValueError(f"the {what} needs the 2-D view with the image's Y and X axes on screen")
-
-    def _visible_box(self, layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Rows and columns of ``layer`` on screen, from the camera's centre and zoom and the canvas size."""
-        self._check_yx_on_screen(REGION_VISIBLE)
-        viewer = self._viewer
-        canvas = viewer.canvas
-        size = np.asarray(canvas.viewbox_size(viewer.layers) if hasattr(canvas, "viewbox_size") else canvas.size,
-                          dtype=float)
-        camera = self._camera()
-        centre = np.asarray(camera.center, dtype=float)[-2:]
-        half = size / 2 / camera.zoom
-        corners = np.array([centre + half * np.array(sign) for sign in ((-1, -1), (-1, 1), (1, -1), (1, 1))])
-        return self._world_yx_to_pixels(layer, corners, REGION_VISIBLE)
-
-    def _shapes_layer(self) -> Any:
-        """The selected Shapes layer when it holds a shape, else the topmost one that does (or None)."""
-        import napari
-
-        active = self._viewer.layers.selection.active
-        if isinstance(active, napari.layers.Shapes) and len(active.data):
-            return active
-        holding = [layer for layer in self._viewer.layers
-                   if isinstance(layer, napari.layers.Shapes) and len(layer.data)]
-        return holding[-1] if holding else None
-
-    def _shape_box(self, layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Rows and columns of ``layer`` in the bounding box of the selected (else the last) shape."""
-        self._check_yx_on_screen("rectangle")
-        shapes = self._shapes_layer()
-        if shapes is None:
-            raise ValueError("draw a rectangle in a Shapes layer first")
-        selected = sorted(shapes.selected_data)
-        vertices = np.asarray(shapes.data[selected[-1] if selected else len(shapes.data) - 1], dtype=float)
-        corners = np.array([np.asarray(shapes.data_to_world(vertex), dtype=float)[-2:] for vertex in vertices])
-        return self._world_yx_to_pixels(layer, corners, f"rectangle of {shapes.name}")
-
-    def _target_of(self, layer: Any) -> _Target:
-        """What a run on ``layer`` with the current choices computes.
-
-        Raises
-        ------
-        ValueError
-            If the chosen region cannot be found or lies outside the image.
-        """
-        data = _full_resolution(layer)
-        scale, translate = np.asarray(layer.scale, dtype=float), np.asarray(layer.translate, dtype=float)
-        choice = self.region_combo.value
-        if choice == REGION_WHOLE:
-            plane = self._plane_of_current_view(layer) if self.current_plane_check.value and data.ndim > 2 else None
-            dims = 2 if plane is not None else layer.ndim
-            geometry = {"scale": tuple(scale[-dims:]), "translate": tuple(translate[-dims:])}
-            return _Target(data=data, plane=plane, region=None, geometry=geometry)
-        rows, columns = self._visible_box(layer) if choice == REGION_VISIBLE else self._shape_box(layer)
-        index = self._plane_of_current_view(layer) if data.ndim > 2 else ()
-        crop = data[(*index, slice(*rows), slice(*columns))]
-        # The crop's first pixel lies where the image's pixel (y0, x0) lies.
-        offset = translate[-2:] + scale[-2:] * np.array([rows[0], columns[0]], dtype=float)
-        geometry = {"scale": tuple(scale[-2:]), "translate": tuple(offset)}
-        return _Target(data=crop, plane=None, region=(index, rows, columns, choice), geometry=geometry)
+    def _target_of(self, layer: Any) -> Target:
+        """What a run on ``layer`` with the current choices computes (ValueError: see :func:`target_of`)."""
+        canvas = self._viewer.canvas
+        size = canvas.viewbox_size(self._viewer.layers) if hasattr(canvas, "viewbox_size") else canvas.size
+        return target_of(self._viewer, self._camera(), layer, self.region_combo.value,
+                         current_plane=bool(self.current_plane_check.value), canvas_size=size)
 
     # --- estimate --------------------------------------------------------------------
     def _estimate_soon(self, *_: Any) -> None:
@@ -605,7 +495,7 @@ class DenoiseWidget(Container):
         worker.start()
 
     @staticmethod
-    def _where(target: _Target, layer: Any) -> str:
+    def _where(target: Target, layer: Any) -> str:
         """Which part of ``layer`` a run computes, in words ('' for all of it)."""
         if target.region is not None:
             index, (y0, y1), (x0, x1), _ = target.region
@@ -803,16 +693,10 @@ def _same(one: Any, other: Any) -> bool:
     return getattr(one, "__wrapped__", one) is getattr(other, "__wrapped__", other)
 
 
-def _full_resolution(layer: Any) -> Any:
-    """The layer's pixels at full resolution: level 0 of a multiscale layer, never read whole here
-    (a dask or zarr array stays lazy; the engine reads it plane by plane)."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
 def _preview_start(layer: Any) -> np.ndarray:
     """What a stack's preview shows before its planes are computed: the input when it is in
     memory already, else zeros, so that a lazy stack is not read whole for a preview."""
-    data = _full_resolution(layer)
+    data = full_resolution(layer)
     if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
         return np.array(data, dtype=np.float32)
     return np.zeros(data.shape, dtype=np.float32)
