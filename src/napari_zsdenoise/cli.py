@@ -260,23 +260,10 @@ class _StderrProgress:
 def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, on_dask: bool = False) -> str:
     """One line on what became of a file: method, planes, iterations (and those kept), why early stopping
     ended them, time and device."""
-    from napari_zsdenoise.result_notes import stopping_summary
-    from napari_zsdenoise.run_record import computed_planes, iterations_phrase
+    from napari_zsdenoise.run_controller import result_phrases
 
-    planes = metadata["planes"]
-    computed = computed_planes(metadata)
     total = metadata["planes_total"]
-    parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else "")]
-    iterations = iterations_phrase(computed)
-    if iterations:
-        parts.append(iterations)
-    stopping = stopping_summary(metadata)
-    if stopping:
-        parts.append(stopping)
-    if len(planes) > len(computed):
-        parts.append(f"{len(planes) - len(computed)} plane(s) from an earlier run")
-    if metadata.get("camera_offset"):
-        parts.append(f"camera offset {metadata['camera_offset']:g} subtracted")
+    parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else ""), *result_phrases(metadata)]
     where = f"{metadata['device']} (a Dask worker)" if on_dask else metadata["device"]
     parts.append(f"{duration_text(metadata['seconds'])} on {where}, {metadata['precision']}")
     return f"denoised {source.name} -> {written_to}: {', '.join(parts)}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +14,9 @@ from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 # Before the engine can import torch: the GUI thread must not fight spinning OpenMP threads.
 openmp_threads_sleep_when_idle()
 
-from napari_zsdenoise import estimate
+from napari_zsdenoise._qt.compare import CompareView, same_layer
 from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
+from napari_zsdenoise._qt.estimate_line import EstimateLine, Request
 from napari_zsdenoise._qt.mid_training import MIDTrainingPanel
 from napari_zsdenoise._qt.region import (
     REGION_CHOICES,
@@ -28,61 +28,28 @@ from napari_zsdenoise._qt.region import (
     target_of,
 )
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
-from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS
-from napari_zsdenoise.result_notes import result_doubts, stopping_summary
-from napari_zsdenoise.run_record import computed_planes, duration_text, iterations_phrase
+from napari_zsdenoise.run_controller import RunController
 
 __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "WEIGHTS_CHOICES", "WEIGHTS_FILE",
            "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
-
-# Camera moves and shape edits come in bursts; the estimate follows once they settle.
-_ESTIMATE_DELAY_MS = 150
 
 if TYPE_CHECKING:
     import napari
 
 
-def _iterate(run: DenoiseRun, convergence: ConvergenceRecord):
-    """Worker body: record every event's loss and scores, forward the events that carry a
-    preview, then hand back the run."""
-    for event in run:
-        convergence.add(event)
-        if event.preview is not None:
-            yield event
-    return run
-
-
-def _plane_ranges(indices: list[list[int]]) -> str:
-    """'3-5, 9' for planes [[2], [3], [4], [8]] (1-based, as the status line counts)."""
-    if indices and all(len(index) == 1 for index in indices):
-        numbers = sorted(index[0] + 1 for index in indices)
-        spans, start = [], numbers[0]
-        for previous, current in zip(numbers, [*numbers[1:], None]):
-            if current != previous + 1:
-                spans.append(f"{start}" if start == previous else f"{start}-{previous}")
-                start = current
-        return ", ".join(spans)
-    return ", ".join(str(tuple(index)) for index in indices)
+def _run_in_worker(controller: RunController):
+    """Worker body: the controller's events with a preview, then the controller."""
+    yield from controller.events()
+    return controller
 
 
 def _method_label(name: str, recommended: str) -> str:
     hint = get_method_spec(name).hint
     label = f"{name} — {hint}" if hint else name
     return f"{label}  (recommended)" if name == recommended else label
-
-
-def _estimate_in_worker(method: str, shape: tuple[int, ...], device: str, precision: str,
-                        overrides: dict[str, Any], cancel: threading.Event) -> estimate.DurationEstimate | None:
-    """Worker body: the estimate, running the speed probe when nothing is cached."""
-    return estimate.estimate_duration(method, shape, device=device, precision=precision, overrides=overrides,
-                                      cancel=cancel)
-
-
-def _format_seconds(seconds: float | None) -> str:
-    return "?" if seconds is None else duration_text(seconds)
 
 
 class DenoiseWidget(Container):
@@ -102,23 +69,15 @@ class DenoiseWidget(Container):
         self._viewer = napari_viewer
         self._run: DenoiseRun | None = None
         self._worker: Any = None
-        self._cancelled = False
         self._preview_layer: Any = None
         self._source: Any = None
         self._target: Target | None = None
         self._started = 0.0
         self._camera_offset = 0.0
-        # (source layer, result layer) of every kept result, oldest first.
-        self._results: list[tuple[Any, Any]] = []
-        self._compare_state: dict[str, Any] | None = None
-        self._probe: Any = None
-        self._probe_cancel = threading.Event()
-        self._probe_key: str | None = None
-        self._failed_probes: dict[str, str] = {}
         self._watched_shapes: list[Any] = []
         self._adding_own_layer = False
         # What the widget's end must stop, kept apart from `self` (see the end of __init__).
-        self._shutdown_state = {"run": None, "worker": None, "closed": False, "probe_cancel": self._probe_cancel}
+        self._shutdown_state: dict[str, Any] = {"run": None, "worker": None, "closed": False, "estimate": None}
 
         self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
         recommended = recommended_method()
@@ -187,34 +146,32 @@ class DenoiseWidget(Container):
         )
         self._wrap_lines(self.status_label, self.estimate_label)
         # Whether the run still improves or has started to fit the noise, at a glance.
-        self.convergence = ConvergenceRecord()
         self.convergence_plot = ConvergencePlot()
         self.native.layout().addWidget(self.convergence_plot.native)
-        from qtpy.QtCore import QTimer
-
-        self._estimate_timer = QTimer(self.native)
-        self._estimate_timer.setSingleShot(True)
-        self._estimate_timer.setInterval(_ESTIMATE_DELAY_MS)
-        self._estimate_timer.timeout.connect(self._refresh_estimate)
+        self.estimate_line = EstimateLine(self.estimate_label, self.native, self._estimate_request,
+                                          lambda: self.is_running, lambda: self._closed)
+        self._shutdown_state["estimate"] = self.estimate_line
+        self.compare = CompareView(self._viewer, self.compare_button)
+        self._controller: RunController | None = None
 
         self.method_combo.changed.connect(self._load_preset)
         self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
         self.run_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.cancel_button.changed.connect(self.cancel)
-        self.compare_button.changed.connect(self.toggle_compare)
+        self.compare_button.changed.connect(self.compare.toggle)
         self.region_combo.changed.connect(self._on_region_choice)
         for choice in (self.layer_combo, self.device_combo, self.precision_combo, self.current_plane_check):
-            choice.changed.connect(self._refresh_estimate)
+            choice.changed.connect(self.estimate_line.refresh)
         self._viewer.layers.events.inserted.connect(self._refresh_layers)
         self._viewer.layers.events.removed.connect(self._refresh_layers)
         self._viewer.layers.selection.events.active.connect(self._follow_selection)
         # What is on screen decides a region's size, hence the estimate.
-        self._camera().events.center.connect(self._estimate_soon)
-        self._camera().events.zoom.connect(self._estimate_soon)
-        self._viewer.canvas.events.size.connect(self._estimate_soon)
-        self._viewer.dims.events.ndisplay.connect(self._estimate_soon)
-        self._viewer.layers.selection.events.active.connect(self._estimate_soon)
+        self._camera().events.center.connect(self.estimate_line.soon)
+        self._camera().events.zoom.connect(self.estimate_line.soon)
+        self._viewer.canvas.events.size.connect(self.estimate_line.soon)
+        self._viewer.dims.events.ndisplay.connect(self.estimate_line.soon)
+        self._viewer.layers.selection.events.active.connect(self.estimate_line.soon)
         self._load_preset(self.method_combo.value)
         self._follow_selection()
         self._watch_shapes()
@@ -225,14 +182,14 @@ class DenoiseWidget(Container):
 
         def _on_destroyed(*_: Any) -> None:
             state["closed"] = True
-            state["probe_cancel"].set()
+            state["estimate"].cancel_probe()
             if state["run"] is not None:
                 state["run"].stop()
             if state["worker"] is not None:
                 state["worker"].quit()
 
         self.native.destroyed.connect(_on_destroyed)
-        self._refresh_estimate()
+        self.estimate_line.refresh()
 
     @staticmethod
     def _wrap_lines(*labels: Label) -> None:
@@ -256,8 +213,8 @@ class DenoiseWidget(Container):
         self.layer_combo.reset_choices()
         self._follow_selection()
         self._watch_shapes()
-        self.compare_button.enabled = self._compare_state is not None or self._newest_result() is not None
-        self._estimate_soon()
+        self.compare.refresh_button()
+        self.estimate_line.soon()
 
     def _follow_selection(self, *_: Any) -> None:
         """Pick the layer selected in the layer list, when it is an image layer."""
@@ -277,11 +234,11 @@ class DenoiseWidget(Container):
         import napari
 
         for layer in self._viewer.layers:
-            if isinstance(layer, napari.layers.Shapes) and not any(_same(layer, seen) for seen in self._watched_shapes):
-                layer.events.data.connect(self._estimate_soon)
-                layer.events.highlight.connect(self._estimate_soon)
+            if isinstance(layer, napari.layers.Shapes) and not any(same_layer(layer, seen) for seen in self._watched_shapes):
+                layer.events.data.connect(self.estimate_line.soon)
+                layer.events.highlight.connect(self.estimate_line.soon)
                 self._watched_shapes.append(layer)
-        self._watched_shapes = [layer for layer in self._watched_shapes if self._present(layer)]
+        self._watched_shapes = [layer for layer in self._watched_shapes if self.compare.present(layer)]
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -302,16 +259,16 @@ class DenoiseWidget(Container):
         self.settings_box.append(self.form.basic)
         self.advanced_box.append(self.form.advanced)
         for field in self.form.fields.values():
-            field.changed.connect(self._refresh_estimate)
+            field.changed.connect(self.estimate_line.refresh)
         if self.form.weights_file is not None:
-            self.form.weights_file.changed.connect(self._refresh_estimate)
-        self._refresh_estimate()
+            self.form.weights_file.changed.connect(self.estimate_line.refresh)
+        self.estimate_line.refresh()
 
     def _use_trained_model(self, path: Path) -> None:
         self.trained_model = path
         if self.form is not None and get_method_spec(self.method_combo.value).default_config.needs_weights_file:
             self.form.use_weights_file(path)
-            self._refresh_estimate()
+            self.estimate_line.refresh()
 
     def method_overrides(self) -> dict[str, Any]:
         """The settings changed in the widget, as keyword overrides of the method's preset.
@@ -326,7 +283,7 @@ class DenoiseWidget(Container):
     def _on_region_choice(self, choice: str) -> None:
         # A region always lies in the plane on screen, so the plane choice has no say then.
         self.current_plane_check.enabled = choice == REGION_WHOLE
-        self._refresh_estimate()
+        self.estimate_line.refresh()
 
     # --- what a run computes -------------------------------------------------------
     def _target_of(self, layer: Any) -> Target:
@@ -337,11 +294,7 @@ class DenoiseWidget(Container):
                          current_plane=bool(self.current_plane_check.value), canvas_size=size)
 
     # --- estimate --------------------------------------------------------------------
-    def _estimate_soon(self, *_: Any) -> None:
-        if not self._closed:
-            self._estimate_timer.start()
-
-    def _estimate_request(self) -> tuple[str, tuple[int, ...], str, str, dict[str, Any]]:
+    def _estimate_request(self) -> Request:
         layer = self.layer_combo.value
         if layer is None:
             raise ValueError("no image layer")
@@ -350,61 +303,6 @@ class DenoiseWidget(Container):
         target = self._target_of(layer)
         overrides = {} if self.form is None else self.form.overrides(strict=False)
         return self.method_combo.value, target.shape, self.device_combo.value, self.precision_combo.value, overrides
-
-    def _refresh_estimate(self, *_: Any) -> None:
-        """Show how long a run with the current choices would take: from the probe cache at once,
-        else after a speed probe in a worker thread (never while a run is running)."""
-        if self._closed:
-            return
-        try:
-            method, shape, device, precision, overrides = request = self._estimate_request()
-            found = estimate.estimate_duration(method, shape, device=device, precision=precision,
-                                               overrides=overrides, probe=False)
-        except (ValueError, TypeError, OSError) as exc:
-            self.estimate_label.value = f"estimated: – ({exc})"
-            return
-        if found is not None:
-            self.estimate_label.value = f"estimated: {found.describe()}"
-            return
-        key = estimate.probe_key(method, device=device, precision=precision, overrides=overrides)
-        if key in self._failed_probes:
-            self.estimate_label.value = f"estimated: – (the speed probe failed: {self._failed_probes[key]})"
-            return
-        if self._probe is not None:
-            # One probe at a time; when it ends, this is asked again.
-            self.estimate_label.value = "estimating…"
-            return
-        if self.is_running:
-            # A probe now would share the device with the run and time neither right.
-            self.estimate_label.value = "estimated: – (measured when this run ends)"
-            return
-        self._start_probe(key, *request)
-
-    def _start_probe(self, key: str, method: str, shape: tuple[int, ...], device: str, precision: str,
-                     overrides: dict[str, Any]) -> None:
-        from napari.qt.threading import thread_worker
-
-        self._probe_cancel = self._shutdown_state["probe_cancel"] = threading.Event()
-        self._probe_key = key
-        worker = thread_worker(_estimate_in_worker, start_thread=False)(
-            method, shape, device, precision, overrides, self._probe_cancel)
-        worker.errored.connect(self._on_probe_errored)
-        worker.finished.connect(self._on_probe_finished)
-        self._probe = worker
-        self.estimate_label.value = "estimating…"
-        worker.start()
-
-    def _on_probe_errored(self, exc: Exception) -> None:
-        if not self._closed and self._probe_key is not None:
-            self._failed_probes[self._probe_key] = str(exc) or type(exc).__name__
-
-    def _on_probe_finished(self) -> None:
-        if self._closed:
-            return
-        self._probe = None
-        self._probe_key = None
-        # The cache now holds the probe's figure (unless it was cancelled or failed).
-        self._refresh_estimate()
 
     # --- running -------------------------------------------------------------------
     @property
@@ -470,18 +368,18 @@ class DenoiseWidget(Container):
             return
         from napari.qt.threading import thread_worker
 
-        if self._compare_state is not None:
-            self.toggle_compare()
+        if self.compare.active:
+            self.compare.toggle()
         # The probe would share the device with the run and time neither right.
-        self._probe_cancel.set()
-        self._run, self._source, self._target, self._cancelled = run, layer, target, False
-        self.convergence = ConvergenceRecord()
+        self.estimate_line.cancel_probe()
+        self._controller = RunController(run, single_plane=target.two_dimensional)
+        self._run, self._source, self._target = run, layer, target
         self.convergence_plot.show(None)
         self._single_plane = target.two_dimensional
         self._shown_plane: tuple[int, ...] | None = None
         self._preview_layer = None
         self._started = time.perf_counter()
-        worker = thread_worker(_iterate, start_thread=False)(run, self.convergence)
+        worker = thread_worker(_run_in_worker, start_thread=False)(self._controller)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
@@ -505,66 +403,25 @@ class DenoiseWidget(Container):
 
     def stop(self) -> None:
         """End the run after the current iteration and keep the current estimate."""
-        if self._run is not None:
+        if self._controller is not None:
             self.status_label.value = "Stopping…"
-            self._run.stop()
+            self._controller.stop()
 
     def cancel(self) -> None:
         """End the run and discard everything it computed."""
-        if self._run is not None:
-            self._cancelled = True
+        if self._controller is not None:
             self.status_label.value = "Cancelling…"
-            self._run.stop()
+            self._controller.cancel()
 
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
         self.stop_button.enabled = running
         self.cancel_button.enabled = running
 
-    # --- compare ---------------------------------------------------------------------
-    def _present(self, layer: Any) -> bool:
-        return any(_same(layer, present) for present in self._viewer.layers)
-
-    def _newest_result(self) -> tuple[Any, Any] | None:
-        """(source, result) of the newest result still in the viewer, with its source."""
-        for source, result in reversed(self._results):
-            if self._present(result) and self._present(source):
-                return source, result
-        return None
-
     def _camera(self) -> Any:
         # napari 0.9 moved the camera under `scene`; older versions keep it on the viewer.
         scene = getattr(self._viewer, "scene", None)
         return scene.camera if scene is not None and hasattr(scene, "camera") else self._viewer.camera
-
-    def _grid(self) -> Any:
-        canvas = getattr(self._viewer, "canvas", None)
-        return canvas.grid if canvas is not None and hasattr(canvas, "grid") else self._viewer.grid
-
-    def toggle_compare(self) -> None:
-        """Show the newest result and its noisy source side by side, nothing else; called again,
-        restore what was visible and the grid as they were."""
-        grid = self._grid()
-        if self._compare_state is not None:
-            state, self._compare_state = self._compare_state, None
-            for layer, visible in state["visible"]:
-                if self._present(layer):
-                    layer.visible = visible
-            grid.stride, grid.enabled = state["stride"], state["enabled"]
-            self.compare_button.text = "compare"
-            self.compare_button.enabled = self._newest_result() is not None
-            return
-        pair = self._newest_result()
-        if pair is None:
-            self.compare_button.enabled = False
-            return
-        self._compare_state = {"visible": [(layer, layer.visible) for layer in self._viewer.layers],
-                               "enabled": grid.enabled, "stride": grid.stride}
-        for layer in self._viewer.layers:
-            layer.visible = any(_same(layer, shown) for shown in pair)
-        grid.stride = 1
-        grid.enabled = True
-        self.compare_button.text = "end compare"
 
     # --- worker callbacks (main thread) ----------------------------------------------
     @property
@@ -579,10 +436,11 @@ class DenoiseWidget(Container):
     def _on_event(self, event: ProgressEvent) -> None:
         if self._closed:
             return
-        if self._cancelled:
+        controller = self._controller
+        if controller is None or controller.cancelled:
             return
         # The worker records every step; the plot is redrawn as often as the preview, no more.
-        self.convergence_plot.show(self.convergence.current)
+        self.convergence_plot.show(controller.convergence.current)
         if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
             initial = event.preview if self._single_plane or not event.plane_index else _preview_start(self._source)
             self._preview_layer = self._add_own_layer(
@@ -602,12 +460,7 @@ class DenoiseWidget(Container):
                 self._shown_plane = event.plane_index
                 self._show_plane(event.plane_index)
         self.progress_bar.value = int(round(1000 * event.fraction_done))
-        plane = f"plane {event.plane + 1}/{event.n_planes} · " if event.n_planes > 1 else (
-            f"plane {event.plane_index} · " if self._single_plane and event.plane_index else "")
-        self.status_label.value = (
-            f"{plane}{event.iteration}/{event.total} it · loss {event.loss:.3g} · "
-            f"{_format_seconds(event.elapsed)} elapsed · ETA {_format_seconds(event.eta_seconds)}"
-        )
+        self.status_label.value = controller.progress_text(event)
 
     def _add_own_layer(self, data: Any, **options: Any) -> Any:
         self._adding_own_layer = True
@@ -626,17 +479,16 @@ class DenoiseWidget(Container):
             self._viewer.layers.remove(self._preview_layer)
         self._preview_layer = None
 
-    def _on_returned(self, run: DenoiseRun) -> None:
+    def _on_returned(self, controller: RunController) -> None:
         if self._closed:
             return
         self._remove_preview()
-        if self._cancelled or run.result is None:
+        if not controller.kept:
             self.status_label.value = "Cancelled; nothing was kept."
             return
-        source, target = self._source, self._target
-        self.convergence.finish(run.metadata["planes"])
-        self.convergence_plot.show(self.convergence.current)
-        metadata = {**run.metadata, "source_layer": source.name, "convergence": self.convergence.as_dict()}
+        run, source, target = controller.run, self._source, self._target
+        metadata = {**controller.finished_metadata(), "source_layer": source.name}
+        self.convergence_plot.show(controller.convergence.current)
         name = f"{source.name}_{run.spec.name}"
         if target.region is not None:
             index, rows, columns, kind = target.region
@@ -651,25 +503,12 @@ class DenoiseWidget(Container):
             metadata={"napari_zsdenoise": metadata},
             **self._layer_geometry(),
         )
-        self._results.append((source, result))
-        self.compare_button.enabled = True
+        self.compare.add(source, result)
         self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
-        state = "stopped early, kept" if run.stopped_early else "done"
-        iterations = iterations_phrase(computed_planes(metadata))
-        kept = f"; {iterations}" if iterations else ""
-        stopping = stopping_summary(metadata)
-        if stopping:
-            kept += f"; {stopping}"
-        if target.region is not None:
-            kept += f"; {self._where(target, source)}"
-        elif self._single_plane and metadata["planes"]:
-            kept += f"; plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
-        if metadata["planes_not_denoised"]:
-            kept += (f"; planes {_plane_ranges(metadata['planes_not_denoised'])} of {metadata['planes_total']} "
-                     "were not reached and hold the input unchanged")
-        doubts = "".join(f"\nWarning: {doubt}." for doubt in result_doubts(metadata))
-        self.status_label.value = (f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
-                                   f"{kept}{doubts}")
+        where = self._where(target, source)
+        if not where and self._single_plane and metadata["planes"]:
+            where = f"plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
+        self.status_label.value = controller.summary(name, where=where)
 
     def _on_errored(self, exc: Exception) -> None:
         if self._closed:
@@ -682,15 +521,11 @@ class DenoiseWidget(Container):
             return
         self._worker = None
         self._run = None
+        self._controller = None
         self._shutdown_state.update(run=None, worker=None)
         self._set_running(False)
         # A probe held back during the run may start now.
-        self._refresh_estimate()
-
-
-def _same(one: Any, other: Any) -> bool:
-    """Whether two references name the same layer (napari may hand out a new proxy each time)."""
-    return getattr(one, "__wrapped__", one) is getattr(other, "__wrapped__", other)
+        self.estimate_line.refresh()
 
 
 def _preview_start(layer: Any) -> np.ndarray:
