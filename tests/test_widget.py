@@ -253,7 +253,7 @@ def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
     assert _names(viewer) == ["cells", "cells_mpi-fast"]
     meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
     assert meta["stopped_early"] and 0 < meta["planes"][0]["iterations_done"] < 100_000
-    np.testing.assert_array_equal(layer.data, viewer_and_widget[1]._source.data)  # input untouched
+    np.testing.assert_array_equal(layer.data, viewer_and_widget[1]._outputs.source.data)  # input untouched
 
 
 def test_cancel_keeps_nothing(viewer_and_widget, qtbot, small_noisy):

@@ -39,6 +39,20 @@ class Target:
         """The result is one plane (the plane on screen or a region of it)."""
         return self.plane is not None or self.region is not None
 
+    def describe(self, layer_name: str) -> str:
+        """Which part of the layer a run computes, in words ('' for all of it)."""
+        if self.region is not None:
+            index, (y0, y1), (x0, x1), _ = self.region
+            plane = f" of plane {index}" if index else ""
+            return f"rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}{plane} of {layer_name}"
+        return f"plane {self.plane} of {layer_name}" if self.plane is not None else ""
+
+
+def camera_of(viewer: Any) -> Any:
+    """The viewer's camera (napari 0.9 moved it under ``scene``; older versions keep it on the viewer)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
 
 def full_resolution(layer: Any) -> Any:
     """The layer's pixels at full resolution: level 0 of a multiscale layer, never read whole here

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
@@ -14,17 +12,20 @@ from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 # Before the engine can import torch: the GUI thread must not fight spinning OpenMP threads.
 openmp_threads_sleep_when_idle()
 
-from napari_zsdenoise._qt.compare import CompareView, same_layer
+from napari_zsdenoise._qt._layout import wrap_lines
+from napari_zsdenoise._qt.compare import CompareView
 from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
 from napari_zsdenoise._qt.estimate_line import EstimateLine, Request
+from napari_zsdenoise._qt.layer_choice import LayerChoice
 from napari_zsdenoise._qt.mid_training import MIDTrainingPanel
+from napari_zsdenoise._qt.output_layers import OutputLayers
 from napari_zsdenoise._qt.region import (
     REGION_CHOICES,
     REGION_SHAPE,
     REGION_VISIBLE,
     REGION_WHOLE,
     Target,
-    full_resolution,
+    camera_of,
     target_of,
 )
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
@@ -69,17 +70,11 @@ class DenoiseWidget(Container):
         self._viewer = napari_viewer
         self._run: DenoiseRun | None = None
         self._worker: Any = None
-        self._preview_layer: Any = None
-        self._source: Any = None
-        self._target: Target | None = None
-        self._started = 0.0
-        self._camera_offset = 0.0
-        self._watched_shapes: list[Any] = []
-        self._adding_own_layer = False
+        self._outputs: OutputLayers | None = None
         # What the widget's end must stop, kept apart from `self` (see the end of __init__).
         self._shutdown_state: dict[str, Any] = {"run": None, "worker": None, "closed": False, "estimate": None}
 
-        self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
+        self.layer_combo = ComboBox(label="image")
         recommended = recommended_method()
         self.method_combo = ComboBox(
             label="method", value=recommended,
@@ -144,7 +139,7 @@ class DenoiseWidget(Container):
                 self.compare_button,
             ]
         )
-        self._wrap_lines(self.status_label, self.estimate_label)
+        wrap_lines(self.status_label, self.estimate_label)
         # Whether the run still improves or has started to fit the noise, at a glance.
         self.convergence_plot = ConvergencePlot()
         self.native.layout().addWidget(self.convergence_plot.native)
@@ -153,6 +148,9 @@ class DenoiseWidget(Container):
         self._shutdown_state["estimate"] = self.estimate_line
         self.compare = CompareView(self._viewer, self.compare_button)
         self._controller: RunController | None = None
+        self.layer_choice = LayerChoice(self._viewer, self.layer_combo,
+                                        lambda: self._closed or (self._outputs is not None and self._outputs.adding),
+                                        self.estimate_line.soon)
 
         self.method_combo.changed.connect(self._load_preset)
         self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
@@ -163,18 +161,18 @@ class DenoiseWidget(Container):
         self.region_combo.changed.connect(self._on_region_choice)
         for choice in (self.layer_combo, self.device_combo, self.precision_combo, self.current_plane_check):
             choice.changed.connect(self.estimate_line.refresh)
-        self._viewer.layers.events.inserted.connect(self._refresh_layers)
-        self._viewer.layers.events.removed.connect(self._refresh_layers)
-        self._viewer.layers.selection.events.active.connect(self._follow_selection)
+        self._viewer.layers.events.inserted.connect(self._layers_changed)
+        self._viewer.layers.events.removed.connect(self._layers_changed)
+        self._viewer.layers.selection.events.active.connect(self.layer_choice.follow_selection)
         # What is on screen decides a region's size, hence the estimate.
-        self._camera().events.center.connect(self.estimate_line.soon)
-        self._camera().events.zoom.connect(self.estimate_line.soon)
+        camera_of(self._viewer).events.center.connect(self.estimate_line.soon)
+        camera_of(self._viewer).events.zoom.connect(self.estimate_line.soon)
         self._viewer.canvas.events.size.connect(self.estimate_line.soon)
         self._viewer.dims.events.ndisplay.connect(self.estimate_line.soon)
         self._viewer.layers.selection.events.active.connect(self.estimate_line.soon)
         self._load_preset(self.method_combo.value)
-        self._follow_selection()
-        self._watch_shapes()
+        self.layer_choice.follow_selection()
+        self.layer_choice.watch_shapes()
 
         # Stop a running worker when the widget goes away (closed dock or viewer);
         # the closure must not hold `self`, which Qt may already have deleted.
@@ -191,54 +189,12 @@ class DenoiseWidget(Container):
         self.native.destroyed.connect(_on_destroyed)
         self.estimate_line.refresh()
 
-    @staticmethod
-    def _wrap_lines(*labels: Label) -> None:
-        """Let long lines wrap within the dock's width instead of widening it."""
-        from qtpy.QtWidgets import QSizePolicy
-
-        for label in labels:
-            label.native.setWordWrap(True)
-            # Ignored: the label's one-line width must not become the dock's width.
-            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    # --- choices -------------------------------------------------------------------
-    def _image_layer_choices(self, *_: Any) -> list[tuple[str, Any]]:
-        import napari
-
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, napari.layers.Image)]
-
-    def _refresh_layers(self, *_: Any) -> None:
+    def _layers_changed(self, *_: Any) -> None:
         if self._closed:
             return
-        self.layer_combo.reset_choices()
-        self._follow_selection()
-        self._watch_shapes()
+        self.layer_choice.refresh()
         self.compare.refresh_button()
         self.estimate_line.soon()
-
-    def _follow_selection(self, *_: Any) -> None:
-        """Pick the layer selected in the layer list, when it is an image layer."""
-        import napari
-
-        if self._closed:
-            return
-        if self._adding_own_layer:
-            # napari selects a layer it adds; a preview or result must not become the next run's input.
-            return
-        active = self._viewer.layers.selection.active
-        if isinstance(active, napari.layers.Image) and active in [layer for _, layer in self._image_layer_choices()]:
-            self.layer_combo.value = active
-
-    def _watch_shapes(self) -> None:
-        """Follow edits and selections in every Shapes layer: a drawn rectangle may be the region."""
-        import napari
-
-        for layer in self._viewer.layers:
-            if isinstance(layer, napari.layers.Shapes) and not any(same_layer(layer, seen) for seen in self._watched_shapes):
-                layer.events.data.connect(self.estimate_line.soon)
-                layer.events.highlight.connect(self.estimate_line.soon)
-                self._watched_shapes.append(layer)
-        self._watched_shapes = [layer for layer in self._watched_shapes if self.compare.present(layer)]
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -290,7 +246,7 @@ class DenoiseWidget(Container):
         """What a run on ``layer`` with the current choices computes (ValueError: see :func:`target_of`)."""
         canvas = self._viewer.canvas
         size = canvas.viewbox_size(self._viewer.layers) if hasattr(canvas, "viewbox_size") else canvas.size
-        return target_of(self._viewer, self._camera(), layer, self.region_combo.value,
+        return target_of(self._viewer, camera_of(self._viewer), layer, self.region_combo.value,
                          current_plane=bool(self.current_plane_check.value), canvas_size=size)
 
     # --- estimate --------------------------------------------------------------------
@@ -309,23 +265,6 @@ class DenoiseWidget(Container):
     def is_running(self) -> bool:
         return self._worker is not None
 
-    def _show_plane(self, index: tuple[int, ...]) -> None:
-        """Move the viewer to plane ``index`` of the source layer, so the preview on screen is the one being computed."""
-        source = self._source
-        leading = len(index)
-        world = source.data_to_world([*index, 0, 0])
-        axes = range(self._viewer.dims.ndim - source.ndim, self._viewer.dims.ndim - source.ndim + leading)
-        for axis, value in zip(axes, world[:leading]):
-            self._viewer.dims.set_point(axis, value)
-
-    def _unique_name(self, name: str) -> str:
-        """``name``, or ``name_2``, ``name_3``, … when taken: no earlier result is ever replaced or renamed."""
-        taken = {layer.name for layer in self._viewer.layers}
-        candidate, number = name, 2
-        while candidate in taken:
-            candidate, number = f"{name}_{number}", number + 1
-        return candidate
-
     def start(self) -> None:
         """Start denoising the selected layer (or the chosen region of it) with the chosen settings."""
         if self.is_running:
@@ -343,7 +282,6 @@ class DenoiseWidget(Container):
         except ValueError as exc:
             self.status_label.value = f"Cannot run on the {self.region_combo.value}: {exc}."
             return
-        self._camera_offset = float(self.camera_offset_spin.value)
         try:
             overrides = self.method_overrides()
             run = DenoiseRun(
@@ -352,7 +290,7 @@ class DenoiseWidget(Container):
                 device=self.device_combo.value,
                 precision=self.precision_combo.value,
                 normalization=self.normalization_combo.value,
-                camera_offset=self._camera_offset,
+                camera_offset=float(self.camera_offset_spin.value),
                 seed=int(self.seed_spin.value),
                 plane=target.plane,
                 preview_every=0,
@@ -373,12 +311,9 @@ class DenoiseWidget(Container):
         # The probe would share the device with the run and time neither right.
         self.estimate_line.cancel_probe()
         self._controller = RunController(run, single_plane=target.two_dimensional)
-        self._run, self._source, self._target = run, layer, target
+        self._run = run
         self.convergence_plot.show(None)
-        self._single_plane = target.two_dimensional
-        self._shown_plane: tuple[int, ...] | None = None
-        self._preview_layer = None
-        self._started = time.perf_counter()
+        self._outputs = OutputLayers(self._viewer, layer, target, float(self.camera_offset_spin.value))
         worker = thread_worker(_run_in_worker, start_thread=False)(self._controller)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
@@ -388,18 +323,9 @@ class DenoiseWidget(Container):
         self._shutdown_state.update(run=run, worker=worker)
         self._set_running(True)
         self.progress_bar.value = 0
-        where = self._where(target, layer)
+        where = target.describe(layer.name)
         self.status_label.value = f"Starting {spec.name} on {run.device}{f' ({where})' if where else ''}…"
         worker.start()
-
-    @staticmethod
-    def _where(target: Target, layer: Any) -> str:
-        """Which part of ``layer`` a run computes, in words ('' for all of it)."""
-        if target.region is not None:
-            index, (y0, y1), (x0, x1), _ = target.region
-            plane = f" of plane {index}" if index else ""
-            return f"rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}{plane} of {layer.name}"
-        return f"plane {target.plane} of {layer.name}" if target.plane is not None else ""
 
     def stop(self) -> None:
         """End the run after the current iteration and keep the current estimate."""
@@ -414,14 +340,7 @@ class DenoiseWidget(Container):
             self._controller.cancel()
 
     def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
-        self.stop_button.enabled = running
-        self.cancel_button.enabled = running
-
-    def _camera(self) -> Any:
-        # napari 0.9 moved the camera under `scene`; older versions keep it on the viewer.
-        scene = getattr(self._viewer, "scene", None)
-        return scene.camera if scene is not None and hasattr(scene, "camera") else self._viewer.camera
+        self.run_button.enabled, self.stop_button.enabled, self.cancel_button.enabled = not running, running, running
 
     # --- worker callbacks (main thread) ----------------------------------------------
     @property
@@ -429,9 +348,6 @@ class DenoiseWidget(Container):
         # After the dock or viewer closed, the Qt side of this widget is gone; late
         # signals from the finishing worker must not touch it.
         return self._shutdown_state["closed"]
-
-    def _layer_geometry(self) -> dict[str, Any]:
-        return dict(self._target.geometry)
 
     def _on_event(self, event: ProgressEvent) -> None:
         if self._closed:
@@ -441,52 +357,18 @@ class DenoiseWidget(Container):
             return
         # The worker records every step; the plot is redrawn as often as the preview, no more.
         self.convergence_plot.show(controller.convergence.current)
-        if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
-            initial = event.preview if self._single_plane or not event.plane_index else _preview_start(self._source)
-            self._preview_layer = self._add_own_layer(
-                initial,
-                name=f"{self._source.name} [preview]",
-                contrast_limits=self._result_contrast_limits(),
-                colormap=self._source.colormap,
-                **self._layer_geometry(),
-            )
-        if self._single_plane or not event.plane_index:
-            self._preview_layer.data = event.preview
-        else:
-            self._preview_layer.data[event.plane_index] = event.preview
-            self._preview_layer.refresh()
-            if event.plane_index != self._shown_plane:
-                # Once per plane, so that a user may look elsewhere while it runs.
-                self._shown_plane = event.plane_index
-                self._show_plane(event.plane_index)
+        self._outputs.show(event)
         self.progress_bar.value = int(round(1000 * event.fraction_done))
         self.status_label.value = controller.progress_text(event)
-
-    def _add_own_layer(self, data: Any, **options: Any) -> Any:
-        self._adding_own_layer = True
-        try:
-            return self._viewer.add_image(data, **options)
-        finally:
-            self._adding_own_layer = False
-
-    def _result_contrast_limits(self) -> tuple[float, float]:
-        """The source's display range in the result's units (the camera offset removed), so both look alike."""
-        low, high = self._source.contrast_limits
-        return (low - self._camera_offset, high - self._camera_offset)
-
-    def _remove_preview(self) -> None:
-        if self._preview_layer is not None and self._preview_layer in self._viewer.layers:
-            self._viewer.layers.remove(self._preview_layer)
-        self._preview_layer = None
 
     def _on_returned(self, controller: RunController) -> None:
         if self._closed:
             return
-        self._remove_preview()
+        self._outputs.remove_preview()
         if not controller.kept:
             self.status_label.value = "Cancelled; nothing was kept."
             return
-        run, source, target = controller.run, self._source, self._target
+        run, source, target = controller.run, self._outputs.source, self._outputs.target
         metadata = {**controller.finished_metadata(), "source_layer": source.name}
         self.convergence_plot.show(controller.convergence.current)
         name = f"{source.name}_{run.spec.name}"
@@ -494,26 +376,16 @@ class DenoiseWidget(Container):
             index, rows, columns, kind = target.region
             metadata["region"] = {"kind": kind, "plane": list(index), "rows": list(rows), "columns": list(columns)}
             name += "_region"
-        name = self._unique_name(name)
-        result = self._add_own_layer(
-            run.result,
-            name=name,
-            contrast_limits=self._result_contrast_limits(),
-            colormap=source.colormap,
-            metadata={"napari_zsdenoise": metadata},
-            **self._layer_geometry(),
-        )
+        result = self._outputs.add_result(run.result, name, metadata)
         self.compare.add(source, result)
         self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
-        where = self._where(target, source)
-        if not where and self._single_plane and metadata["planes"]:
-            where = f"plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
-        self.status_label.value = controller.summary(name, where=where)
+        where = target.describe(source.name)
+        self.status_label.value = controller.summary(result.name, where=where)
 
     def _on_errored(self, exc: Exception) -> None:
         if self._closed:
             return
-        self._remove_preview()
+        self._outputs.remove_preview()
         self.status_label.value = f"Failed: {exc}"
 
     def _on_finished(self) -> None:
@@ -526,12 +398,3 @@ class DenoiseWidget(Container):
         self._set_running(False)
         # A probe held back during the run may start now.
         self.estimate_line.refresh()
-
-
-def _preview_start(layer: Any) -> np.ndarray:
-    """What a stack's preview shows before its planes are computed: the input when it is in
-    memory already, else zeros, so that a lazy stack is not read whole for a preview."""
-    data = full_resolution(layer)
-    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
-        return np.array(data, dtype=np.float32)
-    return np.zeros(data.shape, dtype=np.float32)
