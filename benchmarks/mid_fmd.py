@@ -33,7 +33,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -81,9 +80,9 @@ def _clean_folder(pairs: Path, configuration: str, models: Path) -> Path:
 DIAGNOSTICS = ("true-noise", "true-clean", "both")
 
 
-@contextlib.contextmanager
-def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: np.ndarray, settings):
-    """While fitting, replace what MID estimates with what the ground truth says: a diagnostic, not MID.
+def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: np.ndarray, settings) -> dict:
+    """What to give ``fit_dataset`` so that it uses what the ground truth says instead of what MID estimates:
+    a diagnostic, not MID (its public ``clean_patches`` and ``residuals`` parameters).
 
     ``true-noise``: every bank residual is ``noisy - ground truth`` (the harvest's network is
     not used). ``true-clean``: the clean patches are the ground truth itself, in each noisy
@@ -91,10 +90,7 @@ def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: n
     gets shows what its noise estimate and its clean images cost.
     """
     if kind is None:
-        yield
-        return
-    from unittest import mock
-
+        return {}
     from napari_zsdenoise.methods.mid import training
     from napari_zsdenoise.methods.mid.model import subplanes
     from napari_zsdenoise.methods.mid.noise_bank import Harvest
@@ -123,12 +119,12 @@ def ground_truth_diagnostic(kind: str | None, planes: list[np.ndarray], truth: n
         def scale_for(self, noise, rng, median=None):
             self._scaled = (self.folder_planes, [])
 
-    with contextlib.ExitStack() as patches:
-        if kind in ("true-noise", "both"):
-            patches.enter_context(mock.patch.object(training, "harvest_residuals", true_residuals))
-        if kind in ("true-clean", "both"):
-            patches.enter_context(mock.patch.object(training, "CleanPatches", TrueClean))
-        yield
+    hooks = {}
+    if kind in ("true-noise", "both"):
+        hooks["residuals"] = true_residuals
+    if kind in ("true-clean", "both"):
+        hooks["clean_patches"] = TrueClean(settings)
+    return hooks
 
 
 def run(args: argparse.Namespace) -> None:
@@ -168,10 +164,10 @@ def run(args: argparse.Namespace) -> None:
                 else None
             if not model.exists():
                 truth = to_unit_range(read_image(pairs / "gt" / frames[0].name))
-                with ground_truth_diagnostic(args.diagnostic, planes, truth, settings):
-                    fit_dataset(planes, out=model, settings=settings, device=args.device,
-                                sources={path.name: 1 for path in frames},
-                                clean_folders=(clean_folder,) if clean_folder else ())
+                fit_dataset(planes, out=model, settings=settings, device=args.device,
+                            sources={path.name: 1 for path in frames},
+                            clean_folders=(clean_folder,) if clean_folder else (),
+                            **ground_truth_diagnostic(args.diagnostic, planes, truth, settings))
             card = read_model_card(model)
             name = f"{configuration}_{args.scored_frame}.png"
             noisy, clean = load_pair(pairs / "raw" / name, pairs / "gt" / name, args.crop, "centre")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,29 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 FMD_TEST = SHARED_DATA / "fmd-test"
 OFFICIAL_WEIGHTS = REPO_ROOT.parent / "shared" / "reference" / "mpi-official-weights"
+
+
+#: What the dock's tests import; the core installs without them (``pip install .``).
+GUI_PACKAGES = ("napari", "qtpy", "magicgui", "superqt", "pyqtgraph")
+
+
+@functools.cache
+def gui_unavailable_reason() -> str | None:
+    """Why the dock's tests cannot run here (one line), or None when they can."""
+    for package in GUI_PACKAGES:
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed (the dock's tests need pip install \".[qt,test]\")"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("no display: install xvfb, xauth and the xcb libraries (README, Install) so that pytest-xvfb "
+                "starts one")
+    # Qt aborts the whole process when its platform plugin cannot load (missing system libraries), so a
+    # child process tries first.
+    probe = subprocess.run([sys.executable, "-c", "from qtpy.QtWidgets import QApplication; QApplication([])"],
+                           capture_output=True, text=True, timeout=300)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
+        return f"Qt cannot open a window here ({last[:160]}); README, Install, lists the system packages"
+    return None
 
 
 @pytest.fixture

@@ -213,7 +213,8 @@ def test_bench_reads_the_fmd_layout(tmp_path, capsys):
 
 
 def test_speed_prints_milliseconds_per_iteration(capsys):
-    assert main(["speed", "--size", "40", "--iterations", "2", "--warmup", "1", "--device", "cpu"]) == 0
+    assert main(["speed", "--method", "mpi-fast", "--size", "40", "--iterations", "2", "--warmup", "1",
+                 "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "mpi-fast 40x40 on cpu:" in out and "ms per iteration" in out
 
@@ -387,12 +388,12 @@ def test_the_bar_of_a_file_ends_full_after_early_stops_and_partial_when_stopped(
     progress.close(finished=finished)
     shown = terminal.text.getvalue()
     last = shown.rstrip("\n").split("\r")[-1]
-    assert last.startswith("cells.tif: ") and "plane 2/2, iteration 6/10, loss 0.5" in last
+    assert last.startswith("cells.tif 2/2 it 6/10 loss 0.5 "), last
     assert ("100%" in last) is finished
     assert "a note\n" in shown and shown.endswith("\n")
 
 
-def test_plain_lines_predict_the_planes_to_come_from_the_planes_done(monkeypatch):
+def test_plain_lines_say_the_time_left_the_run_expects(monkeypatch):
     import io
 
     from napari_zsdenoise import ProgressEvent
@@ -401,14 +402,52 @@ def test_plain_lines_predict_the_planes_to_come_from_the_planes_done(monkeypatch
     monkeypatch.setattr("napari_zsdenoise.cli.PLAIN_PROGRESS_INTERVAL", 0.0)
     log = io.StringIO()
     progress = _StderrProgress("stack.tif", quiet=False, stream=log)
-    # Four planes with a budget of 1000 iterations; the first stopped early after 100 of them, in 60 s.
-    progress(ProgressEvent(100, 1000, 0.5, None, 60.0, 0, 4, (0,), {}, 60.0, None))
-    progress(ProgressEvent(1, 1000, 0.5, None, 61.0, 1, 4, (1,), {}, 1.0, 60.0))
-    progress(ProgressEvent(50, 1000, 0.5, None, 90.0, 1, 4, (1,), {}, 30.0, 60.0))
+    # Four planes; the first stopped early after 100 iterations, in 60 s; the run expects 180 s more
+    # once it has started the second, and 150 s 30 s later.
+    progress(ProgressEvent(100, 1000, 0.5, None, 60.0, 0, 4, (0,), {}, 60.0, None, 1500.0))
+    progress(ProgressEvent(1, 1000, 0.5, None, 61.0, 1, 4, (1,), {}, 1.0, 60.0, 180.0))
+    progress(ProgressEvent(50, 1000, 0.5, None, 90.0, 1, 4, (1,), {}, 30.0, 60.0, 150.0))
     lines = log.getvalue().splitlines()
     assert lines[-2].endswith("plane 1/4 finished after 100/1000 iterations, loss 0.5, 01:00 elapsed, about 03:00 left")
-    # 30 s into plane 2, a typical plane being 60 s: 30 s more, then 60 s for each of the two after it.
     assert lines[-1].endswith("plane 2/4, iteration 50/1000, loss 0.5, 01:30 elapsed, about 02:30 left")
+
+
+def test_the_bar_keeps_plane_iteration_loss_and_time_left_in_80_columns(monkeypatch):
+    import io
+
+    from napari_zsdenoise import ProgressEvent
+    from napari_zsdenoise.cli import _StderrProgress
+
+    log = io.StringIO()
+    progress = _StderrProgress("a-long-file-name-of-a-real-experiment.tif", quiet=False, stream=log)
+    progress.on_terminal = True
+    monkeypatch.setattr("napari_zsdenoise.cli._terminal_is_sized", lambda stream: False)  # 80 columns
+    progress(ProgressEvent(640, 1000, 0.001234, None, 3725.0, 11, 12, (11,), {}, 300.0, 310.0, 3725.0))
+    progress.close(finished=False)
+    line = log.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert len(line) <= 80, line
+    assert "12/12 it 640/1000 loss 0.00123 1:02:05<1:02:05" in line, line
+    assert " 50%|" in line  # half of the expected time has passed
+
+
+def test_the_run_expects_planes_to_take_what_planes_of_their_kind_took(small_noisy):
+    from napari_zsdenoise import DenoiseRun
+
+    stack = np.stack([small_noisy] * 12)
+    run = DenoiseRun(stack, "bsn-balanced", device="cpu")  # warm start: 100 iterations after the first plane
+    budget, warm_budget = run.config.iterations, run.config.warm_iterations
+    # 10 iterations into the first plane at 0.5 s each: that plane's budget, then 11 warm budgets.
+    assert run.expected_seconds_left(0, 10, 5.0) == pytest.approx(0.5 * ((budget - 10) + 11 * warm_budget))
+    # The first plane stopped early after 400 iterations in 200 s; the second has done 10 in 5 s.
+    run._finished_this_run.append((False, 400, 200.0))
+    assert run.expected_seconds_left(1, 10, 5.0) == pytest.approx(0.5 * (warm_budget - 10) + 0.5 * 10 * warm_budget)
+    # Warm planes that stopped after 60 iterations set the pace of those to come.
+    run._finished_this_run.append((True, 60, 30.0))
+    assert run.expected_seconds_left(2, 10, 5.0) == pytest.approx(0.5 * (60 - 10) + (230 / 460) * 9 * 60)
+    # Without a warm start every plane is of one kind: the first plane's 400 iterations set the pace.
+    cold = DenoiseRun(stack, "bsn-balanced", device="cpu", warm_start=False)
+    cold._finished_this_run.append((False, 400, 200.0))
+    assert cold.expected_seconds_left(1, 10, 5.0) == pytest.approx(0.5 * 390 + 0.5 * 10 * 400)
 
 
 def test_a_file_summary_says_planes_iterations_kept_and_where_it_ran():

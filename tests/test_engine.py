@@ -249,3 +249,14 @@ def test_a_camera_offset_that_is_not_a_finite_number_is_refused_before_computing
     with pytest.raises(ValueError, match="camera_offset must be a finite number") as refused:
         denoise(small_noisy, "mpi-fast", camera_offset=offset, **TINY)
     assert "\n" not in str(refused.value)
+
+
+def test_the_api_the_cli_and_speed_default_to_the_one_recommended_preset(small_noisy):
+    from napari_zsdenoise.cli import build_parser
+    from napari_zsdenoise.methods.registry import recommended_method
+
+    run = DenoiseRun(small_noisy, iterations=1, device="cpu")
+    assert run.spec.name == recommended_method()
+    parser = build_parser()
+    assert parser.parse_args(["denoise", "in.tif", "-o", "out.tif"]).method == recommended_method()
+    assert parser.parse_args(["speed"]).method == recommended_method()

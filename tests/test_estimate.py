@@ -220,3 +220,26 @@ def test_a_start_crop_is_estimated_at_the_crops_size_then_the_whole_planes(probe
     assert warm.start_crop_planes == 1 and warm.total_iterations == 300  # later planes continue, whole
     small = estimate.estimate_duration("bsn-quick", (side, side), device="cpu", overrides=overrides)
     assert small.start_crop_planes == 0 and small.iterations == 1000
+
+
+def test_the_plan_of_a_plane_is_declared_by_the_settings_and_needs_no_torch():
+    config = get_method_spec("bsn-balanced").default_config
+    large = config.plan((512, 512))
+    assert [(phase.name, phase.shape) for phase in large.phases] == [("start crop", (256, 256)),
+                                                                      ("whole plane", (512, 512))]
+    assert large.iterations == config.iterations and large.can_end_sooner
+    warm = config.plan((512, 512), warm=True)
+    assert [(phase.name, phase.iterations) for phase in warm.phases] == [("warm start", config.warm_iterations)]
+    assert config.plan((256, 256)).phases[0].name == "whole plane"  # no crop for a plane of the crop's size
+    cropped = get_method_spec("mpi-fast").make_config(training_crop=128).plan((512, 384))
+    assert cropped.phases[0].shape == (128, 128) and not cropped.can_end_sooner
+
+
+def test_what_a_setting_needs_and_costs_is_declared_with_it():
+    from napari_zsdenoise.settings import describe_settings
+
+    infos = {info.name: info for info in describe_settings(get_method_spec("bsn-balanced").default_config)}
+    assert infos["patience"].applies_when == ("early_stopping",) and not infos["patience"].changes_step_cost
+    assert infos["warm_iterations"].applies_when == ("warm_start", "start_crop")
+    assert infos["width"].changes_step_cost and infos["width"].applies_when == ()
+    assert not infos["patience"].applies({"early_stopping": False}) and infos["patience"].applies({"early_stopping": True})

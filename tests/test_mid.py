@@ -452,3 +452,22 @@ def test_cli_fit_dataset_on_a_folder_then_denoise_with_the_model(tmp_path, noisy
     assert meta["method"] == "mid" and meta["weights"]["sha256"] and meta["planes"][1]["masked_passes"] == 10
     assert main(["denoise", str(folder / "b.tif"), "-o", str(tmp_path / "b.tif"), "--method", "mid", "-q"]) == 1
     assert "zsdenoise fit-dataset" in capsys.readouterr().err
+
+
+def test_a_study_can_give_the_fit_its_own_clean_patches_and_residuals(noisy_planes, tmp_path):
+    """The public hooks the ground-truth diagnostics of benchmarks/mid_fmd.py use instead of patching."""
+    from napari_zsdenoise.methods.mid.noise_bank import harvest_residuals
+
+    settings = MIDTrainingSettings(**{**TINY_FIT, "rounds": 2})
+    harvests = []
+
+    def residuals(predict, planes, **kwargs):
+        harvests.append(len(planes))
+        return harvest_residuals(predict, planes, **kwargs)
+
+    clean = training.CleanPatches(settings)
+    clean.description = {**clean.description, "study": "its own clean patches"}
+    training.fit_dataset(noisy_planes, out=tmp_path / "mid.pt", settings=settings, device="cpu",
+                         clean_patches=clean, residuals=residuals)
+    assert harvests == [len(noisy_planes)]  # one bank, between the two rounds
+    assert read_model_card(tmp_path / "mid.pt")["clean"]["study"] == "its own clean patches"

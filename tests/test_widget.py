@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("napari")
-pytest.importorskip("qtpy")
+from conftest import gui_unavailable_reason  # noqa: E402
+
+if gui_unavailable_reason():
+    pytest.skip(gui_unavailable_reason(), allow_module_level=True)
 
 from napari_zsdenoise._qt.widget import DenoiseWidget  # noqa: E402
 
@@ -251,7 +253,7 @@ def test_stop_keeps_the_current_estimate(viewer_and_widget, qtbot):
     assert _names(viewer) == ["cells", "cells_mpi-fast"]
     meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
     assert meta["stopped_early"] and 0 < meta["planes"][0]["iterations_done"] < 100_000
-    np.testing.assert_array_equal(layer.data, viewer_and_widget[1]._source.data)  # input untouched
+    np.testing.assert_array_equal(layer.data, viewer_and_widget[1]._outputs.source.data)  # input untouched
 
 
 def test_cancel_keeps_nothing(viewer_and_widget, qtbot, small_noisy):
@@ -345,7 +347,9 @@ def test_early_stopping_run_reports_the_kept_iteration(viewer_and_widget, qtbot)
     meta = viewer.layers["cells_mpi-fast"].metadata["napari_zsdenoise"]
     assert meta["parameters"]["early_stopping"] is True
     assert all(plane["best_iteration"] in (25, 30) for plane in meta["planes"])
-    assert "best held-out check (iteration" in widget.status_label.value
+    # The same phrase as the CLI's summary line.
+    kept = meta["planes"][0]["best_iteration"]
+    assert ("; 30 iterations" + ("" if kept == 30 else f" (kept {kept})")) in widget.status_label.value
 
 
 def _stack_layer(viewer, small_noisy, name="stack", z_scale=2.0, planes=3):

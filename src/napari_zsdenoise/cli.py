@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from napari_zsdenoise._validation import MAX_SEED, check_seed
 from napari_zsdenoise.devices import PRECISIONS
 from napari_zsdenoise.normalization import NORMALIZATIONS
+from napari_zsdenoise.run_record import duration_text
 from napari_zsdenoise.settings import SettingInfo
 
 
@@ -164,12 +165,23 @@ def _terminal_is_sized(stream: Any) -> bool:
     return size.columns > 0 and size.lines > 0
 
 
+def _clock(seconds: float) -> str:
+    """'4:05' or '1:02:03', as a progress line counts time."""
+    from tqdm import tqdm
+
+    return tqdm.format_interval(seconds)
+
+
 class _StderrProgress:
     """Progress of one file on stderr: a tqdm bar on a terminal, plain lines anywhere else.
 
-    Called with each progress event of the file's run. The bar's total is the whole file's
-    work (planes times iterations), so that its time left covers every plane.
+    Called with each progress event of the file's run. The bar shows the share of the run's expected
+    time that has passed and the time left the run estimates from its plan (a warm-started plane has
+    a budget of its own; early stopping ends most planes before their budget).
     """
+
+    #: Steps of the bar (per mille of the run's expected time).
+    BAR_STEPS = 1000
 
     def __init__(self, label: str, quiet: bool, stream: Any = None) -> None:
         self.label, self.quiet = label, quiet
@@ -177,22 +189,17 @@ class _StderrProgress:
         self.on_terminal = not quiet and _is_terminal(self.stream)
         self._bar: Any = None
         self._latest: Any = None
-        # Work finished before this run's first event (planes an earlier run denoised): not
-        # part of the rate that the time left is estimated from.
-        self._done_before = 0
         self._line_elapsed = 0.0
-        self._planes_finished = 0
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
             return
         previous, self._latest = self._latest, event
-        if previous is None:
-            self._done_before = event.plane * event.total
         if self.on_terminal:
             self._show_on_bar(event)
         elif previous is not None and previous.plane != event.plane:
-            self._write_line(previous, plane_finished=True)
+            # The next plane's first event already knows how long the finished one took.
+            self._write_line(previous, plane_finished=True, seconds_left=event.eta_seconds)
         elif event.elapsed - self._line_elapsed >= PLAIN_PROGRESS_INTERVAL:
             self._write_line(event)
 
@@ -201,49 +208,36 @@ class _StderrProgress:
             from tqdm import tqdm
 
             # Some terminals (a bare pseudo-terminal, some CI consoles) report a size of 0 x 0,
-            # on which tqdm would draw nothing: they get a fixed size instead.
+            # on which tqdm would draw nothing: they get a fixed size instead. The state leads and the bar
+            # is narrow, so that the plane, the iteration, the loss and the time left fit in 80 columns.
             sized = _terminal_is_sized(self.stream)
-            self._bar = tqdm(total=event.n_planes * event.total, initial=self._done_before, desc=self.label,
-                             file=self.stream, dynamic_ncols=sized, ncols=None if sized else 80,
-                             nrows=None if sized else 24, leave=True,
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
-        self._bar.set_postfix_str(self._state(event), refresh=False)
-        # Early stopping ends a plane before its planned iterations: the bar jumps to the next plane.
-        self._bar.update(event.plane * event.total + event.iteration - self._bar.n)
+            self._bar = tqdm(total=self.BAR_STEPS, file=self.stream, dynamic_ncols=sized,
+                             ncols=None if sized else 80, nrows=None if sized else 24, leave=True,
+                             bar_format="{desc} {percentage:3.0f}%|{bar:6}|")
+        label = self.label if len(self.label) <= 16 else "…" + self.label[-15:]
+        left = event.eta_seconds
+        self._bar.set_description_str(f"{label} {self._state(event, short=True)} {_clock(event.elapsed)}"
+                                      + (f"<{_clock(left)}" if left is not None else ""), refresh=False)
+        self._bar.update(min(int(self.BAR_STEPS * event.fraction_done), self.BAR_STEPS) - self._bar.n)
 
     @staticmethod
-    def _state(event: Any, *, plane_finished: bool = False) -> str:
-        plane = f"plane {event.plane + 1}/{event.n_planes}"
+    def _state(event: Any, *, plane_finished: bool = False, short: bool = False) -> str:
+        plane = f"{'' if short else 'plane '}{event.plane + 1}/{event.n_planes}"
         if plane_finished:
             parts = [f"{plane} finished after {event.iteration}/{event.total} iterations"]
         else:
             parts = [plane] if event.n_planes > 1 else []
-            parts.append(f"iteration {event.iteration}/{event.total}")
+            parts.append(f"{'it' if short else 'iteration'} {event.iteration}/{event.total}")
         if event.loss == event.loss:  # not yet read (NaN) on a GPU's first steps
             parts.append(f"loss {event.loss:.3g}")
-        return ", ".join(parts)
+        return (" " if short else ", ").join(parts)
 
-    def _write_line(self, event: Any, *, plane_finished: bool = False) -> None:
-        from tqdm import tqdm
-
-        seconds_left = self._seconds_left(event, plane_finished=plane_finished)
-        time_left = f", about {tqdm.format_interval(seconds_left)} left" if seconds_left else ""
+    def _write_line(self, event: Any, *, plane_finished: bool = False, seconds_left: float | None = None) -> None:
+        seconds_left = event.eta_seconds if seconds_left is None else seconds_left
+        time_left = f", about {_clock(seconds_left)} left" if seconds_left else ""
         print(f"{self.label}: {self._state(event, plane_finished=plane_finished)}, "
-              f"{tqdm.format_interval(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
+              f"{_clock(event.elapsed)} elapsed{time_left}", file=self.stream, flush=True)
         self._line_elapsed = event.elapsed
-
-    def _seconds_left(self, event: Any, *, plane_finished: bool) -> float | None:
-        """Time left in the file. Early stopping seldom uses a plane's whole iteration budget, so once
-        planes have finished, the planes still to come are expected to take as long as those did."""
-        if plane_finished:
-            self._planes_finished += 1
-            planes_left = event.n_planes - event.plane - 1
-            return event.elapsed / self._planes_finished * planes_left if planes_left else None
-        if event.seconds_per_plane is not None:
-            return event.eta_seconds
-        position = event.plane * event.total + event.iteration
-        done, left = position - self._done_before, event.n_planes * event.total - position
-        return event.elapsed * left / done if done > 0 and left > 0 else None
 
     def message(self, text: str) -> None:
         """Print ``text`` as a line of its own, above the bar if one is shown."""
@@ -263,43 +257,15 @@ class _StderrProgress:
             self._write_line(self._latest, plane_finished=True)
 
 
-def _span(values: list[int]) -> str:
-    return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds) // 60
-    return f"{minutes} min {round(seconds) % 60} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
 def _file_summary(source: Path, written_to: Path, metadata: dict[str, Any], *, on_dask: bool = False) -> str:
     """One line on what became of a file: method, planes, iterations (and those kept), why early stopping
     ended them, time and device."""
-    from napari_zsdenoise.result_notes import stopping_summary
+    from napari_zsdenoise.run_controller import result_phrases
 
-    planes = metadata["planes"]
-    computed = [plane for plane in planes if not plane.get("resumed")]
     total = metadata["planes_total"]
-    parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else "")]
-    if computed:
-        done = [plane["iterations_done"] for plane in computed]
-        # An early stop keeps the estimate of its best held-out check, often before the last iteration.
-        kept = [plane.get("best_iteration") or plane["iterations_done"] for plane in computed]
-        parts.append(f"{_span(done)} iterations" + (" each" if len(computed) > 1 else "")
-                     + (f" (kept {_span(kept)})" if kept != done else ""))
-    stopping = stopping_summary(metadata)
-    if stopping:
-        parts.append(stopping)
-    if len(planes) > len(computed):
-        parts.append(f"{len(planes) - len(computed)} plane(s) from an earlier run")
-    if metadata.get("camera_offset"):
-        parts.append(f"camera offset {metadata['camera_offset']:g} subtracted")
+    parts = [metadata["method"], f"{total} plane" + ("s" if total != 1 else ""), *result_phrases(metadata)]
     where = f"{metadata['device']} (a Dask worker)" if on_dask else metadata["device"]
-    parts.append(f"{_duration(metadata['seconds'])} on {where}, {metadata['precision']}")
+    parts.append(f"{duration_text(metadata['seconds'])} on {where}, {metadata['precision']}")
     return f"denoised {source.name} -> {written_to}: {', '.join(parts)}"
 
 
@@ -672,7 +638,7 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
             if event.iteration % every and event.iteration != event.iterations:
                 return
             text = (f"round {event.round}/{event.rounds} it {event.iteration}/{event.iterations} "
-                    f"loss {event.loss:.5f} {_duration(event.elapsed)}")
+                    f"loss {event.loss:.5f} {duration_text(event.elapsed)}")
         else:
             text = event.message
         print(text, file=sys.stderr, flush=True)
@@ -694,7 +660,7 @@ def _cmd_fit_dataset(args: argparse.Namespace) -> int:
     card = read_model_card(out)
     noise = card["round_history"][-1]["noise"]
     _say(args, f"wrote {out}: {len(planes)} plane(s), {settings.rounds} round(s), last round's noise "
-               f"{noise['kind']} (variance {noise['a']:.3g}*s + {noise['b']:.3g}), {_duration(card['seconds'])} on "
+               f"{noise['kind']} (variance {noise['a']:.3g}*s + {noise['b']:.3g}), {duration_text(card['seconds'])} on "
                f"{card['device']}\ndenoise with: zsdenoise denoise IMAGE -o RESULT.tif --method mid --weights {out}")
     return 0
 
@@ -771,7 +737,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_bench)
 
     speed = commands.add_parser("speed", help="time one iteration of a method on square images")
-    speed.add_argument("--method", default="mpi-fast")
+    from napari_zsdenoise.methods import recommended_method
+
+    speed.add_argument("--method", default=recommended_method(),
+                       help=f"method or preset (default {recommended_method()}, the recommended one)")
     speed.add_argument("--size", type=int, nargs="+", default=[256, 512], help="image sides in pixels (default 256 512)")
     speed.add_argument("--iterations", type=int, default=20, help="timed iterations (default 20)")
     speed.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")

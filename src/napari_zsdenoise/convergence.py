@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from napari_zsdenoise.engine import ProgressEvent
+from napari_zsdenoise.run_record import HOLDOUT_ERROR, kept_iteration
 
 #: The held-out score drawn beside the loss (see methods/_early_stopping.py).
-HOLDOUT_SCORE = "holdout_error"
+HOLDOUT_SCORE = HOLDOUT_ERROR
 
 
 @dataclass
@@ -63,7 +64,7 @@ class ConvergenceRecord:
         by_index = {tuple(record.get("index", ())): record for record in plane_records}
         for curve in self.planes:
             record = by_index.get(curve.plane_index, {})
-            curve.kept_iteration = record.get("best_iteration") or record.get("iterations_done")
+            curve.kept_iteration = kept_iteration(record)
 
     def as_dict(self) -> dict[str, Any]:
         return {"planes": [curve.as_dict() for curve in self.planes]}

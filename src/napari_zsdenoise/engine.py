@@ -18,7 +18,7 @@ import numpy as np
 
 from napari_zsdenoise._runtime import large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array, check_seed
-from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
+from napari_zsdenoise.methods.registry import config_parameters, get_method_spec, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample, subtract_baseline
 
 
@@ -64,6 +64,8 @@ class ProgressEvent:
         Mean seconds of the planes this run has finished so far (None before the first):
         with early stopping a plane rarely runs all ``total`` iterations, so the planes
         already done predict the rest better than the iteration budget does.
+    seconds_left : float or None
+        The run's own estimate of the seconds until it ends (see :attr:`eta_seconds`).
     """
 
     iteration: int
@@ -77,15 +79,24 @@ class ProgressEvent:
     scores: Mapping[str, float] = field(default_factory=dict)
     plane_elapsed: float = 0.0
     seconds_per_plane: float | None = None
+    seconds_left: float | None = None
 
     @property
     def fraction_done(self) -> float:
-        """Fraction of the whole run finished, in [0, 1]."""
+        """Fraction of the whole run finished, in [0, 1]: of its expected time when the run estimated it."""
+        if self.seconds_left is not None and self.elapsed > 0:
+            return self.elapsed / (self.elapsed + self.seconds_left)
         return (self.plane * self.total + self.iteration) / (self.n_planes * self.total)
 
     @property
     def eta_seconds(self) -> float | None:
-        """Estimated seconds until the whole run finishes, or None before the first step."""
+        """Estimated seconds until the whole run finishes, or None before the first step.
+
+        A :class:`DenoiseRun` fills :attr:`seconds_left` from its plan (:meth:`DenoiseRun.expected_seconds_left`);
+        an event without it estimates from the iteration budget and the planes finished.
+        """
+        if self.seconds_left is not None:
+            return self.seconds_left
         if self.seconds_per_plane is None:
             done = self.fraction_done
             return None if done <= 0 else self.elapsed * (1 - done) / done
@@ -116,8 +127,9 @@ class DenoiseRun:
         Real-valued image, ``ndim >= 2``; the last two axes are Y and X. Never modified.
         numpy, dask and zarr arrays and memory maps are read plane by plane; other
         array-likes (lists, torch tensors) are converted to numpy first.
-    method : str
-        A registered method or preset name (see :func:`napari_zsdenoise.method_names`).
+    method : str, optional
+        A registered method or preset name (see :func:`napari_zsdenoise.method_names`); by default the
+        recommended preset (:func:`napari_zsdenoise.methods.registry.recommended_method`), as in the CLI and the dock.
     config : dataclass, optional
         Complete settings for the method; by default the preset's, updated by ``overrides``.
     device : str, optional
@@ -170,7 +182,7 @@ class DenoiseRun:
     def __init__(
         self,
         image: Any,
-        method: str = "mpi-fast",
+        method: str | None = None,
         *,
         config: Any = None,
         device: str | None = None,
@@ -186,7 +198,7 @@ class DenoiseRun:
         output: Any = None,
         **overrides: Any,
     ) -> None:
-        self.spec = get_method_spec(method)
+        self.spec = get_method_spec(recommended_method() if method is None else method)
         self.config = self.spec.resolve_config(config, **overrides)
         seed = check_seed(seed)
         self.camera_offset = _checked_camera_offset(camera_offset)
@@ -230,6 +242,8 @@ class DenoiseRun:
         self.result: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
         self._plane_seconds: list[float] = []
+        #: (warm, iterations, seconds) of each plane this run finished, for the time left.
+        self._finished_this_run: list[tuple[bool, int, float]] = []
         self.stopped_early = False
         self._started = False
 
@@ -321,6 +335,38 @@ class DenoiseRun:
         # of a whole-stack run exactly.
         return self.seed + (int(np.ravel_multi_index(index, self.shape[:-2])) if index else 0)
 
+    def _plan(self) -> list[bool]:
+        """Whether each plane this run computes is warm (continues the network of the plane before); all
+        alike where the settings budget warm planes as the others."""
+        to_compute = [index for index in self._plane_indices if index not in self._finished_planes]
+        warm_differs = self.config.plane_budget(True) != self.config.plane_budget(False)
+        return [warm_differs and k > 0 for k in range(len(to_compute))]
+
+    def expected_seconds_left(self, plane_of_run: int, iteration: int, plane_elapsed: float) -> float | None:
+        """Seconds until the run ends, at ``iteration`` of the ``plane_of_run``-th plane it computes.
+
+        Each plane is expected to run as many iterations as the finished planes of its kind (first, or
+        warm-started from the plane before) ran on average, else its budget
+        (:meth:`~napari_zsdenoise.settings.MethodSettings.plane_budget`): early stopping ends most planes
+        well before it, and a warm-started plane has a budget of its own. Iterations cost what they cost
+        on the finished planes, else on this plane so far. None before the first iteration.
+        """
+        if iteration <= 0:
+            return None
+        warm_flags = self._plan()
+        finished = self._finished_this_run
+
+        def expected(warm: bool) -> float:
+            same = [iterations for kind, iterations, _ in finished if kind == warm]
+            return sum(same) / len(same) if same else float(self.config.plane_budget(warm))
+
+        rate_here = plane_elapsed / iteration
+        done_iterations = sum(iterations for _, iterations, _ in finished)
+        rate_later = sum(seconds for _, _, seconds in finished) / done_iterations if done_iterations else rate_here
+        this_plane = max(min(expected(warm_flags[plane_of_run]), self.config.iterations) - iteration, 0.0) * rate_here
+        later = sum(expected(warm) for warm in warm_flags[plane_of_run + 1:]) * rate_later
+        return this_plane + later
+
     def _run_plane(self, raw: np.ndarray, index: tuple[int, ...], position: int,
                    start: float) -> Generator[ProgressEvent, None, tuple[np.ndarray, dict[str, Any]]]:
         """Denoise one plane, yielding progress events; return its estimate and its provenance record."""
@@ -360,7 +406,8 @@ class DenoiseRun:
             if loss_is_read(self.device.type, iteration, bool(due)):
                 loss = float(step.loss)
             yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index,
-                                step.scores, now - plane_start, typical)
+                                step.scores, now - plane_start, typical,
+                                self.expected_seconds_left(len(self._finished_this_run), iteration, now - plane_start))
             if self._stop.is_set() or step.finished:
                 break
         # The result first: forming it may run a last held-out check that the facts report.
@@ -371,7 +418,9 @@ class DenoiseRun:
                              f"infinite value(s): the training diverged, so it is not written; try precision "
                              f"'fp32' or a lower learning_rate (planes finished before it are kept)")
         if not self._stop.is_set():
-            self._plane_seconds.append(time.perf_counter() - plane_start)
+            seconds = time.perf_counter() - plane_start
+            self._plane_seconds.append(seconds)
+            self._finished_this_run.append((self._plan()[len(self._finished_this_run)], iteration, seconds))
         facts = {"index": list(index), "iterations_done": iteration, "offset": scaling.offset, "scale": scaling.scale,
                  **method.plane_facts()}
         return estimate, facts
@@ -478,7 +527,7 @@ def _as_image_array(image: Any) -> Any:
         raise TypeError(f"expected an array-like image, got {type(image).__name__}: {exc}") from exc
 
 
-def denoise(image: Any, method: str = "mpi-fast", *, camera_offset: float = 0.0, **kwargs: Any) -> np.ndarray:
+def denoise(image: Any, method: str | None = None, *, camera_offset: float = 0.0, **kwargs: Any) -> np.ndarray:
     """Denoise ``image`` and return a new float32 array in the input's intensity units
     (less ``camera_offset``, the constant the camera adds to every pixel, when given).
 
@@ -487,7 +536,8 @@ def denoise(image: Any, method: str = "mpi-fast", *, camera_offset: float = 0.0,
     Examples
     --------
     >>> from napari_zsdenoise import denoise
-    >>> clean = denoise(noisy, method="mpi-fast", iterations=100, seed=0)  # doctest: +SKIP
+    >>> clean = denoise(noisy, seed=0)  # the recommended preset  # doctest: +SKIP
+    >>> quick = denoise(noisy, method="bsn-fast", seed=0)  # doctest: +SKIP
     >>> above_baseline = denoise(noisy, camera_offset=100)  # an sCMOS camera's 100 ADU  # doctest: +SKIP
     """
     run = DenoiseRun(image, method, camera_offset=camera_offset, preview_every=0, preview_interval=0, **kwargs)

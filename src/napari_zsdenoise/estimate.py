@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec
+from napari_zsdenoise.settings import describe_settings
 
 __all__ = ["CACHE_ENV", "PROBE_SIZE", "DurationEstimate", "cache_dir", "cache_file", "estimate_duration",
            "format_duration", "probe_key", "probe_seconds_per_iteration"]
@@ -44,17 +45,6 @@ PROBE_WARMUP = 1
 _CACHE_NAME = "speed-probes.json"
 _CACHE_VERSION = 1
 
-# Settings that change how many iterations run, or what an iteration computes with, but
-# not how much it computes: a probe measured under one value holds for every other. Any
-# setting not named here is part of the cache key, so a new setting costs a probe, never a
-# wrong estimate.
-_SAME_WORK_PER_ITERATION = frozenset({
-    "iterations", "warm_start", "warm_iterations", "start_crop", "early_stopping", "patience", "validation_every",
-    "rising_checks", "plateau_patience", "max_residual_anticorrelation",
-    "holdout_fraction", "weights", "ema_beta", "mask_ratio", "blend_noisy", "learning_rate",
-    "refine_learning_rate", "siren_learning_rate", "step_size", "gamma", "alpha_ie", "alpha_cm", "alpha_id",
-    "beta_re", "beta_con", "contrast_constant", "siren_dropout",
-})
 
 
 def cache_dir() -> Path:
@@ -117,9 +107,16 @@ def _device_name(device: Any) -> str:
     return str(device.type)
 
 
+def _same_work_settings(config: Any) -> set[str]:
+    """The settings that change how many iterations run, or what an iteration computes with, but not how
+    much it computes (declared with ``changes_step_cost=False``): a probe under one value holds for all."""
+    return {info.name for info in describe_settings(config) if not info.changes_step_cost}
+
+
 def _probe_settings(config: Any) -> dict[str, Any]:
     """The settings that decide the work of one iteration, as JSON-ready values."""
-    return {key: value for key, value in config_parameters(config).items() if key not in _SAME_WORK_PER_ITERATION}
+    same = _same_work_settings(config)
+    return {key: value for key, value in config_parameters(config).items() if key not in same}
 
 
 @dataclass(frozen=True)
@@ -171,7 +168,8 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
         raise ValueError("size and iterations must be >= 1 and warmup >= 0")
     spec = get_method_spec(method)
     fields = {item.name for item in dataclasses.fields(spec.default_config)}
-    settings = {key: value for key, value in (overrides or {}).items() if key not in _SAME_WORK_PER_ITERATION}
+    same = _same_work_settings(spec.default_config)
+    settings = {key: value for key, value in (overrides or {}).items() if key not in same}
     # No weights file to read and no early end: the probe times iterations, nothing else. A method
     # that runs only from the user's own model file is timed with that file, once one is chosen.
     if spec.default_config.needs_weights_file:
@@ -197,14 +195,6 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
         return None
     start = stamps[warmup - 1] if warmup else 0.0
     return (stamps[-1] - start) / iterations
-
-
-def _pixels_per_iteration(shape: tuple[int, int], training_crop: int) -> int:
-    """Pixels one iteration computes on for a plane of ``shape`` (a training crop caps them)."""
-    height, width = shape
-    if training_crop:
-        height, width = min(height, training_crop), min(width, training_crop)
-    return height * width
 
 
 def format_duration(seconds: float) -> str:
@@ -330,27 +320,20 @@ def estimate_duration(method: str, shape: tuple[int, ...], *, device: str | None
                                           "device": resolved.device, "precision": resolved.precision,
                                           "probe_size": resolved.probe_size})
     config = resolved.config
-    crop = int(getattr(config, "training_crop", 0) or 0)
-    plane_shape = shape[-2:]
-    probe_pixels = _pixels_per_iteration((resolved.probe_size, resolved.probe_size), crop)
-    scale = _pixels_per_iteration(plane_shape, crop) / probe_pixels
-    iterations = int(config.iterations)
+    plane_shape = (int(shape[-2]), int(shape[-1]))
     planes = int(np.prod(shape[:-2], dtype=np.int64))
-    warm = bool(getattr(config, "warm_start", False)) and int(getattr(config, "warm_iterations", 0) or 0) > 0
-    later_iterations = int(config.warm_iterations) if warm else iterations
+    # The probe runs on the whole of its small plane (no start crop), so its seconds are per pixel of that.
+    seconds_per_pixel = float(seconds) / config.plan((resolved.probe_size, resolved.probe_size)).phases[-1].pixels
+    first, later = config.plan(plane_shape, warm=False), config.plan(plane_shape, warm=True)
+    whole = first.phases[-1]
     start_crop = {}
-    side = int(getattr(config, "start_crop", 0) or 0)
-    whole_plane_steps = config.start_crop_whole_plane_steps if side else 0
-    if whole_plane_steps and not crop and (plane_shape[0] > side or plane_shape[1] > side):
-        crop_shape = (min(side, plane_shape[0]), min(side, plane_shape[1]))
-        start_crop = {"start_crop_planes": 1 if warm else planes,
-                      "start_crop_iterations": iterations - whole_plane_steps,
-                      "start_crop_seconds_per_iteration": float(seconds) * _pixels_per_iteration(crop_shape, 0)
-                      / probe_pixels}
-        iterations, later_iterations = whole_plane_steps, later_iterations if warm else whole_plane_steps
+    if len(first.phases) > 1:
+        crop_phase = first.phases[0]
+        start_crop = {"start_crop_planes": 1 + (planes - 1) * (len(later.phases) > 1),
+                      "start_crop_iterations": crop_phase.iterations,
+                      "start_crop_seconds_per_iteration": seconds_per_pixel * crop_phase.pixels}
     return DurationEstimate(
         method=get_method_spec(method).name, device=resolved.device, precision=resolved.precision,
-        plane_shape=(int(plane_shape[0]), int(plane_shape[1])), planes=planes,
-        iterations=iterations, later_iterations=later_iterations,
-        seconds_per_iteration=float(seconds) * scale, can_end_sooner=bool(getattr(config, "early_stopping", False)),
-        from_cache=from_cache, probe_size=resolved.probe_size, **start_crop)
+        plane_shape=plane_shape, planes=planes, iterations=whole.iterations,
+        later_iterations=later.phases[-1].iterations, seconds_per_iteration=seconds_per_pixel * whole.pixels,
+        can_end_sooner=first.can_end_sooner, from_cache=from_cache, probe_size=resolved.probe_size, **start_crop)

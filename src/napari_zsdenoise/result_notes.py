@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from napari_zsdenoise.run_record import (
+    BEST_ITERATION,
+    ESTIMATED_GAIN_DB,
+    HELD_OUT_GAIN,
+    STOP_REASON,
+    STOPPING_SIGNAL,
+    computed_planes,
+)
+
 #: Planes kept before this iteration by a held-out rule stopped early: on the robustness suite no plane with
 #: pixel-independent noise was near its best before it, and most ensembles were still worse than the noisy
 #: input at iteration 100 (docs/robustness.md).
@@ -34,25 +43,25 @@ def _planes_text(indices: list[Any]) -> str:
 
 def result_doubts(metadata: dict[str, Any]) -> list[str]:
     """One line for each doubtful trait of the run whose record is ``metadata`` (``DenoiseRun.metadata``)."""
-    planes = [plane for plane in metadata.get("planes", []) if not plane.get("resumed")]
+    planes = computed_planes(metadata)
     doubts = []
     for reasons, remedy in ((("rose", "patience", "plateau"),
                              "a longer patience (patience=200, CLI --patience 200) or without early stopping"),
                             (("copies noise",), "without the anti-correlation stop (max_residual_anticorrelation=0, "
                                                 "CLI --max-residual-anticorrelation 0)")):
         early = [plane for plane in planes
-                 if plane.get("stop_reason") in reasons
-                 and ((plane.get("best_iteration") or 0) < EARLY_ITERATION
-                      or (plane.get("estimated_gain_db") is not None
-                          and plane["estimated_gain_db"] < DOUBTFUL_ESTIMATED_GAIN_DB))]
+                 if plane.get(STOP_REASON) in reasons
+                 and ((plane.get(BEST_ITERATION) or 0) < EARLY_ITERATION
+                      or (plane.get(ESTIMATED_GAIN_DB) is not None
+                          and plane[ESTIMATED_GAIN_DB] < DOUBTFUL_ESTIMATED_GAIN_DB))]
         if early:
             where = _planes_text([plane.get("index", ()) for plane in early])
-            kept = sorted(plane["best_iteration"] for plane in early)
+            kept = sorted(plane[BEST_ITERATION] for plane in early)
             doubts.append(
                 f"{where[0].upper()}{where[1:]} stopped early (kept iteration {kept[0]}"
                 f"{'' if kept[0] == kept[-1] else f'-{kept[-1]}'}), so the result may be barely denoised or worse "
                 f"than the input: run it again with {remedy}")
-    correlated = [plane for plane in planes if "correlated" in str(plane.get("stopping_signal") or "")]
+    correlated = [plane for plane in planes if "correlated" in str(plane.get(STOPPING_SIGNAL) or "")]
     if correlated:
         where = _planes_text([plane.get("index", ()) for plane in correlated])
         doubts.append(
@@ -76,14 +85,14 @@ STOP_REASONS = {
 def stopping_summary(metadata: dict[str, Any]) -> str | None:
     """Why the computed planes ended and what their held-out pixels gained, in a phrase (None without
     early stopping)."""
-    planes = [plane for plane in metadata.get("planes", []) if not plane.get("resumed") and plane.get("stop_reason")]
+    planes = [plane for plane in computed_planes(metadata) if plane.get(STOP_REASON)]
     if not planes:
         return None
     counts: dict[str, int] = {}
     for plane in planes:
-        counts[plane["stop_reason"]] = counts.get(plane["stop_reason"], 0) + 1
+        counts[plane[STOP_REASON]] = counts.get(plane[STOP_REASON], 0) + 1
     reasons = "; ".join(STOP_REASONS.get(reason, reason) + (f" ({count} planes)" if len(planes) > 1 else "")
                         for reason, count in counts.items())
-    gains = sorted(100 * plane.get("held_out_gain", 0.0) for plane in planes)
+    gains = sorted(100 * plane.get(HELD_OUT_GAIN, 0.0) for plane in planes)
     gain = f"{gains[0]:.0f} %" if gains[0] == gains[-1] or len(planes) == 1 else f"{gains[0]:.0f}-{gains[-1]:.0f} %"
     return f"ended by {reasons}; held-out error {gain} below its first check"

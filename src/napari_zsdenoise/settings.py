@@ -45,6 +45,12 @@ class SettingInfo:
         Whether the bound itself is excluded.
     advanced : bool
         Shown only in the advanced part of a form; most users never change it.
+    applies_when : tuple of str
+        Settings that switch this one on (true, or above 0; with several, any of them): without them it
+        does nothing, so a form greys it (still showing its value) and an estimate ignores it.
+    changes_step_cost : bool
+        Whether its value changes the work of one iteration (a speed probe measured under one value holds
+        for every other when it does not).
     """
 
     name: str
@@ -57,6 +63,12 @@ class SettingInfo:
     low_open: bool = False
     high_open: bool = False
     advanced: bool = False
+    applies_when: tuple[str, ...] = ()
+    changes_step_cost: bool = True
+
+    def applies(self, values: dict[str, Any]) -> bool:
+        """Whether this setting has an effect with the other settings at ``values`` (by name)."""
+        return not self.applies_when or any(bool(values.get(name)) for name in self.applies_when)
 
     @property
     def option(self) -> str:
@@ -144,15 +156,20 @@ def setting(
     high_open: bool = False,
     advanced: bool = False,
     kind: str | None = None,
+    applies_when: str | tuple[str, ...] = (),
+    changes_step_cost: bool = True,
 ) -> Any:
     """A dataclass field that describes itself (see :class:`SettingInfo`).
 
-    ``kind`` is worked out from the field's type unless given (``"weights"`` must be).
+    ``kind`` is worked out from the field's type unless given (``"weights"`` must be). A setting changes the
+    cost of a step unless declared otherwise, so that a new setting costs a speed probe, never a wrong estimate.
     """
     if kind is not None and kind not in SETTING_KINDS:
         raise ValueError(f"kind must be one of {SETTING_KINDS}; got {kind!r}")
     description = {"label": label, "help": help, "low": low, "high": high, "low_open": low_open,
-                   "high_open": high_open, "advanced": advanced, "kind": kind}
+                   "high_open": high_open, "advanced": advanced, "kind": kind,
+                   "applies_when": (applies_when,) if isinstance(applies_when, str) else tuple(applies_when),
+                   "changes_step_cost": changes_step_cost}
     return field(default=default, metadata={_METADATA_KEY: description})
 
 
@@ -182,7 +199,8 @@ def describe_settings(settings: Any) -> list[SettingInfo]:
         infos.append(SettingInfo(
             name=item.name, label=label, help=description["help"], kind=kind, default=default,
             low=description["low"], high=description["high"], low_open=description["low_open"],
-            high_open=description["high_open"], advanced=description["advanced"]))
+            high_open=description["high_open"], advanced=description["advanced"],
+            applies_when=description["applies_when"], changes_step_cost=description["changes_step_cost"]))
     return infos
 
 
@@ -197,6 +215,31 @@ def check_declared_settings(settings: Any) -> None:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """A part of a plane's schedule: ``iterations`` steps, each computing on ``shape`` pixels."""
+
+    name: str
+    iterations: int
+    shape: tuple[int, int]
+
+    @property
+    def pixels(self) -> int:
+        return int(self.shape[0]) * int(self.shape[1])
+
+
+@dataclass(frozen=True)
+class PlanePlan:
+    """The phases of one plane in order; ``can_end_sooner``: early stopping may end it before their end."""
+
+    phases: tuple[Phase, ...]
+    can_end_sooner: bool
+
+    @property
+    def iterations(self) -> int:
+        return sum(phase.iterations for phase in self.phases)
+
+
+@dataclass(frozen=True)
 class MethodSettings:
     """Base of every method's settings.
 
@@ -205,7 +248,7 @@ class MethodSettings:
     Subclasses redeclare ``iterations`` with their own default and wording.
     """
 
-    iterations: int = setting(100, "Optimisation steps per plane.", low=1)
+    iterations: int = setting(100, "Optimisation steps per plane.", low=1, changes_step_cost=False)
 
     def __post_init__(self) -> None:
         check_declared_settings(self)
@@ -213,6 +256,16 @@ class MethodSettings:
 
     def check(self) -> None:
         """Checks across fields (raise ValueError); the single-field ones are already done."""
+
+    def plan(self, shape: tuple[int, int], warm: bool = False) -> PlanePlan:
+        """The schedule of one plane of ``shape`` (height, width): its phases, each with its iterations and
+        the pixels one of them computes on; ``warm``: a plane of a stack after the first one a run computes.
+        The estimate multiplies it, the run's time left follows it."""
+        return PlanePlan((Phase("whole plane", self.iterations, tuple(shape)),), can_end_sooner=False)
+
+    def plane_budget(self, warm: bool) -> int:
+        """Most iterations of one plane (of any shape); see :meth:`plan`."""
+        return self.plan((1 << 30, 1 << 30), warm).iterations
 
     @property
     def min_size(self) -> int:

@@ -23,23 +23,6 @@ WEIGHTS_CHOICES = (WEIGHTS_SHIPPED, WEIGHTS_RANDOM, WEIGHTS_FILE)
 # Qt spin boxes hold 32-bit ints.
 _LARGEST_INT = 2**31 - 1
 _LARGEST_FLOAT = 1e9
-# Settings that do nothing unless another one is on (true, or above 0; with several, any of
-# them): greyed out then, still showing their value, so that a user sees what would apply once
-# it is switched on.
-APPLIES_WHEN = {
-    "holdout_fraction": "early_stopping",
-    "patience": "early_stopping",
-    "rising_checks": "early_stopping",
-    "plateau_patience": "early_stopping",
-    "max_residual_anticorrelation": "early_stopping",
-    "validation_every": "early_stopping",
-    "warm_iterations": ("warm_start", "start_crop"),
-    "warm_learning_rate": "warm_start",
-    "fill_every": "training_crop",
-    "refine_learning_rate": "refine_share",
-    "beta_re": "refine_share",
-    "beta_con": "refine_share",
-}
 
 
 def _float_step(value: float) -> float:
@@ -88,19 +71,19 @@ class SettingsForm:
                 box.append(self.weights_file)
         # What each field showed for the preset, to tell which ones the user changed.
         self._shown = {name: widget.value for name, widget in self.fields.items()}
-        for name in APPLIES_WHEN:
-            for switch in self._switches(name):
-                if name in self.fields:
-                    self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
+        # A setting that does nothing unless another is on is greyed then, still showing its value, so that
+        # a user sees what would apply once it is switched on.
+        for info in self.settings.values():
+            for switch in self._switches(info.name):
+                self.fields[switch].changed.connect(self._grey_out_what_does_not_apply)
         self._grey_out_what_does_not_apply()
 
     def _switches(self, name: str) -> list[str]:
-        """The settings of this form that switch ``name`` on (see ``APPLIES_WHEN``)."""
-        switches = APPLIES_WHEN.get(name, ())
-        return [switch for switch in ((switches,) if isinstance(switches, str) else switches) if switch in self.fields]
+        """The settings of this form that switch ``name`` on (its declaration's ``applies_when``)."""
+        return [switch for switch in self.settings[name].applies_when if switch in self.fields]
 
     def applies(self, name: str) -> bool:
-        """Whether setting ``name`` has an effect with the values now shown (see ``APPLIES_WHEN``)."""
+        """Whether setting ``name`` has an effect with the values now shown."""
         switches = self._switches(name)
         return not switches or any(bool(self.fields[switch].value) for switch in switches)
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
@@ -16,94 +12,45 @@ from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 # Before the engine can import torch: the GUI thread must not fight spinning OpenMP threads.
 openmp_threads_sleep_when_idle()
 
-from napari_zsdenoise import estimate
+from napari_zsdenoise._qt._layout import wrap_lines
+from napari_zsdenoise._qt.compare import CompareView
 from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
+from napari_zsdenoise._qt.estimate_line import EstimateLine, Request
+from napari_zsdenoise._qt.layer_choice import LayerChoice
 from napari_zsdenoise._qt.mid_training import MIDTrainingPanel
+from napari_zsdenoise._qt.output_layers import OutputLayers
+from napari_zsdenoise._qt.region import (
+    REGION_CHOICES,
+    REGION_SHAPE,
+    REGION_VISIBLE,
+    REGION_WHOLE,
+    Target,
+    camera_of,
+    target_of,
+)
 from napari_zsdenoise._qt.settings_form import WEIGHTS_CHOICES, WEIGHTS_FILE, WEIGHTS_RANDOM, WEIGHTS_SHIPPED, SettingsForm
-from napari_zsdenoise.convergence import ConvergenceRecord
 from napari_zsdenoise.engine import DenoiseRun, ProgressEvent
 from napari_zsdenoise.methods import get_method_spec, method_names, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS
-from napari_zsdenoise.result_notes import result_doubts, stopping_summary
+from napari_zsdenoise.run_controller import RunController
 
 __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "WEIGHTS_CHOICES", "WEIGHTS_FILE",
            "WEIGHTS_RANDOM", "WEIGHTS_SHIPPED", "DenoiseWidget"]
-
-REGION_WHOLE = "whole image"
-REGION_VISIBLE = "visible region"
-REGION_SHAPE = "rectangle in a Shapes layer"
-REGION_CHOICES = (REGION_WHOLE, REGION_VISIBLE, REGION_SHAPE)
-# Camera moves and shape edits come in bursts; the estimate follows once they settle.
-_ESTIMATE_DELAY_MS = 150
 
 if TYPE_CHECKING:
     import napari
 
 
-def _iterate(run: DenoiseRun, convergence: ConvergenceRecord):
-    """Worker body: record every event's loss and scores, forward the events that carry a
-    preview, then hand back the run."""
-    for event in run:
-        convergence.add(event)
-        if event.preview is not None:
-            yield event
-    return run
-
-
-def _plane_ranges(indices: list[list[int]]) -> str:
-    """'3-5, 9' for planes [[2], [3], [4], [8]] (1-based, as the status line counts)."""
-    if indices and all(len(index) == 1 for index in indices):
-        numbers = sorted(index[0] + 1 for index in indices)
-        spans, start = [], numbers[0]
-        for previous, current in zip(numbers, [*numbers[1:], None]):
-            if current != previous + 1:
-                spans.append(f"{start}" if start == previous else f"{start}-{previous}")
-                start = current
-        return ", ".join(spans)
-    return ", ".join(str(tuple(index)) for index in indices)
+def _run_in_worker(controller: RunController):
+    """Worker body: the controller's events with a preview, then the controller."""
+    yield from controller.events()
+    return controller
 
 
 def _method_label(name: str, recommended: str) -> str:
     hint = get_method_spec(name).hint
     label = f"{name} — {hint}" if hint else name
     return f"{label}  (recommended)" if name == recommended else label
-
-
-def _estimate_in_worker(method: str, shape: tuple[int, ...], device: str, precision: str,
-                        overrides: dict[str, Any], cancel: threading.Event) -> estimate.DurationEstimate | None:
-    """Worker body: the estimate, running the speed probe when nothing is cached."""
-    return estimate.estimate_duration(method, shape, device=device, precision=precision, overrides=overrides,
-                                      cancel=cancel)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What a run computes: the array handed to the engine and where its result lies.
-
-    ``region`` is None for the whole image (or the plane on screen), else
-    ``(plane index, (y0, y1), (x0, x1), kind)`` of the crop, in the layer's data pixels.
-    """
-
-    data: Any
-    plane: tuple[int, ...] | None
-    region: tuple[tuple[int, ...], tuple[int, int], tuple[int, int], str] | None
-    geometry: dict[str, Any]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape[-2:]) if self.plane is not None else tuple(self.data.shape)
-
-    @property
-    def two_dimensional(self) -> bool:
-        """The result is one plane (the plane on screen or a region of it)."""
-        return self.plane is not None or self.region is not None
-
-
-def _format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 class DenoiseWidget(Container):
@@ -123,25 +70,11 @@ class DenoiseWidget(Container):
         self._viewer = napari_viewer
         self._run: DenoiseRun | None = None
         self._worker: Any = None
-        self._cancelled = False
-        self._preview_layer: Any = None
-        self._source: Any = None
-        self._target: _Target | None = None
-        self._started = 0.0
-        self._camera_offset = 0.0
-        # (source layer, result layer) of every kept result, oldest first.
-        self._results: list[tuple[Any, Any]] = []
-        self._compare_state: dict[str, Any] | None = None
-        self._probe: Any = None
-        self._probe_cancel = threading.Event()
-        self._probe_key: str | None = None
-        self._failed_probes: dict[str, str] = {}
-        self._watched_shapes: list[Any] = []
-        self._adding_own_layer = False
+        self._outputs: OutputLayers | None = None
         # What the widget's end must stop, kept apart from `self` (see the end of __init__).
-        self._shutdown_state = {"run": None, "worker": None, "closed": False, "probe_cancel": self._probe_cancel}
+        self._shutdown_state: dict[str, Any] = {"run": None, "worker": None, "closed": False, "estimate": None}
 
-        self.layer_combo = ComboBox(label="image", choices=self._image_layer_choices)
+        self.layer_combo = ComboBox(label="image")
         recommended = recommended_method()
         self.method_combo = ComboBox(
             label="method", value=recommended,
@@ -206,39 +139,40 @@ class DenoiseWidget(Container):
                 self.compare_button,
             ]
         )
-        self._wrap_lines(self.status_label, self.estimate_label)
+        wrap_lines(self.status_label, self.estimate_label)
         # Whether the run still improves or has started to fit the noise, at a glance.
-        self.convergence = ConvergenceRecord()
         self.convergence_plot = ConvergencePlot()
         self.native.layout().addWidget(self.convergence_plot.native)
-        from qtpy.QtCore import QTimer
-
-        self._estimate_timer = QTimer(self.native)
-        self._estimate_timer.setSingleShot(True)
-        self._estimate_timer.setInterval(_ESTIMATE_DELAY_MS)
-        self._estimate_timer.timeout.connect(self._refresh_estimate)
+        self.estimate_line = EstimateLine(self.estimate_label, self.native, self._estimate_request,
+                                          lambda: self.is_running, lambda: self._closed)
+        self._shutdown_state["estimate"] = self.estimate_line
+        self.compare = CompareView(self._viewer, self.compare_button)
+        self._controller: RunController | None = None
+        self.layer_choice = LayerChoice(self._viewer, self.layer_combo,
+                                        lambda: self._closed or (self._outputs is not None and self._outputs.adding),
+                                        self.estimate_line.soon)
 
         self.method_combo.changed.connect(self._load_preset)
         self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
         self.run_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.cancel_button.changed.connect(self.cancel)
-        self.compare_button.changed.connect(self.toggle_compare)
+        self.compare_button.changed.connect(self.compare.toggle)
         self.region_combo.changed.connect(self._on_region_choice)
         for choice in (self.layer_combo, self.device_combo, self.precision_combo, self.current_plane_check):
-            choice.changed.connect(self._refresh_estimate)
-        self._viewer.layers.events.inserted.connect(self._refresh_layers)
-        self._viewer.layers.events.removed.connect(self._refresh_layers)
-        self._viewer.layers.selection.events.active.connect(self._follow_selection)
+            choice.changed.connect(self.estimate_line.refresh)
+        self._viewer.layers.events.inserted.connect(self._layers_changed)
+        self._viewer.layers.events.removed.connect(self._layers_changed)
+        self._viewer.layers.selection.events.active.connect(self.layer_choice.follow_selection)
         # What is on screen decides a region's size, hence the estimate.
-        self._camera().events.center.connect(self._estimate_soon)
-        self._camera().events.zoom.connect(self._estimate_soon)
-        self._viewer.canvas.events.size.connect(self._estimate_soon)
-        self._viewer.dims.events.ndisplay.connect(self._estimate_soon)
-        self._viewer.layers.selection.events.active.connect(self._estimate_soon)
+        camera_of(self._viewer).events.center.connect(self.estimate_line.soon)
+        camera_of(self._viewer).events.zoom.connect(self.estimate_line.soon)
+        self._viewer.canvas.events.size.connect(self.estimate_line.soon)
+        self._viewer.dims.events.ndisplay.connect(self.estimate_line.soon)
+        self._viewer.layers.selection.events.active.connect(self.estimate_line.soon)
         self._load_preset(self.method_combo.value)
-        self._follow_selection()
-        self._watch_shapes()
+        self.layer_choice.follow_selection()
+        self.layer_choice.watch_shapes()
 
         # Stop a running worker when the widget goes away (closed dock or viewer);
         # the closure must not hold `self`, which Qt may already have deleted.
@@ -246,63 +180,21 @@ class DenoiseWidget(Container):
 
         def _on_destroyed(*_: Any) -> None:
             state["closed"] = True
-            state["probe_cancel"].set()
+            state["estimate"].cancel_probe()
             if state["run"] is not None:
                 state["run"].stop()
             if state["worker"] is not None:
                 state["worker"].quit()
 
         self.native.destroyed.connect(_on_destroyed)
-        self._refresh_estimate()
+        self.estimate_line.refresh()
 
-    @staticmethod
-    def _wrap_lines(*labels: Label) -> None:
-        """Let long lines wrap within the dock's width instead of widening it."""
-        from qtpy.QtWidgets import QSizePolicy
-
-        for label in labels:
-            label.native.setWordWrap(True)
-            # Ignored: the label's one-line width must not become the dock's width.
-            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    # --- choices -------------------------------------------------------------------
-    def _image_layer_choices(self, *_: Any) -> list[tuple[str, Any]]:
-        import napari
-
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, napari.layers.Image)]
-
-    def _refresh_layers(self, *_: Any) -> None:
+    def _layers_changed(self, *_: Any) -> None:
         if self._closed:
             return
-        self.layer_combo.reset_choices()
-        self._follow_selection()
-        self._watch_shapes()
-        self.compare_button.enabled = self._compare_state is not None or self._newest_result() is not None
-        self._estimate_soon()
-
-    def _follow_selection(self, *_: Any) -> None:
-        """Pick the layer selected in the layer list, when it is an image layer."""
-        import napari
-
-        if self._closed:
-            return
-        if self._adding_own_layer:
-            # napari selects a layer it adds; a preview or result must not become the next run's input.
-            return
-        active = self._viewer.layers.selection.active
-        if isinstance(active, napari.layers.Image) and active in [layer for _, layer in self._image_layer_choices()]:
-            self.layer_combo.value = active
-
-    def _watch_shapes(self) -> None:
-        """Follow edits and selections in every Shapes layer: a drawn rectangle may be the region."""
-        import napari
-
-        for layer in self._viewer.layers:
-            if isinstance(layer, napari.layers.Shapes) and not any(_same(layer, seen) for seen in self._watched_shapes):
-                layer.events.data.connect(self._estimate_soon)
-                layer.events.highlight.connect(self._estimate_soon)
-                self._watched_shapes.append(layer)
-        self._watched_shapes = [layer for layer in self._watched_shapes if self._present(layer)]
+        self.layer_choice.refresh()
+        self.compare.refresh_button()
+        self.estimate_line.soon()
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -323,16 +215,16 @@ class DenoiseWidget(Container):
         self.settings_box.append(self.form.basic)
         self.advanced_box.append(self.form.advanced)
         for field in self.form.fields.values():
-            field.changed.connect(self._refresh_estimate)
+            field.changed.connect(self.estimate_line.refresh)
         if self.form.weights_file is not None:
-            self.form.weights_file.changed.connect(self._refresh_estimate)
-        self._refresh_estimate()
+            self.form.weights_file.changed.connect(self.estimate_line.refresh)
+        self.estimate_line.refresh()
 
     def _use_trained_model(self, path: Path) -> None:
         self.trained_model = path
         if self.form is not None and get_method_spec(self.method_combo.value).default_config.needs_weights_file:
             self.form.use_weights_file(path)
-            self._refresh_estimate()
+            self.estimate_line.refresh()
 
     def method_overrides(self) -> dict[str, Any]:
         """The settings changed in the widget, as keyword overrides of the method's preset.
@@ -347,113 +239,18 @@ class DenoiseWidget(Container):
     def _on_region_choice(self, choice: str) -> None:
         # A region always lies in the plane on screen, so the plane choice has no say then.
         self.current_plane_check.enabled = choice == REGION_WHOLE
-        self._refresh_estimate()
+        self.estimate_line.refresh()
 
     # --- what a run computes -------------------------------------------------------
-    def _plane_of_current_view(self, layer: Any) -> tuple[int, ...]:
-        """The layer's plane on screen: the viewer's position mapped through the layer's own transform."""
-        data = _full_resolution(layer)
-        leading = data.ndim - 2
-        position = layer.world_to_data(self._viewer.dims.point)[:leading]
-        return tuple(int(np.clip(np.round(i), 0, n - 1)) for i, n in zip(position, data.shape[:leading]))
-
-    def _world_yx_to_pixels(self, layer: Any, corners: np.ndarray,
-                            what: str) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The layer's pixel rows and columns (half-open) whose centres lie in the box spanned by
-        world Y/X ``corners``, clipped to the image.
-
-        Raises
-        ------
-        ValueError
-            If the box holds no pixel of the layer.
-        """
-        point = np.asarray(self._viewer.dims.point, dtype=float)
-        in_data = []
-        for corner in corners:
-            world = point.copy()
-            world[-2:] = corner
-            in_data.append(np.asarray(layer.world_to_data(world), dtype=float)[-2:])
-        low, high = np.min(in_data, axis=0), np.max(in_data, axis=0)
-        height, width = _full_resolution(layer).shape[-2:]
-        # napari puts pixel centres at integer data coordinates; a pixel belongs to the box
-        # when its centre does. The small tolerance keeps an edge drawn on a centre inside.
-        start = np.ceil(low - 1e-6).astype(int)
-        stop = np.floor(high + 1e-6).astype(int) + 1
-        (y0, x0), (y1, x1) = np.maximum(start, 0), np.minimum(stop, (height, width))
-        if y1 <= y0 or x1 <= x0:
-            raise ValueError(f"the {what} does not overlap {layer.name}")
-        return (int(y0), int(y1)), (int(x0), int(x1))
-
-    def _check_yx_on_screen(self, what: str) -> None:
-        dims = self._viewer.dims
-        if dims.ndisplay != 2 or tuple(dims.displayed) != (dims.ndim - 2, dims.ndim - 1):
-            raise ValueError(f"the {what} needs the 2-D view with the image's Y and X axes on screen")
-
-    def _visible_box(self, layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Rows and columns of ``layer`` on screen, from the camera's centre and zoom and the canvas size."""
-        self._check_yx_on_screen(REGION_VISIBLE)
-        viewer = self._viewer
-        canvas = viewer.canvas
-        size = np.asarray(canvas.viewbox_size(viewer.layers) if hasattr(canvas, "viewbox_size") else canvas.size,
-                          dtype=float)
-        camera = self._camera()
-        centre = np.asarray(camera.center, dtype=float)[-2:]
-        half = size / 2 / camera.zoom
-        corners = np.array([centre + half * np.array(sign) for sign in ((-1, -1), (-1, 1), (1, -1), (1, 1))])
-        return self._world_yx_to_pixels(layer, corners, REGION_VISIBLE)
-
-    def _shapes_layer(self) -> Any:
-        """The selected Shapes layer when it holds a shape, else the topmost one that does (or None)."""
-        import napari
-
-        active = self._viewer.layers.selection.active
-        if isinstance(active, napari.layers.Shapes) and len(active.data):
-            return active
-        holding = [layer for layer in self._viewer.layers
-                   if isinstance(layer, napari.layers.Shapes) and len(layer.data)]
-        return holding[-1] if holding else None
-
-    def _shape_box(self, layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Rows and columns of ``layer`` in the bounding box of the selected (else the last) shape."""
-        self._check_yx_on_screen("rectangle")
-        shapes = self._shapes_layer()
-        if shapes is None:
-            raise ValueError("draw a rectangle in a Shapes layer first")
-        selected = sorted(shapes.selected_data)
-        vertices = np.asarray(shapes.data[selected[-1] if selected else len(shapes.data) - 1], dtype=float)
-        corners = np.array([np.asarray(shapes.data_to_world(vertex), dtype=float)[-2:] for vertex in vertices])
-        return self._world_yx_to_pixels(layer, corners, f"rectangle of {shapes.name}")
-
-    def _target_of(self, layer: Any) -> _Target:
-        """What a run on ``layer`` with the current choices computes.
-
-        Raises
-        ------
-        ValueError
-            If the chosen region cannot be found or lies outside the image.
-        """
-        data = _full_resolution(layer)
-        scale, translate = np.asarray(layer.scale, dtype=float), np.asarray(layer.translate, dtype=float)
-        choice = self.region_combo.value
-        if choice == REGION_WHOLE:
-            plane = self._plane_of_current_view(layer) if self.current_plane_check.value and data.ndim > 2 else None
-            dims = 2 if plane is not None else layer.ndim
-            geometry = {"scale": tuple(scale[-dims:]), "translate": tuple(translate[-dims:])}
-            return _Target(data=data, plane=plane, region=None, geometry=geometry)
-        rows, columns = self._visible_box(layer) if choice == REGION_VISIBLE else self._shape_box(layer)
-        index = self._plane_of_current_view(layer) if data.ndim > 2 else ()
-        crop = data[(*index, slice(*rows), slice(*columns))]
-        # The crop's first pixel lies where the image's pixel (y0, x0) lies.
-        offset = translate[-2:] + scale[-2:] * np.array([rows[0], columns[0]], dtype=float)
-        geometry = {"scale": tuple(scale[-2:]), "translate": tuple(offset)}
-        return _Target(data=crop, plane=None, region=(index, rows, columns, choice), geometry=geometry)
+    def _target_of(self, layer: Any) -> Target:
+        """What a run on ``layer`` with the current choices computes (ValueError: see :func:`target_of`)."""
+        canvas = self._viewer.canvas
+        size = canvas.viewbox_size(self._viewer.layers) if hasattr(canvas, "viewbox_size") else canvas.size
+        return target_of(self._viewer, camera_of(self._viewer), layer, self.region_combo.value,
+                         current_plane=bool(self.current_plane_check.value), canvas_size=size)
 
     # --- estimate --------------------------------------------------------------------
-    def _estimate_soon(self, *_: Any) -> None:
-        if not self._closed:
-            self._estimate_timer.start()
-
-    def _estimate_request(self) -> tuple[str, tuple[int, ...], str, str, dict[str, Any]]:
+    def _estimate_request(self) -> Request:
         layer = self.layer_combo.value
         if layer is None:
             raise ValueError("no image layer")
@@ -463,82 +260,10 @@ class DenoiseWidget(Container):
         overrides = {} if self.form is None else self.form.overrides(strict=False)
         return self.method_combo.value, target.shape, self.device_combo.value, self.precision_combo.value, overrides
 
-    def _refresh_estimate(self, *_: Any) -> None:
-        """Show how long a run with the current choices would take: from the probe cache at once,
-        else after a speed probe in a worker thread (never while a run is running)."""
-        if self._closed:
-            return
-        try:
-            method, shape, device, precision, overrides = request = self._estimate_request()
-            found = estimate.estimate_duration(method, shape, device=device, precision=precision,
-                                               overrides=overrides, probe=False)
-        except (ValueError, TypeError, OSError) as exc:
-            self.estimate_label.value = f"estimated: – ({exc})"
-            return
-        if found is not None:
-            self.estimate_label.value = f"estimated: {found.describe()}"
-            return
-        key = estimate.probe_key(method, device=device, precision=precision, overrides=overrides)
-        if key in self._failed_probes:
-            self.estimate_label.value = f"estimated: – (the speed probe failed: {self._failed_probes[key]})"
-            return
-        if self._probe is not None:
-            # One probe at a time; when it ends, this is asked again.
-            self.estimate_label.value = "estimating…"
-            return
-        if self.is_running:
-            # A probe now would share the device with the run and time neither right.
-            self.estimate_label.value = "estimated: – (measured when this run ends)"
-            return
-        self._start_probe(key, *request)
-
-    def _start_probe(self, key: str, method: str, shape: tuple[int, ...], device: str, precision: str,
-                     overrides: dict[str, Any]) -> None:
-        from napari.qt.threading import thread_worker
-
-        self._probe_cancel = self._shutdown_state["probe_cancel"] = threading.Event()
-        self._probe_key = key
-        worker = thread_worker(_estimate_in_worker, start_thread=False)(
-            method, shape, device, precision, overrides, self._probe_cancel)
-        worker.errored.connect(self._on_probe_errored)
-        worker.finished.connect(self._on_probe_finished)
-        self._probe = worker
-        self.estimate_label.value = "estimating…"
-        worker.start()
-
-    def _on_probe_errored(self, exc: Exception) -> None:
-        if not self._closed and self._probe_key is not None:
-            self._failed_probes[self._probe_key] = str(exc) or type(exc).__name__
-
-    def _on_probe_finished(self) -> None:
-        if self._closed:
-            return
-        self._probe = None
-        self._probe_key = None
-        # The cache now holds the probe's figure (unless it was cancelled or failed).
-        self._refresh_estimate()
-
     # --- running -------------------------------------------------------------------
     @property
     def is_running(self) -> bool:
         return self._worker is not None
-
-    def _show_plane(self, index: tuple[int, ...]) -> None:
-        """Move the viewer to plane ``index`` of the source layer, so the preview on screen is the one being computed."""
-        source = self._source
-        leading = len(index)
-        world = source.data_to_world([*index, 0, 0])
-        axes = range(self._viewer.dims.ndim - source.ndim, self._viewer.dims.ndim - source.ndim + leading)
-        for axis, value in zip(axes, world[:leading]):
-            self._viewer.dims.set_point(axis, value)
-
-    def _unique_name(self, name: str) -> str:
-        """``name``, or ``name_2``, ``name_3``, … when taken: no earlier result is ever replaced or renamed."""
-        taken = {layer.name for layer in self._viewer.layers}
-        candidate, number = name, 2
-        while candidate in taken:
-            candidate, number = f"{name}_{number}", number + 1
-        return candidate
 
     def start(self) -> None:
         """Start denoising the selected layer (or the chosen region of it) with the chosen settings."""
@@ -557,7 +282,6 @@ class DenoiseWidget(Container):
         except ValueError as exc:
             self.status_label.value = f"Cannot run on the {self.region_combo.value}: {exc}."
             return
-        self._camera_offset = float(self.camera_offset_spin.value)
         try:
             overrides = self.method_overrides()
             run = DenoiseRun(
@@ -566,7 +290,7 @@ class DenoiseWidget(Container):
                 device=self.device_combo.value,
                 precision=self.precision_combo.value,
                 normalization=self.normalization_combo.value,
-                camera_offset=self._camera_offset,
+                camera_offset=float(self.camera_offset_spin.value),
                 seed=int(self.seed_spin.value),
                 plane=target.plane,
                 preview_every=0,
@@ -582,18 +306,15 @@ class DenoiseWidget(Container):
             return
         from napari.qt.threading import thread_worker
 
-        if self._compare_state is not None:
-            self.toggle_compare()
+        if self.compare.active:
+            self.compare.toggle()
         # The probe would share the device with the run and time neither right.
-        self._probe_cancel.set()
-        self._run, self._source, self._target, self._cancelled = run, layer, target, False
-        self.convergence = ConvergenceRecord()
+        self.estimate_line.cancel_probe()
+        self._controller = RunController(run, single_plane=target.two_dimensional)
+        self._run = run
         self.convergence_plot.show(None)
-        self._single_plane = target.two_dimensional
-        self._shown_plane: tuple[int, ...] | None = None
-        self._preview_layer = None
-        self._started = time.perf_counter()
-        worker = thread_worker(_iterate, start_thread=False)(run, self.convergence)
+        self._outputs = OutputLayers(self._viewer, layer, target, float(self.camera_offset_spin.value))
+        worker = thread_worker(_run_in_worker, start_thread=False)(self._controller)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
@@ -602,81 +323,24 @@ class DenoiseWidget(Container):
         self._shutdown_state.update(run=run, worker=worker)
         self._set_running(True)
         self.progress_bar.value = 0
-        where = self._where(target, layer)
+        where = target.describe(layer.name)
         self.status_label.value = f"Starting {spec.name} on {run.device}{f' ({where})' if where else ''}…"
         worker.start()
 
-    @staticmethod
-    def _where(target: _Target, layer: Any) -> str:
-        """Which part of ``layer`` a run computes, in words ('' for all of it)."""
-        if target.region is not None:
-            index, (y0, y1), (x0, x1), _ = target.region
-            plane = f" of plane {index}" if index else ""
-            return f"rows {y0}-{y1 - 1}, columns {x0}-{x1 - 1}{plane} of {layer.name}"
-        return f"plane {target.plane} of {layer.name}" if target.plane is not None else ""
-
     def stop(self) -> None:
         """End the run after the current iteration and keep the current estimate."""
-        if self._run is not None:
+        if self._controller is not None:
             self.status_label.value = "Stopping…"
-            self._run.stop()
+            self._controller.stop()
 
     def cancel(self) -> None:
         """End the run and discard everything it computed."""
-        if self._run is not None:
-            self._cancelled = True
+        if self._controller is not None:
             self.status_label.value = "Cancelling…"
-            self._run.stop()
+            self._controller.cancel()
 
     def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
-        self.stop_button.enabled = running
-        self.cancel_button.enabled = running
-
-    # --- compare ---------------------------------------------------------------------
-    def _present(self, layer: Any) -> bool:
-        return any(_same(layer, present) for present in self._viewer.layers)
-
-    def _newest_result(self) -> tuple[Any, Any] | None:
-        """(source, result) of the newest result still in the viewer, with its source."""
-        for source, result in reversed(self._results):
-            if self._present(result) and self._present(source):
-                return source, result
-        return None
-
-    def _camera(self) -> Any:
-        # napari 0.9 moved the camera under `scene`; older versions keep it on the viewer.
-        scene = getattr(self._viewer, "scene", None)
-        return scene.camera if scene is not None and hasattr(scene, "camera") else self._viewer.camera
-
-    def _grid(self) -> Any:
-        canvas = getattr(self._viewer, "canvas", None)
-        return canvas.grid if canvas is not None and hasattr(canvas, "grid") else self._viewer.grid
-
-    def toggle_compare(self) -> None:
-        """Show the newest result and its noisy source side by side, nothing else; called again,
-        restore what was visible and the grid as they were."""
-        grid = self._grid()
-        if self._compare_state is not None:
-            state, self._compare_state = self._compare_state, None
-            for layer, visible in state["visible"]:
-                if self._present(layer):
-                    layer.visible = visible
-            grid.stride, grid.enabled = state["stride"], state["enabled"]
-            self.compare_button.text = "compare"
-            self.compare_button.enabled = self._newest_result() is not None
-            return
-        pair = self._newest_result()
-        if pair is None:
-            self.compare_button.enabled = False
-            return
-        self._compare_state = {"visible": [(layer, layer.visible) for layer in self._viewer.layers],
-                               "enabled": grid.enabled, "stride": grid.stride}
-        for layer in self._viewer.layers:
-            layer.visible = any(_same(layer, shown) for shown in pair)
-        grid.stride = 1
-        grid.enabled = True
-        self.compare_button.text = "end compare"
+        self.run_button.enabled, self.stop_button.enabled, self.cancel_button.enabled = not running, running, running
 
     # --- worker callbacks (main thread) ----------------------------------------------
     @property
@@ -685,111 +349,43 @@ class DenoiseWidget(Container):
         # signals from the finishing worker must not touch it.
         return self._shutdown_state["closed"]
 
-    def _layer_geometry(self) -> dict[str, Any]:
-        return dict(self._target.geometry)
-
     def _on_event(self, event: ProgressEvent) -> None:
         if self._closed:
             return
-        if self._cancelled:
+        controller = self._controller
+        if controller is None or controller.cancelled:
             return
         # The worker records every step; the plot is redrawn as often as the preview, no more.
-        self.convergence_plot.show(self.convergence.current)
-        if self._preview_layer is None or self._preview_layer not in self._viewer.layers:
-            initial = event.preview if self._single_plane or not event.plane_index else _preview_start(self._source)
-            self._preview_layer = self._add_own_layer(
-                initial,
-                name=f"{self._source.name} [preview]",
-                contrast_limits=self._result_contrast_limits(),
-                colormap=self._source.colormap,
-                **self._layer_geometry(),
-            )
-        if self._single_plane or not event.plane_index:
-            self._preview_layer.data = event.preview
-        else:
-            self._preview_layer.data[event.plane_index] = event.preview
-            self._preview_layer.refresh()
-            if event.plane_index != self._shown_plane:
-                # Once per plane, so that a user may look elsewhere while it runs.
-                self._shown_plane = event.plane_index
-                self._show_plane(event.plane_index)
+        self.convergence_plot.show(controller.convergence.current)
+        self._outputs.show(event)
         self.progress_bar.value = int(round(1000 * event.fraction_done))
-        plane = f"plane {event.plane + 1}/{event.n_planes} · " if event.n_planes > 1 else (
-            f"plane {event.plane_index} · " if self._single_plane and event.plane_index else "")
-        self.status_label.value = (
-            f"{plane}{event.iteration}/{event.total} it · loss {event.loss:.3g} · "
-            f"{_format_seconds(event.elapsed)} elapsed · ETA {_format_seconds(event.eta_seconds)}"
-        )
+        self.status_label.value = controller.progress_text(event)
 
-    def _add_own_layer(self, data: Any, **options: Any) -> Any:
-        self._adding_own_layer = True
-        try:
-            return self._viewer.add_image(data, **options)
-        finally:
-            self._adding_own_layer = False
-
-    def _result_contrast_limits(self) -> tuple[float, float]:
-        """The source's display range in the result's units (the camera offset removed), so both look alike."""
-        low, high = self._source.contrast_limits
-        return (low - self._camera_offset, high - self._camera_offset)
-
-    def _remove_preview(self) -> None:
-        if self._preview_layer is not None and self._preview_layer in self._viewer.layers:
-            self._viewer.layers.remove(self._preview_layer)
-        self._preview_layer = None
-
-    def _on_returned(self, run: DenoiseRun) -> None:
+    def _on_returned(self, controller: RunController) -> None:
         if self._closed:
             return
-        self._remove_preview()
-        if self._cancelled or run.result is None:
+        self._outputs.remove_preview()
+        if not controller.kept:
             self.status_label.value = "Cancelled; nothing was kept."
             return
-        source, target = self._source, self._target
-        self.convergence.finish(run.metadata["planes"])
-        self.convergence_plot.show(self.convergence.current)
-        metadata = {**run.metadata, "source_layer": source.name, "convergence": self.convergence.as_dict()}
+        run, source, target = controller.run, self._outputs.source, self._outputs.target
+        metadata = {**controller.finished_metadata(), "source_layer": source.name}
+        self.convergence_plot.show(controller.convergence.current)
         name = f"{source.name}_{run.spec.name}"
         if target.region is not None:
             index, rows, columns, kind = target.region
             metadata["region"] = {"kind": kind, "plane": list(index), "rows": list(rows), "columns": list(columns)}
             name += "_region"
-        name = self._unique_name(name)
-        result = self._add_own_layer(
-            run.result,
-            name=name,
-            contrast_limits=self._result_contrast_limits(),
-            colormap=source.colormap,
-            metadata={"napari_zsdenoise": metadata},
-            **self._layer_geometry(),
-        )
-        self._results.append((source, result))
-        self.compare_button.enabled = True
+        result = self._outputs.add_result(run.result, name, metadata)
+        self.compare.add(source, result)
         self.progress_bar.value = 1000 if not run.stopped_early else self.progress_bar.value
-        state = "stopped early, kept" if run.stopped_early else "done"
-        best = sorted(p["best_iteration"] for p in metadata["planes"] if p.get("best_iteration"))
-        kept = ""
-        if best:
-            iterations = str(best[0]) if best[0] == best[-1] else f"{best[0]}-{best[-1]}"
-            kept = f"; kept the ensemble of the best held-out check (iteration {iterations})"
-        stopping = stopping_summary(metadata)
-        if stopping:
-            kept += f"; {stopping}"
-        if target.region is not None:
-            kept += f"; {self._where(target, source)}"
-        elif self._single_plane and metadata["planes"]:
-            kept += f"; plane {tuple(metadata['planes'][0]['index'])} of {source.name}"
-        if metadata["planes_not_denoised"]:
-            kept += (f"; planes {_plane_ranges(metadata['planes_not_denoised'])} of {metadata['planes_total']} "
-                     "were not reached and hold the input unchanged")
-        doubts = "".join(f"\nWarning: {doubt}." for doubt in result_doubts(metadata))
-        self.status_label.value = (f"{state}: {name} ({_format_seconds(metadata['seconds'])} on {metadata['device']})"
-                                   f"{kept}{doubts}")
+        where = target.describe(source.name)
+        self.status_label.value = controller.summary(result.name, where=where)
 
     def _on_errored(self, exc: Exception) -> None:
         if self._closed:
             return
-        self._remove_preview()
+        self._outputs.remove_preview()
         self.status_label.value = f"Failed: {exc}"
 
     def _on_finished(self) -> None:
@@ -797,27 +393,8 @@ class DenoiseWidget(Container):
             return
         self._worker = None
         self._run = None
+        self._controller = None
         self._shutdown_state.update(run=None, worker=None)
         self._set_running(False)
         # A probe held back during the run may start now.
-        self._refresh_estimate()
-
-
-def _same(one: Any, other: Any) -> bool:
-    """Whether two references name the same layer (napari may hand out a new proxy each time)."""
-    return getattr(one, "__wrapped__", one) is getattr(other, "__wrapped__", other)
-
-
-def _full_resolution(layer: Any) -> Any:
-    """The layer's pixels at full resolution: level 0 of a multiscale layer, never read whole here
-    (a dask or zarr array stays lazy; the engine reads it plane by plane)."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
-def _preview_start(layer: Any) -> np.ndarray:
-    """What a stack's preview shows before its planes are computed: the input when it is in
-    memory already, else zeros, so that a lazy stack is not read whole for a preview."""
-    data = _full_resolution(layer)
-    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
-        return np.array(data, dtype=np.float32)
-    return np.zeros(data.shape, dtype=np.float32)
+        self.estimate_line.refresh()

@@ -34,6 +34,15 @@ import torch
 import torch.nn.functional as F
 
 from napari_zsdenoise.methods.base import DenoisingMethod, StepRecord
+from napari_zsdenoise.run_record import (
+    BEST_ITERATION,
+    ESTIMATED_GAIN_DB,
+    HELD_OUT_GAIN,
+    HOLDOUT_ERROR,
+    RESIDUAL_CORRELATION,
+    STOP_REASON,
+    STOPPING_SIGNAL,
+)
 from napari_zsdenoise.methods._ensemble import (
     MAX_RESIDUAL_CORRELATION,
     MaskedEnsemble,
@@ -195,8 +204,8 @@ class StoppingRule:
 
     def summary(self) -> dict[str, Any]:
         """Why and where the rule ended the run, and what the held-out pixels gained, for the run's record."""
-        return {"stop_reason": self.reason or "iterations", "best_iteration": self.best_iteration,
-                "held_out_gain": round(self.held_out_gain(), 4)}
+        return {STOP_REASON: self.reason or "iterations", BEST_ITERATION: self.best_iteration,
+                HELD_OUT_GAIN: round(self.held_out_gain(), 4)}
 
 
 def make_stopping_rule(config: Any, correlated_noise: bool | None = None) -> StoppingRule:
@@ -299,7 +308,7 @@ class HoldoutEarlyStopping:
             for signal in improved:
                 self._best_estimates[signal] = snapshot
                 self._best_kept[signal] = kept
-        return {"holdout_error": error, "residual_correlation": correlation}
+        return {HOLDOUT_ERROR: error, RESIDUAL_CORRELATION: correlation}
 
     def best_estimate(self, iteration: int, ensemble: MaskedEnsemble) -> torch.Tensor | None:
         """The ensemble at the best check, checking first if the run ended between checks.
@@ -321,9 +330,9 @@ class HoldoutEarlyStopping:
                   f"fixed budget of {self.rule.correlated_noise_iterations} iterations (spatially correlated noise)"
                   if self.rule.signal == "budget" else
                   "residual correlation (spatially correlated noise)" if self.correlated_noise else "held-out error")
-        facts = {"stopped_by_holdout": self.finished, "stopping_signal": signal, **self.rule.summary()}
+        facts = {"stopped_by_holdout": self.finished, STOPPING_SIGNAL: signal, **self.rule.summary()}
         if self.rule.signal == "error" and self.holdout is not None:
-            facts["estimated_gain_db"] = self.estimated_gain_db()
+            facts[ESTIMATED_GAIN_DB] = self.estimated_gain_db()
         return facts
 
     def estimated_gain_db(self) -> float | None:

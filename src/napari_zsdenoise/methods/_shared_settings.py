@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from napari_zsdenoise.settings import MethodSettings, setting
+from napari_zsdenoise.settings import MethodSettings, PlanePlan, setting
 
 #: Widest skip hourglass (MPI family, MID) this package builds: 8x the 64 channels of the MPI paper, of its
 #: official checkpoints and of the widest preset. A network's memory and time grow with the square of its
@@ -42,27 +42,37 @@ class EarlyStoppingSettings(MethodSettings):
     early_stopping: bool = setting(
         False, "Hold out a few pixels from the loss and stop when the result stops improving there; "
         "the result is the best checked ensemble and the iterations become a maximum.",
-        label="stop when it starts to fit the noise")
+        label="stop when it starts to fit the noise", changes_step_cost=False)
     holdout_fraction: float = setting(
         0.05, "Share of pixels held out for early stopping.", label="held-out share",
-        low=0.0, high=0.5, low_open=True, high_open=True, advanced=True)
+        low=0.0, high=0.5, low_open=True, high_open=True, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     patience: int = setting(
-        200, "Iterations without a better held-out score before the run ends.", low=1, advanced=True)
+        200, "Iterations without a better held-out score before the run ends.", low=1, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     validation_every: int = setting(
-        25, "Iterations between held-out checks.", label="check every", low=1, advanced=True)
+        25, "Iterations between held-out checks.", label="check every", low=1, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     rising_checks: int = setting(
         0, "After patience iterations without a better held-out score, end the run only once the held-out error "
         "has risen at this many checks in a row (past a peak it climbs; on a plateau it wobbles, then falls "
-        "on); 0: end it then in any case.", label="rising checks that stop", low=0, high=20, advanced=True)
+        "on); 0: end it then in any case.", label="rising checks that stop", low=0, high=20, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     plateau_patience: int = setting(
         0, "With rising checks that stop: iterations without a better held-out score after which the run ends even "
-        "though the error has not risen (a long plateau); at least patience.", low=0, advanced=True)
+        "though the error has not risen (a long plateau); at least patience.", low=0, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     max_residual_anticorrelation: float = setting(
         0.0, "End the run at the first check whose residual (noisy minus result) anti-correlates between "
         "neighbouring pixels by more than this: the network has started to copy its neighbours' noise, though "
         "the held-out error may still fall; that check is not kept. For pixel-independent noise only; 0: off.",
-        label="residual anti-correlation that stops", low=0.0, high=1.0, advanced=True)
+        label="residual anti-correlation that stops", low=0.0, high=1.0, advanced=True,
+        applies_when="early_stopping", changes_step_cost=False)
     correlated_noise_iterations: int = setting(
         0, "On spatially correlated (camera-like) noise, where no held-out score follows the result's peak, "
         "keep the ensemble at this iteration and stop there; 0: the check with the highest residual correlation.",
         label="iterations on correlated noise", low=0, advanced=True)
+
+    def plan(self, shape: tuple[int, int], warm: bool = False) -> PlanePlan:
+        plan = super().plan(shape, warm)
+        return PlanePlan(plan.phases, can_end_sooner=self.early_stopping)

@@ -20,11 +20,12 @@ class INSBSNConfig(EarlyStoppingSettings):
     """
 
     iterations: int = setting(1200, "Optimisation steps per plane (1200 in the paper; a maximum with early stopping).",
-                              low=1)
+                              low=1, changes_step_cost=False)
     learning_rate: float = setting(4e-4, "Adam step size of the denoiser (the Noise2Noise U-Net).",
-                                   low=0.0, high=1.0, low_open=True, advanced=True)
+                                   low=0.0, high=1.0, low_open=True, advanced=True, changes_step_cost=False)
     siren_learning_rate: float = setting(1e-4, "Adam step size of the implicit neural representation (the SIREN).",
-                                         label="SIREN learning rate", low=0.0, high=1.0, low_open=True, advanced=True)
+                                         label="SIREN learning rate", low=0.0, high=1.0, low_open=True, advanced=True,
+                                         changes_step_cost=False)
     visible_fraction: float = setting(
         0.1, "Probability p0 that a pixel is shown to the denoiser as it is in an iteration; 0.1 suits spatially "
         "correlated camera noise, 0.3-0.5 pixel-independent noise.", low=0.0, high=1.0, low_open=True, high_open=True)
@@ -39,9 +40,11 @@ class INSBSNConfig(EarlyStoppingSettings):
                                 "as its memory grows with width x layers x pixels.", label="SIREN layers",
                                 low=1, high=24, advanced=True)
     siren_dropout: float = setting(0.1, "Dropout probability after each sine layer while the SIREN trains.",
-                                   label="SIREN dropout", low=0.0, high=1.0, high_open=True, advanced=True)
+                                   label="SIREN dropout", low=0.0, high=1.0, high_open=True, advanced=True,
+                                   changes_step_cost=False)
     ema_beta: float = setting(0.99, "Weight of the running average in the masked EMA that is the output.",
-                              label="EMA beta", low=0.0, high=1.0, high_open=True, advanced=True)
+                              label="EMA beta", low=0.0, high=1.0, high_open=True, advanced=True,
+                              changes_step_cost=False)
 
     @property
     def min_size(self) -> int:

@@ -37,13 +37,14 @@ class MIDConfig(MethodSettings):
     """
 
     iterations: int = setting(
-        10, "Masked forward passes averaged into the result (K in the paper's Eq. 5); nothing is trained.", low=1)
+        10, "Masked forward passes averaged into the result (K in the paper's Eq. 5); nothing is trained.", low=1,
+        changes_step_cost=False)
     mask_ratio: float = setting(
         0.0, "Fraction of pixels hidden from the network in each pass; 0: the middle of the range the model's "
-        "last training round hid.", low=0.0, high=1.0, high_open=True)
+        "last training round hid.", low=0.0, high=1.0, high_open=True, changes_step_cost=False)
     weights: str | Path | None = setting(
         None, "The model file trained with `zsdenoise fit-dataset` (required: MID has no shipped weights).",
-        kind="weights")
+        kind="weights", changes_step_cost=False)
     tile: int = setting(
         0, "Side in pixels of the tiles each pass is predicted in, each with a margin of context; 0: the whole "
         "plane at once. At least 64: each tile brings a margin of 2**(scales+1) pixels, so smaller tiles multiply "
@@ -93,7 +94,7 @@ class MIDTrainingSettings:
     learning_rate: float = setting(
         2e-3, "Adam step size at the start of each round. The paper's 4e-4 is for 2e5 iterations a round; "
         "in a budget of hundreds the larger step learns far more (docs/methods.md).", low=0.0, high=1.0,
-        low_open=True, advanced=True)
+        low_open=True, advanced=True, changes_step_cost=False)
     final_learning_rate: float = setting(
         1e-6, "Step size the cosine schedule ends each round at.", low=0.0, high=1.0, advanced=True)
     first_mask_ratio: float = setting(
@@ -101,7 +102,7 @@ class MIDTrainingSettings:
         low_open=True, high_open=True, advanced=True)
     mask_ratio: float = setting(
         0.7, "Fraction of pixels hidden in the rounds between the first and the last.", low=0.0, high=1.0,
-        low_open=True, high_open=True, advanced=True)
+        low_open=True, high_open=True, advanced=True, changes_step_cost=False)
     last_mask_ratio_low: float = setting(
         0.05, "Least fraction hidden in the last round where the noise is independent between pixels (drawn per "
         "patch, uniformly up to the most).", low=0.0, high=1.0, low_open=True, high_open=True, advanced=True)

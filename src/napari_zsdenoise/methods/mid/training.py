@@ -219,7 +219,8 @@ def _train_round(network: torch.nn.Module, round_index: int, noise: GaussianNois
 
 
 def harvest_bank(network: torch.nn.Module, planes: Sequence[np.ndarray], round_index: int,
-                 settings: MIDTrainingSettings, device: torch.device) -> NoiseBank:
+                 settings: MIDTrainingSettings, device: torch.device,
+                 residuals: Callable[..., Any] = harvest_residuals) -> NoiseBank:
     """The noise bank of round ``round_index + 1``: residuals of ``network``'s masked predictions of ``planes``.
 
     The masks hide the fraction the network was trained with (the middle of its range).
@@ -234,8 +235,8 @@ def harvest_bank(network: torch.nn.Module, planes: Sequence[np.ndarray], round_i
         return prediction[0, 0].cpu().numpy()
 
     rng = np.random.default_rng(_seed(settings.seed, round_index, _HARVEST))
-    harvests = harvest_residuals(predict, planes, masks_per_plane=settings.masks_per_plane,
-                                 mask_ratio=(low + high) / 2, rng=rng)
+    harvests = residuals(predict, planes, masks_per_plane=settings.masks_per_plane,
+                         mask_ratio=(low + high) / 2, rng=rng)
     return NoiseBank.from_harvests(harvests, maps=len(planes) * settings.masks_per_plane,
                                    patch_size=settings.patch_size, count=settings.bank_patches,
                                    signal_dependent=settings.signal_dependent, rng=rng)
@@ -341,6 +342,8 @@ def fit_dataset(
     device: str | torch.device | None = "auto",
     sources: Mapping[str, int] | None = None,
     overwrite: bool = False,
+    clean_patches: CleanPatches | None = None,
+    residuals: Callable[..., Any] = harvest_residuals,
 ) -> Path:
     """Train a MID model on ``noisy_planes`` (2-D arrays in any units) and write it to ``out``.
 
@@ -367,6 +370,14 @@ def fit_dataset(
         File name -> planes, for the model card (default: the planes as one array).
     overwrite
         Replace ``out`` if it exists.
+    clean_patches
+        Where the clean training patches come from; by default procedural scenes and
+        ``clean_folders`` (:class:`CleanPatches`). A study may pass its own (the ground truth,
+        to measure what MID's own clean images cost).
+    residuals
+        How a round harvests noise residuals from the planes, with the signature of
+        :func:`~napari_zsdenoise.methods.mid.noise_bank.harvest_residuals` (the default). A
+        study may pass ground-truth residuals, to measure what MID's noise estimate costs.
 
     Returns
     -------
@@ -390,7 +401,7 @@ def fit_dataset(
     normalised = [part for plane in normalised for part in subplanes(plane, factor)]
     schedule = [settings.mask_ratios(index, correlated) for index in range(settings.rounds)]
     median = float(np.median([np.median(plane) for plane in normalised]))
-    clean = CleanPatches(settings, clean_folders)
+    clean = CleanPatches(settings, clean_folders) if clean_patches is None else clean_patches
     fingerprint = _fingerprint(normalised, settings, clean)
     partial = partial_folder(out)
     state_path = partial / "state.pt"
@@ -431,7 +442,7 @@ def fit_dataset(
 
         losses = _train_round(network, round_index, trained_with, clean, settings, device, step_report,
                               schedule[round_index], median)
-        noise = harvest_bank(network, normalised, round_index, settings, device) \
+        noise = harvest_bank(network, normalised, round_index, settings, device, residuals) \
             if round_index < settings.rounds - 1 else None
         history.append({"round": round_index + 1, "mask_ratio": list(schedule[round_index]),
                         "noise": trained_with.describe(), "final_loss": float(np.mean(losses[-_RECENT_LOSSES:])),

@@ -13,7 +13,7 @@ from napari_zsdenoise.methods._shared_settings import (
     zero_or_at_least,
 )
 from napari_zsdenoise.methods.base import MethodSpec
-from napari_zsdenoise.settings import setting
+from napari_zsdenoise.settings import Phase, PlanePlan, setting
 
 CITATION = ("Ma, Wei, Jin, Ling, Liu, Wang, Dai, Chen: Masked Pre-training Enables Universal Zero-shot "
             "Denoiser. NeurIPS 2024 (Algorithm 1, Eq. 8)")
@@ -35,22 +35,24 @@ class MPIConfig(EarlyStoppingSettings):
     from the first check.
     """
 
-    iterations: int = setting(1000, "Optimisation steps per plane (a maximum with early stopping).", low=1)
+    iterations: int = setting(1000, "Optimisation steps per plane (a maximum with early stopping).", low=1,
+        changes_step_cost=False)
     ema_beta: float = setting(
         0.99, "Weight of the running ensemble in the masked EMA (Eq. 8); closer to 1 averages over more iterations.",
-        label="EMA beta", low=0.0, high=1.0, high_open=True)
+        label="EMA beta", low=0.0, high=1.0, high_open=True, changes_step_cost=False)
     mask_ratio: float = setting(
         0.85, "Fraction of pixels hidden from the network at each step (and the only ones the loss and the "
         "ensemble use); 0.85 for fluorescence, 0.3 for pixel-independent synthetic noise.",
-        low=0.0, high=1.0, low_open=True, high_open=True)
+        low=0.0, high=1.0, low_open=True, high_open=True, changes_step_cost=False)
     learning_rate: float = setting(
-        2e-3, "Adam step size during filling.", low=0.0, high=1.0, low_open=True, advanced=True)
+        2e-3, "Adam step size during filling.", low=0.0, high=1.0, low_open=True, advanced=True,
+        changes_step_cost=False)
     shuffle_factor: int = setting(
         1, "Pixel-shuffle factor d: the plane is split into d*d sub-images denoised as one batch; "
         "above 1 only for spatially correlated noise.", low=1, high=8, advanced=True)
     weights: str | Path | None = setting(
         "shipped", "Starting weights: 'shipped' (pre-trained by this project), none (random initialisation) "
-        "or a checkpoint file (ours or an official MPI .pth).", kind="weights")
+        "or a checkpoint file (ours or an official MPI .pth).", kind="weights", changes_step_cost=False)
     width: int = setting(
         64, "Hourglass feature channels per scale (must match the weights); at most 512, 8 times the paper's 64 "
         "(memory and time grow with its square).", low=1, high=HOURGLASS_MAX_WIDTH, advanced=True)
@@ -65,7 +67,8 @@ class MPIConfig(EarlyStoppingSettings):
         "whole plane under as many different masks.", low=1, high=64, advanced=True)
     fill_every: int = setting(
         0, "With a training crop, every this many steps the whole plane is also predicted (without "
-        "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True)
+        "training) under a fresh mask and folded into the result; 0 never.", low=0, advanced=True,
+        applies_when="training_crop")
     fill_tile: int = setting(
         0, "Side in pixels of the tiles whole-plane fills are predicted in, each with a margin of context; "
         "0: the whole plane at once (or tiles of the automatic crop when the memory budget asks for one). "
@@ -85,24 +88,43 @@ class MPIConfig(EarlyStoppingSettings):
         False, "In a stack, start each plane after the first from the network trained on the plane before "
         "(at its best check, with early stopping); the result is still made from this plane's predictions only. "
         "A plane run alone, the first plane a continued run computes, and a plane after one with spatially "
-        "correlated noise start afresh.", label="continue from the previous plane")
+        "correlated noise start afresh.", label="continue from the previous plane", changes_step_cost=False)
     warm_iterations: int = setting(
         0, "With warm start, the most steps of each plane after the first (0: the same as the first); with a "
         "start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
-        low=0, advanced=True)
+        low=0, advanced=True, applies_when=("warm_start", "start_crop"), changes_step_cost=False)
     warm_learning_rate: float = setting(
         0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
-        "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True)
+        "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True,
+        applies_when="warm_start")
     start_crop: int = setting(
         0, "Side in pixels of the crop a larger plane starts training on (its most detailed one); the network "
         "then goes on over the whole plane for the last warm_iterations steps of the budget (at most half of it; "
         "0: half) at learning_rate, so a plane four times larger costs "
         "far less than four times more. Planes with spatially correlated noise, and planes continued from the "
         "plane before, train on the whole plane from the start. 0: off.", label="start on a crop of",
-        low=0, advanced=True)
+        low=0, advanced=True, changes_step_cost=False)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
-        "correlated noise).", label="blend with the noisy image", advanced=True)
+        "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
+
+    def plan(self, shape: tuple[int, int], warm: bool = False) -> PlanePlan:
+        """A training crop caps the pixels of every step; a warm-started plane runs its own budget on the
+        whole plane; a plane larger than the start crop trains on that crop first (unless its noise turns
+        out spatially correlated, which only the plane itself can tell), then on the whole plane."""
+        height, width = shape
+        if self.training_crop:
+            height, width = min(height, self.training_crop), min(width, self.training_crop)
+        if warm and self.warm_start and self.warm_iterations:
+            phases = (Phase("warm start", self.warm_iterations, (height, width)),)
+        elif (self.start_crop and not self.training_crop and self.start_crop_whole_plane_steps
+              and (height > self.start_crop or width > self.start_crop)):
+            steps = self.start_crop_whole_plane_steps
+            crop = (min(self.start_crop, height), min(self.start_crop, width))
+            phases = (Phase("start crop", self.iterations - steps, crop), Phase("whole plane", steps, (height, width)))
+        else:
+            phases = (Phase("whole plane", self.iterations, (height, width)),)
+        return PlanePlan(phases, can_end_sooner=self.early_stopping)
 
     @property
     def start_crop_whole_plane_steps(self) -> int:

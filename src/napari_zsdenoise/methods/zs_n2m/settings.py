@@ -20,24 +20,29 @@ class ZSN2MConfig(MethodSettings):
     justified where they are used (``methods/zs_n2m/method.py``).
     """
 
-    iterations: int = setting(2500, "Total steps per plane, both stages together.", low=1)
+    iterations: int = setting(2500, "Total steps per plane, both stages together.", low=1, changes_step_cost=False)
     refine_share: float = setting(
         0.2, "Share of the iterations spent on stage 2 (the GRD U-Net); 0 stops after stage 1 (ZS-N2M*).",
         label="refinement share", low=0.0, high=1.0, high_open=True)
     learning_rate: float = setting(1e-3, "Adam step size of the MBD network (stage 1).",
-                                   low=0.0, high=1.0, low_open=True, advanced=True)
+                                   low=0.0, high=1.0, low_open=True, advanced=True, changes_step_cost=False)
     refine_learning_rate: float = setting(5e-4, "Adam step size of the GRD network (stage 2).",
-                                          low=0.0, high=1.0, low_open=True, advanced=True)
+                                          low=0.0, high=1.0, low_open=True, advanced=True,
+                                          applies_when="refine_share", changes_step_cost=False)
     alpha_ie: float = setting(10.0, "Weight of the interactive-equality loss (paper: 10 for real noise).",
-                              low=0.0, advanced=True)
-    alpha_cm: float = setting(5.0, "Weight of the cross-mapping loss (paper: 5).", low=0.0, advanced=True)
-    alpha_id: float = setting(10.0, "Weight of the interactive-denoising loss (paper: 10).", low=0.0, advanced=True)
-    beta_re: float = setting(100.0, "Weight of stage 2's reconstruction loss (paper: 100).", low=0.0, advanced=True)
-    beta_con: float = setting(1000.0, "Weight of stage 2's consistency loss (paper: 1000).", low=0.0, advanced=True)
+                              low=0.0, advanced=True, changes_step_cost=False)
+    alpha_cm: float = setting(5.0, "Weight of the cross-mapping loss (paper: 5).", low=0.0, advanced=True,
+        changes_step_cost=False)
+    alpha_id: float = setting(10.0, "Weight of the interactive-denoising loss (paper: 10).", low=0.0, advanced=True,
+        changes_step_cost=False)
+    beta_re: float = setting(100.0, "Weight of stage 2's reconstruction loss (paper: 100).", low=0.0, advanced=True,
+        applies_when="refine_share", changes_step_cost=False)
+    beta_con: float = setting(1000.0, "Weight of stage 2's consistency loss (paper: 1000).", low=0.0, advanced=True,
+        applies_when="refine_share", changes_step_cost=False)
     window: int = setting(5, "Side of the local-statistics window of the interactive-denoising loss (odd, pixels).",
                           low=1, advanced=True)
     contrast_constant: float = setting(9e-4, "Stabiliser of the contrast-similarity map (SSIM's C2 for unit range).",
-                                       low=0.0, advanced=True)
+                                       low=0.0, advanced=True, changes_step_cost=False)
     hidden_channels: int = setting(
         48, f"Feature channels of the MBD network (48, ZS-N2N's network); at most {MAX_HIDDEN_CHANNELS} "
         "(8 times the paper's), as memory and time grow with them.", low=1, high=MAX_HIDDEN_CHANNELS, advanced=True)

@@ -25,12 +25,14 @@ CITATION = "Mansour, Heckel: Zero-Shot Noise2Noise: Efficient Image Denoising wi
 class ZSN2NConfig(MethodSettings):
     """Settings of Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023)."""
 
-    iterations: int = setting(2000, "Optimisation steps per plane (2000 in the paper's comparisons).", low=1)
-    learning_rate: float = setting(1e-3, "Adam step size at the start.", low=0.0, high=1.0, low_open=True, advanced=True)
+    iterations: int = setting(2000, "Optimisation steps per plane (2000 in the paper's comparisons).", low=1,
+        changes_step_cost=False)
+    learning_rate: float = setting(1e-3, "Adam step size at the start.", low=0.0, high=1.0, low_open=True,
+                                   advanced=True, changes_step_cost=False)
     step_size: int = setting(1500, "The learning rate is multiplied by gamma every this many iterations.",
-                             label="schedule step", low=1, advanced=True)
+                             label="schedule step", low=1, advanced=True, changes_step_cost=False)
     gamma: float = setting(0.5, "Factor of the learning-rate schedule.", label="schedule gamma",
-                           low=0.0, high=1.0, low_open=True, advanced=True)
+                           low=0.0, high=1.0, low_open=True, advanced=True, changes_step_cost=False)
     hidden_channels: int = setting(
         48, f"Feature channels of the two 3x3 convolutions (48 in the paper); at most {MAX_HIDDEN_CHANNELS} "
         "(8 times that), as memory and time grow with them.", low=1, high=MAX_HIDDEN_CHANNELS, advanced=True)
