@@ -38,7 +38,8 @@ def parse_args() -> argparse.Namespace:
 
 def held_out_checks(widget) -> int:
     # Not part of the widget's stable surface: read defensively, and fall back to a timer.
-    curve = getattr(getattr(widget, "convergence", None), "current", None)
+    controller = getattr(widget, "_controller", None)
+    curve = getattr(getattr(controller, "convergence", None), "current", None)
     return len(getattr(curve, "checks", None) or [])
 
 

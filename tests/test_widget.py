@@ -458,7 +458,19 @@ def test_the_convergence_plot_follows_the_run_and_stays_with_the_result(viewer_a
     (plane,) = meta["convergence"]["planes"]
     assert plane["kept_iteration"] == meta["planes"][0]["best_iteration"]
     assert widget.convergence_plot.kept_line.isVisible() and widget.convergence_plot.kept_line.value() == plane["kept_iteration"]
+    assert list(widget.convergence_plot.kept_dot.getData()[0]) == [plane["kept_iteration"]]  # a dot at the kept check
     assert [pair[0] for pair in plane["holdout_error"]] == [10, 20, 30, 40, 50, 60]
+
+
+def test_the_convergence_plot_has_a_linear_axis_on_a_short_span_and_a_log_axis_on_a_long_one(qtbot):
+    from napari_zsdenoise._qt.convergence_plot import ConvergencePlot
+    from napari_zsdenoise.convergence import PlaneCurve
+
+    plot = ConvergencePlot()
+    plot.show(PlaneCurve((), losses=[(1, 0.020), (2, 0.018)], checks=[(2, 0.019)]))
+    assert not plot.log_y  # a log axis over less than a decade shows no tick labels
+    plot.show(PlaneCurve((), losses=[(1, 0.5), (2, 0.01)], checks=[(2, 0.02)]))
+    assert plot.log_y
 
 
 def test_the_method_menu_says_what_sets_each_preset_apart(viewer_and_widget):
@@ -713,11 +725,18 @@ def test_compare_shows_the_newest_result_beside_its_source_and_restores_the_view
     _run_to_the_end(widget, qtbot)
     assert widget.compare_button.enabled and widget.compare_button.text == "compare"
     grid = viewer.canvas.grid
+    from napari_zsdenoise._qt.region import camera_of
+
+    camera = camera_of(viewer)
+    viewer.reset_view()
+    one_image = (tuple(camera.center), camera.zoom)
     widget.compare_button.clicked.emit()
     assert grid.enabled and widget.compare_button.text == "end compare"
     assert {lay.name for lay in viewer.layers if lay.visible} == {"cells", "cells_mpi-fast_2"}
+    assert camera.zoom < one_image[1]  # zoomed out, so that both images are whole on screen
     widget.compare_button.clicked.emit()
     assert not grid.enabled and widget.compare_button.text == "compare"
+    assert (tuple(camera.center), camera.zoom) == one_image
     visible = {lay.name: lay.visible for lay in viewer.layers}
     assert visible == {"cells": True, "other": True, "hidden": False, "cells_mpi-fast": True, "cells_mpi-fast_2": True}
     assert other.visible and not hidden.visible
@@ -750,6 +769,9 @@ def test_rgb_layers_are_offered_and_refused_only_on_run(viewer_and_widget):
     assert not widget.is_running and "RGB layers are not supported" in widget.status_label.value
     assert "Split RGB" in widget.status_label.value
     assert _names(viewer) == ["cells", "photo"]
+    # Choosing another image takes the refusal away; the image refused keeps it until then.
+    widget.layer_combo.value = viewer.layers["cells"]
+    assert widget.status_label.value == ""
 
 
 def test_the_last_runs_progress_and_status_stay_until_the_next_run(viewer_and_widget, qtbot):

@@ -199,3 +199,17 @@ def available_memory_bytes(device: torch.device) -> int | None:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def describe_device(device: torch.device) -> str:
+    """'cuda (NVIDIA H100)', 'cpu (x86_64, 2 threads)': the device for a model card or provenance."""
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({platform.processor() or platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
+    return device.type

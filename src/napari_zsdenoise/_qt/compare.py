@@ -6,6 +6,8 @@ from typing import Any
 
 from magicgui.widgets import PushButton
 
+from napari_zsdenoise._qt.region import camera_of
+
 
 def same_layer(one: Any, other: Any) -> bool:
     """Whether two references name the same layer (napari may hand out a new proxy each time)."""
@@ -47,15 +49,16 @@ class CompareView:
         return canvas.grid if canvas is not None and hasattr(canvas, "grid") else self._viewer.grid
 
     def toggle(self, *_: Any) -> None:
-        """Show the newest result and its noisy source side by side, nothing else; called again,
-        restore what was visible and the grid as they were."""
-        grid = self._grid()
+        """Show the newest result and its noisy source side by side, nothing else, both whole on screen;
+        called again, restore what was visible, the grid and the view as they were."""
+        grid, camera = self._grid(), camera_of(self._viewer)
         if self._state is not None:
             state, self._state = self._state, None
             for layer, visible in state["visible"]:
                 if self.present(layer):
                     layer.visible = visible
             grid.stride, grid.enabled = state["stride"], state["enabled"]
+            camera.center, camera.zoom = state["center"], state["zoom"]
             self.button.text = "compare"
             self.button.enabled = self.newest() is not None
             return
@@ -64,9 +67,12 @@ class CompareView:
             self.button.enabled = False
             return
         self._state = {"visible": [(layer, layer.visible) for layer in self._viewer.layers],
-                       "enabled": grid.enabled, "stride": grid.stride}
+                       "enabled": grid.enabled, "stride": grid.stride, "center": tuple(camera.center),
+                       "zoom": camera.zoom}
         for layer in self._viewer.layers:
             layer.visible = any(same_layer(layer, shown) for shown in pair)
         grid.stride = 1
         grid.enabled = True
+        # The view of one image cuts a grid of two at the sides.
+        self._viewer.reset_view()
         self.button.text = "end compare"

@@ -7,8 +7,9 @@ from napari_zsdenoise.convergence import PlaneCurve
 
 class ConvergencePlot:
     """A small pyqtgraph plot (``.native``) of one :class:`PlaneCurve`: the loss as a line, the
-    held-out checks as dots, and a vertical line at the iteration early stopping keeps (the
-    best check while running, the kept iteration afterwards)."""
+    held-out checks as dots, and a vertical line and a larger dot at the iteration early stopping
+    keeps (the best check while running, the kept iteration afterwards). The y axis is logarithmic
+    only when the values span a decade or more: a log axis over a shorter span has no tick labels."""
 
     def __init__(self) -> None:
         import pyqtgraph as pg
@@ -17,6 +18,7 @@ class ConvergencePlot:
         self.native = pg.PlotWidget()
         self.native.setMinimumHeight(150)
         self.native.setBackground(None)
+        self.log_y = True
         self.native.setLogMode(y=True)
         self.native.setLabel("bottom", "iteration")
         self.native.setLabel("left", "squared error")
@@ -26,6 +28,8 @@ class ConvergencePlot:
                                            name="held-out error")
         self.kept_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#7ed321", width=1.5, style=Qt.PenStyle.DashLine))
         self.kept_line.setVisible(False)
+        self.kept_dot = self.native.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush="#7ed321",
+                                         name="kept")
         self.native.addItem(self.kept_line)
         self.curve: PlaneCurve | None = None
 
@@ -34,6 +38,11 @@ class ConvergencePlot:
         self.curve = curve
         losses = curve.losses if curve is not None else []
         checks = curve.checks if curve is not None else []
+        values = [max(v, 1e-12) for _, v in losses] + [max(v, 1e-12) for _, v in checks]
+        log_y = not values or max(values) >= 10 * min(values)
+        if log_y != self.log_y:
+            self.log_y = log_y
+            self.native.setLogMode(y=log_y)
         self.loss_line.setData([i for i, _ in losses], [max(v, 1e-12) for _, v in losses])
         self.check_dots.setData([i for i, _ in checks], [max(v, 1e-12) for _, v in checks])
         kept = None if curve is None else curve.kept_iteration
@@ -42,3 +51,5 @@ class ConvergencePlot:
         self.kept_line.setVisible(kept is not None)
         if kept is not None:
             self.kept_line.setValue(kept)
+        at_kept = [(i, max(v, 1e-12)) for i, v in checks if i == kept]
+        self.kept_dot.setData([i for i, _ in at_kept], [v for _, v in at_kept])

@@ -148,11 +148,13 @@ class DenoiseWidget(Container):
         self._shutdown_state["estimate"] = self.estimate_line
         self.compare = CompareView(self._viewer, self.compare_button)
         self._controller: RunController | None = None
+        self._refused_layer: Any = None
         self.layer_choice = LayerChoice(self._viewer, self.layer_combo,
                                         lambda: self._closed or (self._outputs is not None and self._outputs.adding),
                                         self.estimate_line.soon)
 
         self.method_combo.changed.connect(self._load_preset)
+        self.layer_combo.changed.connect(self._on_layer_choice)
         self.advanced_check.changed.connect(lambda shown: setattr(self.advanced_box, "visible", shown))
         self.run_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
@@ -270,39 +272,28 @@ class DenoiseWidget(Container):
         if self.is_running:
             return
         layer = self.layer_combo.value
-        if layer is None:
-            self.status_label.value = "Add or select an image layer first."
-            return
-        if getattr(layer, "rgb", False):
-            self.status_label.value = "RGB layers are not supported; split the channels (Layers > Split RGB) first."
+        if layer is None or getattr(layer, "rgb", False):
+            self._refuse("Add or select an image layer first." if layer is None else
+                         "RGB layers are not supported; split the channels (Layers > Split RGB) first.")
             return
         spec = get_method_spec(self.method_combo.value)
         try:
             target = self._target_of(layer)
         except ValueError as exc:
-            self.status_label.value = f"Cannot run on the {self.region_combo.value}: {exc}."
+            self._refuse(f"Cannot run on the {self.region_combo.value}: {exc}.")
             return
         try:
-            overrides = self.method_overrides()
-            run = DenoiseRun(
-                target.data,
-                spec.name,
-                device=self.device_combo.value,
-                precision=self.precision_combo.value,
-                normalization=self.normalization_combo.value,
-                camera_offset=float(self.camera_offset_spin.value),
-                seed=int(self.seed_spin.value),
-                plane=target.plane,
-                preview_every=0,
-                preview_interval=0.25,
-                **overrides,
-            )
+            run = DenoiseRun(target.data, spec.name, device=self.device_combo.value,
+                             precision=self.precision_combo.value, normalization=self.normalization_combo.value,
+                             seed=int(self.seed_spin.value),
+                             camera_offset=float(self.camera_offset_spin.value), plane=target.plane, preview_every=0,
+                             preview_interval=0.25, **self.method_overrides())
         except (ValueError, TypeError, OSError) as exc:
             where = ""
             if target.region is not None:
                 height, width = target.shape
                 where = f" the {target.region[3]} ({height} × {width} pixels)"
-            self.status_label.value = f"Cannot run{where}: {exc}"
+            self._refuse(f"Cannot run{where}: {exc}")
             return
         from napari.qt.threading import thread_worker
 
@@ -326,6 +317,14 @@ class DenoiseWidget(Container):
         where = target.describe(layer.name)
         self.status_label.value = f"Starting {spec.name} on {run.device}{f' ({where})' if where else ''}…"
         worker.start()
+
+    def _refuse(self, why: str) -> None:
+        """Say why a run cannot start; the line goes once the choice of image changes."""
+        self.status_label.value, self._refused_layer = why, self.layer_combo.value
+
+    def _on_layer_choice(self, layer: Any) -> None:
+        if self._refused_layer is not None and layer is not self._refused_layer and not self.is_running:
+            self.status_label.value, self._refused_layer = "", None
 
     def stop(self) -> None:
         """End the run after the current iteration and keep the current estimate."""

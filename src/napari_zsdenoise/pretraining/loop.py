@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_zsdenoise.devices import describe_device
 from napari_zsdenoise.settings import check_ints, check_range
 from napari_zsdenoise.networks.checkpoints import file_sha256, save_hourglass
 from napari_zsdenoise.networks.hourglass import SkipHourglass
@@ -254,7 +255,7 @@ class Pretrainer:
             "crop_rng": json.dumps(self.crop_rng.bit_generator.state),
             "mask_generator": self.mask_generator.get_state(),
             "recent_losses": list(self.recent_losses),
-            "device": _describe_device(self.device),
+            "device": describe_device(self.device),
         }
         temporary = self.state_path.with_suffix(".tmp")
         torch.save(payload, temporary)
@@ -339,7 +340,7 @@ class Pretrainer:
             "seed": self.config.seed,
             "config": self.config.to_dict(),
             "wall_time_seconds": round(elapsed, 1),
-            "device": payload.get("device", _describe_device(self.device)) if payload else _describe_device(self.device),
+            "device": payload.get("device", describe_device(self.device)) if payload else describe_device(self.device),
             "final_loss_mean_last_200": float(np.mean(self.recent_losses)) if self.recent_losses else None,
             "command": self.command,
             "note": self.note,
@@ -353,10 +354,3 @@ class Pretrainer:
         return checkpoint
 
 
-def _describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        return f"cpu ({platform.processor() or platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
-    return device.type

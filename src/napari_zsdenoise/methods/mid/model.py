@@ -55,7 +55,7 @@ def check_plane_size(network: torch.nn.Module, shape: tuple[int, ...], pixel_shu
 def subplanes(plane: np.ndarray, factor: int) -> list[np.ndarray]:
     """The ``factor**2`` sub-planes of every ``factor``-th pixel of a 2-D ``plane`` (rows and columns
     beyond a multiple of ``factor`` left out), split as :func:`predict_masked_subplanes` splits a plane."""
-    from napari_zsdenoise.methods.mpi.method import split_subimages
+    from napari_zsdenoise.methods._tiling import split_subimages
 
     height, width = (plane.shape[0] // factor) * factor, (plane.shape[1] // factor) * factor
     whole = torch.from_numpy(np.ascontiguousarray(plane[:height, :width]))[None, None]
@@ -69,7 +69,7 @@ def predict_masked(network: torch.nn.Module, plane: torch.Tensor, keep: torch.Te
     With ``tile`` the plane is predicted in tiles of that side, each from a context that
     reaches ``2**(scales + 1)`` pixels further; the mask is the one mask of the whole plane.
     """
-    from napari_zsdenoise.methods.mpi.method import fill_tiles
+    from napari_zsdenoise.methods._tiling import fill_tiles
 
     keep = keep.to(plane.dtype)
     masked = plane * keep
@@ -89,7 +89,7 @@ def predict_masked_subplanes(network: torch.nn.Module, plane: torch.Tensor, keep
                              *, tile: int = 0) -> torch.Tensor:
     """:func:`predict_masked` of the (1, 1, H, W) ``plane``'s ``pixel_shuffle**2`` sub-planes, as one batch,
     put back in place; H and W must be multiples of ``pixel_shuffle``."""
-    from napari_zsdenoise.methods.mpi.method import merge_subimages, split_subimages
+    from napari_zsdenoise.methods._tiling import merge_subimages, split_subimages
 
     if pixel_shuffle == 1:
         return predict_masked(network, plane, keep, tile=tile)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_zsdenoise.devices import describe_device
 from napari_zsdenoise.methods.mid.model import every_nth_pixel, new_network, predict_masked, save_model, subplanes
 from napari_zsdenoise.methods.mid.noise_bank import GaussianNoise, NoiseBank, harvest_residuals, robust_noise_sigma
 from napari_zsdenoise.methods.mid.settings import CITATION, MIDTrainingSettings
@@ -266,12 +267,6 @@ def _noise_from_state(state: dict[str, Any] | None) -> GaussianNoise | NoiseBank
     return NoiseBank.from_state(state)
 
 
-def _describe_device(device: torch.device) -> str:
-    from napari_zsdenoise.pretraining.loop import _describe_device as describe
-
-    return describe(device)
-
-
 #: The sub-plane factor ``pixel_shuffle=0`` chooses for spatially correlated noise.
 AUTOMATIC_PIXEL_SHUFFLE = 2
 
@@ -483,7 +478,7 @@ def fit_dataset(
         "loss": "mean squared error against the clean patch over all pixels",
         "round_history": history,
         "seconds": round(total, 1),
-        "device": _describe_device(device),
+        "device": describe_device(device),
         "seed": settings.seed,
         "settings": settings.to_dict(),
         "software": {"napari_zsdenoise": __version__, "torch": str(torch.__version__),
