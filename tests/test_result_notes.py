@@ -53,3 +53,12 @@ def test_the_summary_says_why_the_planes_ended_and_what_they_gained():
                                        "flat for the plateau patience (1 planes); held-out error 40-50 % below "
                                        "its first check")
     assert stopping_summary({"planes": [_plane()]}) is None
+
+
+def test_a_warm_started_plane_that_keeps_an_early_check_is_not_doubtful():
+    warm = _plane((1,), stop_reason="rose", best_iteration=25, estimated_gain_db=1.0, warm_started=True,
+                  stopping_signal="held-out error")
+    cold = _plane((0,), stop_reason="copies noise", best_iteration=50, estimated_gain_db=1.0, warm_started=False,
+                  stopping_signal="held-out error")
+    (doubt,) = result_doubts({"planes": [cold, warm]})
+    assert doubt.startswith("Plane 0 stopped early") and "run it again with the anti-correlation stop off" in doubt

@@ -165,3 +165,9 @@ def test_a_plane_whose_held_out_error_is_flat_early_is_denoised_on_past_the_plat
     assert kept["earlier"][1:] == (25, "patience")
     assert kept["bsn-balanced"][1] > 50 and kept["bsn-balanced"][2] in ("rose", "plateau", "copies noise", "iterations")
     assert kept["bsn-balanced"][0] > kept["earlier"][0] + 1.0, kept
+
+
+def test_a_warm_started_plane_is_left_to_the_held_out_error():
+    config = get_method_spec("bsn-balanced").default_config
+    assert make_stopping_rule(config).max_residual_anticorrelation == config.max_residual_anticorrelation > 0
+    assert make_stopping_rule(config, warm_started=True).max_residual_anticorrelation == 0

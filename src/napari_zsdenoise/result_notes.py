@@ -19,6 +19,7 @@ from napari_zsdenoise.run_record import (
     HELD_OUT_GAIN,
     STOP_REASON,
     STOPPING_SIGNAL,
+    WARM_STARTED,
     computed_planes,
 )
 
@@ -47,10 +48,11 @@ def result_doubts(metadata: dict[str, Any]) -> list[str]:
     doubts = []
     for reasons, remedy in ((("rose", "patience", "plateau"),
                              "a longer patience (patience=200, CLI --patience 200) or without early stopping"),
-                            (("copies noise",), "without the anti-correlation stop (max_residual_anticorrelation=0, "
+                            (("copies noise",), "the anti-correlation stop off (max_residual_anticorrelation=0, "
                                                 "CLI --max-residual-anticorrelation 0)")):
+        # A warm-started plane continues a trained network: keeping an early check is what it is for.
         early = [plane for plane in planes
-                 if plane.get(STOP_REASON) in reasons
+                 if plane.get(STOP_REASON) in reasons and not plane.get(WARM_STARTED)
                  and ((plane.get(BEST_ITERATION) or 0) < EARLY_ITERATION
                       or (plane.get(ESTIMATED_GAIN_DB) is not None
                           and plane[ESTIMATED_GAIN_DB] < DOUBTFUL_ESTIMATED_GAIN_DB))]

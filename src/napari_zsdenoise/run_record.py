@@ -22,6 +22,8 @@ HELD_OUT_GAIN = "held_out_gain"
 ESTIMATED_GAIN_DB = "estimated_gain_db"
 #: Which signal decided the best check.
 STOPPING_SIGNAL = "stopping_signal"
+#: A plane that continued the network of the plane before (warm start).
+WARM_STARTED = "warm_started"
 #: A plane an earlier run finished (a resumed run's record).
 RESUMED = "resumed"
 #: Scores of a held-out check, in a progress event's ``scores``.

@@ -208,11 +208,16 @@ class StoppingRule:
                 HELD_OUT_GAIN: round(self.held_out_gain(), 4)}
 
 
-def make_stopping_rule(config: Any, correlated_noise: bool | None = None) -> StoppingRule:
-    """The :class:`StoppingRule` of a method's early-stopping settings (replays of recorded checks use it too)."""
+def make_stopping_rule(config: Any, correlated_noise: bool | None = None, *, warm_started: bool = False) -> StoppingRule:
+    """The :class:`StoppingRule` of a method's early-stopping settings (replays of recorded checks use it too).
+
+    A plane warm-started from the plane before is left to the held-out error: its network has learnt the
+    noise's neighbourhood statistics of a similar plane already, and its residual is near the limit from the
+    first check (the anti-correlation stop was chosen on planes trained from scratch).
+    """
     return StoppingRule(config.patience, correlated_noise, config.correlated_noise_iterations,
                         rising_checks=config.rising_checks, plateau_patience=config.plateau_patience,
-                        max_residual_anticorrelation=config.max_residual_anticorrelation)
+                        max_residual_anticorrelation=0.0 if warm_started else config.max_residual_anticorrelation)
 
 
 class HoldoutEarlyStopping:

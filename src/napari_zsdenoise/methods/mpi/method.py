@@ -44,6 +44,7 @@ from napari_zsdenoise.methods._tiling import (
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.mpi.settings import MPIConfig
 from napari_zsdenoise.networks.checkpoints import load_weights
+from napari_zsdenoise.run_record import WARM_STARTED
 from napari_zsdenoise.networks.hourglass import SkipHourglass
 
 
@@ -199,7 +200,8 @@ class MPIMethod(EnsembleOutputMethod):
                 # A plane whose noise looks pixel-independent is never judged correlated by the residual
                 # of a young ensemble, which a narrow network leaves correlated with the signal on
                 # high-SNR planes for several checks (docs/time-to-quality.md); otherwise the checks decide.
-                rule=make_stopping_rule(self.config, correlated_noise=False if self._pixel_independent_noise else None),
+                rule=make_stopping_rule(self.config, correlated_noise=False if self._pixel_independent_noise else None,
+                                        warm_started=warm),
                 keep_with_best=self._network_state if self.config.warm_start or within else None,
                 within=None if within is None else subimage_region(within, factor))
             self._loss_weight = self.early_stopping.loss_weight()
@@ -441,7 +443,7 @@ class MPIMethod(EnsembleOutputMethod):
             # Stopped before the whole plane's steps: only the crop was denoised.
             facts.update(self._start_crop_record(), stopped_on_start_crop=True)
         if self.config.warm_start:
-            facts["warm_started"] = self.warm_started
+            facts[WARM_STARTED] = self.warm_started
             if self._warm_start_declined:
                 facts["warm_start_declined"] = "spatially correlated noise on the plane before"
         if self.config.context_planes:
