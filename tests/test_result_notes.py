@@ -49,8 +49,8 @@ def test_the_summary_says_why_the_planes_ended_and_what_they_gained():
     assert stopping_summary(one) == "ended by a held-out error rising past its best; held-out error 62 % below its first check"
     stack = {"planes": [_plane((0,), stop_reason="rose", held_out_gain=0.5),
                         _plane((1,), stop_reason="plateau", held_out_gain=0.4)]}
-    assert stopping_summary(stack) == ("ended by a held-out error rising past its best (1 planes); a held-out error "
-                                       "flat for the plateau patience (1 planes); held-out error 40-50 % below "
+    assert stopping_summary(stack) == ("ended by a held-out error rising past its best (1 plane); a held-out error "
+                                       "flat for the plateau patience (1 plane); held-out error 40-50 % below "
                                        "its first check")
     assert stopping_summary({"planes": [_plane()]}) is None
 

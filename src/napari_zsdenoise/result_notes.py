@@ -93,7 +93,8 @@ def stopping_summary(metadata: dict[str, Any]) -> str | None:
     counts: dict[str, int] = {}
     for plane in planes:
         counts[plane[STOP_REASON]] = counts.get(plane[STOP_REASON], 0) + 1
-    reasons = "; ".join(STOP_REASONS.get(reason, reason) + (f" ({count} planes)" if len(planes) > 1 else "")
+    reasons = "; ".join(STOP_REASONS.get(reason, reason)
+                        + (f" ({count} plane{'' if count == 1 else 's'})" if len(planes) > 1 else "")
                         for reason, count in counts.items())
     gains = sorted(100 * plane.get(HELD_OUT_GAIN, 0.0) for plane in planes)
     gain = f"{gains[0]:.0f} %" if gains[0] == gains[-1] or len(planes) == 1 else f"{gains[0]:.0f}-{gains[-1]:.0f} %"
