@@ -244,6 +244,7 @@ class DenoiseRun:
         self._plane_seconds: list[float] = []
         #: (warm, iterations, seconds) of each plane this run finished, for the time left.
         self._finished_this_run: list[tuple[bool, int, float]] = []
+        self._warm_flags: list[bool] | None = None
         self.stopped_early = False
         self._started = False
 
@@ -337,10 +338,12 @@ class DenoiseRun:
 
     def _plan(self) -> list[bool]:
         """Whether each plane this run computes is warm (continues the network of the plane before); all
-        alike where the settings budget warm planes as the others."""
-        to_compute = [index for index in self._plane_indices if index not in self._finished_planes]
-        warm_differs = self.config.plane_budget(True) != self.config.plane_budget(False)
-        return [warm_differs and k > 0 for k in range(len(to_compute))]
+        alike where the settings budget warm planes as the others. Worked out once: it is read every step."""
+        if self._warm_flags is None:
+            to_compute = [index for index in self._plane_indices if index not in self._finished_planes]
+            warm_differs = self.config.plane_budget(True) != self.config.plane_budget(False)
+            self._warm_flags = [warm_differs and k > 0 for k in range(len(to_compute))]
+        return self._warm_flags
 
     def expected_seconds_left(self, plane_of_run: int, iteration: int, plane_elapsed: float) -> float | None:
         """Seconds until the run ends, at ``iteration`` of the ``plane_of_run``-th plane it computes.
