@@ -38,6 +38,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_zsdenoise.methods.mpi.method import MPIMethod
+from napari_zsdenoise.networks.hourglass import ReflectionPad
 
 VARIANTS = ("reference", "bf16", "channels-last", "fused-adam", "heap", "all", "all-fp32-padding")
 _CHANGES = {"bf16": {"bf16"}, "channels-last": {"channels-last"}, "fused-adam": {"fused-adam"}, "heap": {"heap"},
@@ -47,24 +53,54 @@ _CHANGES = {"bf16": {"bf16"}, "channels-last": {"channels-last"}, "fused-adam": 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def apply_variant(variant: str) -> str:
-    """Set the process up for ``variant``; return the precision to ask the engine for."""
-    from napari_zsdenoise.methods.mpi.method import MPIMethod
+def apply_variant(variant: str, method: str) -> tuple[str, str]:
+    """Set the process up for ``variant`` of ``method``; return the method to run (a study subclass of
+    the product's MPI registered for this variant) and the precision to ask the engine for."""
+    import dataclasses
 
-    changes = _CHANGES[variant]
-    MPIMethod.channels_last_with = ("fp32", "bf16") if "channels-last" in changes else ()
-    MPIMethod.fused_adam = "fused-adam" in changes
-    if "fp32-padding" in changes:
-        import torch.nn.functional as F
+    from napari_zsdenoise.methods.registry import get_method_spec, register_method
 
-        from napari_zsdenoise.networks.hourglass import ReflectionPad
-
-        ReflectionPad.forward = lambda self, x: F.pad(x, (self.pad,) * 4, mode="reflect")
-    if "heap" in changes:
+    global _VARIANT_CHANGES
+    _VARIANT_CHANGES = _CHANGES[variant]
+    if "heap" in _VARIANT_CHANGES:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
         libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    return "bf16" if "bf16" in changes else "fp32"
+    name = f"{method}-{variant}-study"
+    register_method(dataclasses.replace(get_method_spec(method), name=name, recommendation="",
+                                        implementation=f"{__name__}:VariantMPI"))
+    return name, "bf16" if "bf16" in _VARIANT_CHANGES else "fp32"
+
+
+_VARIANT_CHANGES: set[str] = set()
+
+
+class Float32ReflectionPad(nn.Module):
+    """Reflection padding left to autocast, which pads in float32 on the CPU (the product before its own
+    ``ReflectionPad``)."""
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.pad,) * 4, mode="reflect")
+
+
+class VariantMPI(MPIMethod):
+    """The product's MPI with the layout, optimiser and padding of the variant this process measures."""
+
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if "channels-last" in _VARIANT_CHANGES else torch.contiguous_format
+
+    def make_optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
+        if "fp32-padding" in _VARIANT_CHANGES:
+            for module in list(self.network.modules()):
+                for name, child in list(module.named_children()):
+                    if isinstance(child, ReflectionPad):
+                        setattr(module, name, Float32ReflectionPad(child.pad))
+        return torch.optim.Adam(self.network.parameters(), lr=learning_rate,
+                                fused=True if "fused-adam" in _VARIANT_CHANGES else None)
 
 
 def time_variant(variant: str, size: int, iterations: int, warmup: int, method: str) -> dict:
@@ -75,7 +111,7 @@ def time_variant(variant: str, size: int, iterations: int, warmup: int, method: 
     from napari_zsdenoise.synthetic import fluorescence_phantom, poisson_gaussian_noise
 
     torch.set_num_threads(1)
-    precision = apply_variant(variant)
+    method, precision = apply_variant(variant, method)
     noisy = poisson_gaussian_noise(fluorescence_phantom((size, size), seed=1), peak_photons=30, seed=2)
     run = DenoiseRun(noisy, method, iterations=warmup + iterations, device="cpu", precision=precision,
                      preview_every=0, preview_interval=0, early_stopping=False)
@@ -129,9 +165,9 @@ def quality_one(variant: str, raw_path: str, gt_path: str, crop: int, iterations
     from napari_zsdenoise.evaluation import load_pair, score
 
     torch.set_num_threads(1)
-    precision = apply_variant(variant)
+    study_method, precision = apply_variant(variant, method)
     noisy, clean = load_pair(Path(raw_path), Path(gt_path), crop)
-    run = DenoiseRun(noisy, method, iterations=iterations, device="cpu", precision=precision, seed=0,
+    run = DenoiseRun(noisy, study_method, iterations=iterations, device="cpu", precision=precision, seed=0,
                      preview_every=0, preview_interval=0)
     for _ in run:
         pass

@@ -43,6 +43,7 @@ from napari_zsdenoise.methods._tiling import (
 )
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.mpi.settings import MPIConfig
+from napari_zsdenoise.settings import Phase, PlanePlan
 from napari_zsdenoise.networks.checkpoints import load_weights
 from napari_zsdenoise.run_record import WARM_STARTED
 from napari_zsdenoise.networks.hourglass import SkipHourglass
@@ -72,11 +73,8 @@ class MPIMethod(EnsembleOutputMethod):
     """MPI filling of one grayscale plane; see :class:`~napari_zsdenoise.config.MPIConfig`."""
 
     config: MPIConfig
-    # Measured per change in docs/time-to-quality.md. Channels-last layout only with bf16, so
-    # that fp32 runs repeat earlier releases bit for bit.
+    # Measured per change in docs/time-to-quality.md.
     bf16_safe = True
-    channels_last_with: tuple[str, ...] = ("bf16",)
-    fused_adam = False
 
     def __init__(self, config: MPIConfig) -> None:
         super().__init__(config)
@@ -88,7 +86,6 @@ class MPIMethod(EnsembleOutputMethod):
         self.network: SkipHourglass | None = None
         self.warm_started = False
         self._warm_start_declined = False
-        self._budget: int | None = None
         self._with_context = False
         # While a large plane trains on its start crop: (plane, seed, context, crop region).
         self._whole_plane: tuple[np.ndarray, int, np.ndarray | None, Region] | None = None
@@ -148,27 +145,45 @@ class MPIMethod(EnsembleOutputMethod):
         self._warm_start_declined = carried and previous_correlated
         self._whole_plane = None
         self.start_crop_facts = {}
-        region = None if warm else self._start_crop_region(plane)
+        region = None
+        # A fresh network on correlated noise has a fixed budget and is never carried on (above).
+        correlated = not warm and self.config.starts_on_a_crop(plane.shape) and looks_spatially_correlated(plane)
+        if not warm and self.config.starts_on_a_crop(plane.shape) and not correlated:
+            region = most_structured_crop(plane, self.config.start_crop, multiple=self.config.shuffle_factor)
         if region is None:
             self._start(plane, plane_seed, context, warm=warm, previous_best=previous_best,
                         learning_rate=self.config.warm_learning_rate if warm else 0.0)
-            return
-        # A large plane first trains on one crop, then goes on over the whole plane from the
-        # network the crop kept, as a warm start would (the figures: docs/time-to-quality.md).
-        self._whole_plane = (plane, plane_seed, context, region)
-        self._start(plane[region], plane_seed, None if context is None else context[(slice(None), *region)],
-                    warm=False, previous_best=None, within=(plane.shape, region))
+        else:
+            # A large plane first trains on one crop, then goes on over the whole plane from the
+            # network the crop kept, as a warm start would (the figures: docs/time-to-quality.md).
+            self._whole_plane = (plane, plane_seed, context, region)
+            self._start(plane[region], plane_seed, None if context is None else context[(slice(None), *region)],
+                        warm=False, previous_best=None, within=(plane.shape, region))
+        self._plan = self._with_memory_crops(self.config.plan(plane.shape, warm, correlated_noise=correlated))
 
-    def _start_crop_region(self, plane: np.ndarray) -> Region | None:
-        """The crop a plane starts training on, or None: the whole plane from the start."""
-        side = self.config.start_crop
-        if (not side or (plane.shape[0] <= side and plane.shape[1] <= side) or self.config.training_crop
-                or not self.config.start_crop_whole_plane_steps):
-            return None
-        # A fresh network on correlated noise has a fixed budget and is never carried on (above).
-        if looks_spatially_correlated(plane):
-            return None
-        return most_structured_crop(plane, side, multiple=self.config.shuffle_factor)
+    def plane_plan(self, shape: tuple[int, int], warm: bool) -> PlanePlan:
+        """The plan of the plane as prepared: warm only when the plane before allowed it, no start crop on
+        correlated noise, and crops where a phase would not fit the memory budget."""
+        return self._plan
+
+    def start_phase(self, number: int) -> None:
+        if number != 1 or self._whole_plane is None:
+            raise ValueError(f"this plane's plan has no phase {number + 1}")
+        self._continue_on_whole_plane()
+
+    def _with_memory_crops(self, plan: PlanePlan) -> PlanePlan:
+        """``plan`` with each phase that would not fit the memory budget on the crops it will train on."""
+        if self.config.training_crop:
+            return plan
+        factor, phases = self.config.shuffle_factor, []
+        for phase in plan.phases:
+            crops = self._memory_budget_crops(phase.pixels)
+            if crops is not None:
+                side = crops[0] * factor
+                phase = Phase(f"{phase.name}, on crops for the memory budget", phase.iterations,
+                              (min(side, phase.shape[0]), min(side, phase.shape[1])))
+            phases.append(phase)
+        return PlanePlan(tuple(phases), plan.can_end_sooner)
 
     def _start(self, plane: np.ndarray, seed: int, context: np.ndarray | None, *, warm: bool,
                previous_best: dict[str, torch.Tensor] | None, learning_rate: float = 0.0,
@@ -205,7 +220,7 @@ class MPIMethod(EnsembleOutputMethod):
                 keep_with_best=self._network_state if self.config.warm_start or within else None,
                 within=None if within is None else subimage_region(within, factor))
             self._loss_weight = self.early_stopping.loss_weight()
-        layout = torch.channels_last if self.precision in self.channels_last_with else torch.contiguous_format
+        layout = self.memory_format()
         # Context planes when the settings ask for them and the image has them (a 2-D image has none).
         self._with_context = bool(self.config.context_planes) and context is not None
         if self._with_context and len(context) != 2 * self.config.context_planes:
@@ -214,10 +229,6 @@ class MPIMethod(EnsembleOutputMethod):
         # Warm start: the previous plane's network already knows the structures of this
         # stack, so this plane needs fewer steps; its noise is independent of this plane's.
         self.warm_started = warm
-        if within is not None:
-            self._budget = self.config.iterations - self.config.start_crop_whole_plane_steps
-        else:
-            self._budget = self.config.warm_iterations if warm and self.config.warm_iterations else None
         if warm and previous_best is not None:
             self.network.load_state_dict(previous_best)
         self.network = (self.network if warm else self._fresh_network(seed)).to(device, memory_format=layout)
@@ -231,8 +242,7 @@ class MPIMethod(EnsembleOutputMethod):
         self._mask_repeats = self.network.mask_channels
         # BatchNorm stays in training mode throughout, as in the authors' filling code.
         self.network.train()
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate or self.config.learning_rate,
-                                          fused=self.fused_adam or None)
+        self.optimizer = self.make_optimizer(learning_rate or self.config.learning_rate)
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)
         # Crop positions come from the CPU so that drawing them never waits for the device.
@@ -245,6 +255,17 @@ class MPIMethod(EnsembleOutputMethod):
         if self.config.training_crop == 0:
             self._fit_memory_budget()
         self.iterations_done = 0
+
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the network's weights and activations: channels-last only under bf16, where it
+        was measured to pay (docs/time-to-quality.md), so that fp32 runs repeat earlier releases bit for bit.
+        A subclass may choose another (benchmarks/step_efficiency.py measures each)."""
+        return torch.channels_last if self.precision == "bf16" else torch.contiguous_format
+
+    def make_optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
+        """The optimiser of a plane's training: Adam at ``learning_rate``. A subclass may choose another
+        implementation (benchmarks/step_efficiency.py measures torch's fused Adam)."""
+        return torch.optim.Adam(self.network.parameters(), lr=learning_rate)
 
     def _continue_on_whole_plane(self) -> None:
         """End the start crop: the whole plane from the network the crop kept at its best check."""
@@ -269,6 +290,13 @@ class MPIMethod(EnsembleOutputMethod):
 
     def _fit_memory_budget(self) -> None:
         """Train on crops and fill in tiles when the whole plane would not fit the memory budget."""
+        crops = self._memory_budget_crops(self.noisy.numel())
+        if crops is not None:
+            self._train_on_crops(crops[0], self._fill_tile or crops[0], crops[1])
+
+    def _memory_budget_crops(self, pixels: int) -> tuple[int, str] | None:
+        """(side of the crops on the network's input, why) when training on ``pixels`` values of the plane
+        would not fit the memory budget; None when it fits."""
         from napari_zsdenoise.devices import available_memory_bytes
         from napari_zsdenoise.networks.hourglass import training_bytes_per_pixel
 
@@ -278,14 +306,13 @@ class MPIMethod(EnsembleOutputMethod):
         if not budget:
             available = available_memory_bytes(self.device)
             budget = None if available is None else available // 2
-        needed = per_pixel * self.noisy.numel()
+        needed = per_pixel * pixels
         if budget is None or needed <= budget:
-            return
-        batch, multiple = self.noisy.shape[0], 2**self.config.scales
+            return None
+        batch, multiple = self.config.shuffle_factor**2, 2**self.config.scales
         side = int((budget / (per_pixel * batch)) ** 0.5) // multiple * multiple
         side = max(side, self.config.min_size // self.config.shuffle_factor)
-        self._train_on_crops(side, self._fill_tile or side, f"the whole plane would need about "
-                             f"{_megabytes(needed)}, the budget is {_megabytes(budget)}")
+        return side, f"the whole plane would need about {_megabytes(needed)}, the budget is {_megabytes(budget)}"
 
     def _train_on_crops(self, side: int, fill_tile: int, reason: str) -> None:
         """From now on train on crops of ``side`` and fill in tiles of ``fill_tile``, saying why."""
@@ -346,11 +373,7 @@ class MPIMethod(EnsembleOutputMethod):
 
         while True:
             try:
-                record = self._train_step()
-                if record.finished and self._whole_plane is not None:
-                    self._continue_on_whole_plane()
-                    return StepRecord(record.loss, False, record.scores)
-                return record
+                return self._train_step()
             except (RuntimeError, MemoryError) as error:
                 if not is_out_of_memory(error) or not self._halve_crops():
                     raise
@@ -396,10 +419,7 @@ class MPIMethod(EnsembleOutputMethod):
         self.optimizer.step()
         if self._crop_size is not None and self._fill_every and (self.iterations_done + 1) % self._fill_every == 0:
             self._fill_whole_plane()
-        record = self._finish_step(loss)
-        if self._budget is not None and self.iterations_done >= self._budget and not record.finished:
-            return StepRecord(record.loss, True, record.scores)
-        return record
+        return self._finish_step(loss)
 
     @torch.no_grad()
     def _fill_whole_plane(self) -> None:
