@@ -205,7 +205,7 @@ def test_mids_probe_needs_the_model_file_and_then_times_its_passes(mid_model_fil
 
 def test_a_start_crop_is_estimated_at_the_crops_size_then_the_whole_planes(probes):
     side = 2 * estimate.PROBE_SIZE
-    overrides = {"start_crop": side, "warm_iterations": 100}
+    overrides = {"start_crop": side, "whole_plane_iterations": 100}
     result = estimate.estimate_duration("bsn-quick", (4 * side, 2 * side), device="cpu", overrides=overrides)
     crop_step = 0.1 * side**2 / estimate.PROBE_SIZE**2
     assert result.start_crop_planes == 1 and result.start_crop_iterations == 900  # every plane (no warm start)...
@@ -240,6 +240,7 @@ def test_what_a_setting_needs_and_costs_is_declared_with_it():
 
     infos = {info.name: info for info in describe_settings(get_method_spec("bsn-balanced").default_config)}
     assert infos["patience"].applies_when == ("early_stopping",) and not infos["patience"].changes_step_cost
-    assert infos["warm_iterations"].applies_when == ("warm_start", "start_crop")
+    assert infos["warm_iterations"].applies_when == ("warm_start",)
+    assert infos["whole_plane_iterations"].applies_when == ("start_crop",)
     assert infos["width"].changes_step_cost and infos["width"].applies_when == ()
     assert not infos["patience"].applies({"early_stopping": False}) and infos["patience"].applies({"early_stopping": True})

@@ -353,10 +353,13 @@ def test_warm_start_carries_the_network_to_the_next_plane_with_its_own_budget():
     for warm in (False, True):
         run = DenoiseRun(stack, "bsn", device="cpu", seed=0, iterations=40, early_stopping=False, warm_start=warm,
                          warm_iterations=10, preview_every=0, preview_interval=0, **TINY)
-        losses = {}
+        losses, totals = {}, {}
         for event in run:
             losses.setdefault(event.plane, event.loss)
+            totals[event.plane] = event.total
         first_losses[warm] = losses
+        # The progress counts to each plane's own budget, not the first plane's.
+        assert list(totals.values()) == ([40, 10, 10] if warm else [40, 40, 40])
         planes = run.metadata["planes"]
         assert [plane["iterations_done"] for plane in planes] == ([40, 10, 10] if warm else [40, 40, 40])
         assert [plane.get("warm_started") for plane in planes] == ([False, True, True] if warm else [None] * 3)
@@ -544,15 +547,16 @@ def test_start_crop_trains_on_the_crop_then_continues_on_the_whole_plane():
 
     noisy, _ = _phantom_in_one_corner()
     run = DenoiseRun(noisy, "bsn", device="cpu", seed=0, iterations=30, early_stopping=False, start_crop=48,
-                     warm_iterations=10, warm_learning_rate=1e-4, learning_rate=3e-3, preview_every=1,
+                     whole_plane_iterations=10, warm_learning_rate=1e-4, learning_rate=3e-3, preview_every=1,
                      preview_interval=0, **TINY)
     previews = {}
     for event in run:
         previews[event.iteration] = event.preview
-        if event.iteration == 20:
+        assert event.total == 30
+        if event.iteration == 21:
             # The whole plane goes on at the plane's learning rate: the warm one is for a stack's next plane.
             assert run.method.warm_started and run.method.optimizer.param_groups[0]["lr"] == 3e-3
-        elif event.iteration < 20:
+        elif event.iteration <= 20:
             assert not run.method.warm_started
     plane = run.metadata["planes"][0]
     assert plane["iterations_done"] == 30
@@ -573,7 +577,7 @@ def test_start_crop_holds_out_the_whole_planes_pixels_and_carries_its_best_netwo
     noisy, _ = _phantom_in_one_corner()
     # Checks every 7 steps: the crop's budget of 40 ends between checks, so its best is not its last step.
     settings = {**TINY, "early_stopping": True, "validation_every": 7, "patience": 14, "iterations": 60,
-                "start_crop": 48, "warm_iterations": 20, "shuffle_factor": 2, "scales": 2}
+                "start_crop": 48, "whole_plane_iterations": 20, "shuffle_factor": 2, "scales": 2}
     method = MPIMethod(MPIConfig(**settings))
     method.setup(torch.device("cpu"), 0)
     method.prepare(noisy, 4)
@@ -583,10 +587,14 @@ def test_start_crop_holds_out_the_whole_planes_pixels_and_carries_its_best_netwo
     rows, columns = method._whole_plane[3]
     assert torch.equal(method.early_stopping.holdout,
                        reference.holdout[..., rows.start // 2: rows.stop // 2, columns.start // 2: columns.stop // 2])
+    crop_phase, _ = method.plane_plan(noisy.shape, False).phases
     states = {}
-    while method._whole_plane is not None:
-        method.step()
+    for _ in range(crop_phase.iterations):
+        finished = method.step().finished
         states[method.iterations_done] = {k: v.clone() for k, v in method.network.state_dict().items()}
+        if finished:
+            break
+    method.start_phase(1)
     best = method.start_crop_facts["start_crop_best_iteration"]
     assert best < method.start_crop_facts["start_crop_iterations"] == 40
     carried = method.network.state_dict()
@@ -598,13 +606,15 @@ def test_start_crop_is_skipped_for_small_planes_and_spatially_correlated_noise()
     from scipy import ndimage
 
     noisy, _ = _phantom_in_one_corner()
-    method = _prepared(noisy, start_crop=96, warm_iterations=10)
+    method = _prepared(noisy, start_crop=96, whole_plane_iterations=10)
     assert method._whole_plane is None and method.noisy.shape[-2:] == (96, 96)
     correlated = ndimage.uniform_filter(np.random.default_rng(0).normal(0.5, 0.1, (96, 96)), 3).astype(np.float32)
-    method = _prepared(correlated, start_crop=48, warm_iterations=10)
+    method = _prepared(correlated, start_crop=48, whole_plane_iterations=10)
     assert method._whole_plane is None and method.noisy.shape[-2:] == (96, 96)
-    method = _prepared(noisy, start_crop=48, warm_iterations=10)
+    assert [phase.name for phase in method.plane_plan(correlated.shape, False).phases] == ["whole plane"]
+    method = _prepared(noisy, start_crop=48, whole_plane_iterations=10)
     assert method._whole_plane is not None and method.noisy.shape[-2:] == (48, 48)
+    assert [phase.name for phase in method.plane_plan(noisy.shape, False).phases] == ["start crop", "whole plane"]
 
 
 def test_start_crop_leaves_the_whole_plane_at_most_half_the_budget():
@@ -613,9 +623,17 @@ def test_start_crop_leaves_the_whole_plane_at_most_half_the_budget():
     with pytest.raises(ValueError, match="at least"):
         get_method_spec("bsn").make_config(**{**TINY, "start_crop": 8})
     noisy, _ = _phantom_in_one_corner()
-    for iterations, warm_iterations, crop_steps in ((40, 10, 30), (40, 0, 20), (40, 100, 20), (1, 10, None)):
-        method = _prepared(noisy, start_crop=48, iterations=iterations, warm_iterations=warm_iterations)
-        assert method._budget == crop_steps and (method._whole_plane is None) == (crop_steps is None)
+    for iterations, whole_plane, phases in ((40, 10, [30, 10]), (40, 0, [20, 20]), (40, 100, [20, 20]), (1, 10, [1])):
+        method = _prepared(noisy, start_crop=48, iterations=iterations, whole_plane_iterations=whole_plane)
+        plan = method.plane_plan(noisy.shape, False)
+        assert [phase.iterations for phase in plan.phases] == phases
+        assert (method._whole_plane is None) == (len(phases) == 1)
+
+
+def test_warm_iterations_given_for_a_start_crop_still_set_its_whole_plane_steps_with_a_warning():
+    with pytest.warns(FutureWarning, match="whole_plane_iterations"):
+        config = MPIConfig(**{**TINY, "start_crop": 48, "warm_iterations": 10})
+    assert config.whole_plane_iterations == 10 and config.start_crop_whole_plane_steps == 10
 
 
 def test_start_crop_with_context_planes_and_a_stop_during_the_crop():
@@ -624,14 +642,14 @@ def test_start_crop_with_context_planes_and_a_stop_during_the_crop():
     noisy, _ = _phantom_in_one_corner()
     stack = np.stack([np.roll(noisy, shift, axis=1) for shift in range(3)])
     run = DenoiseRun(stack, "bsn", device="cpu", seed=0, iterations=12, early_stopping=False, start_crop=48,
-                     warm_iterations=4, context_planes=1, plane=1, preview_every=0, preview_interval=0, **TINY)
+                     whole_plane_iterations=4, context_planes=1, plane=1, preview_every=0, preview_interval=0, **TINY)
     for _ in run:
         pass
     facts = run.metadata["planes"][0]
     assert facts["context_planes"] == 1 and facts["start_crop_iterations"] == 8 and facts["iterations_done"] == 12
     assert "stopped_on_start_crop" not in facts
     run = DenoiseRun(noisy, "bsn", device="cpu", seed=0, iterations=12, early_stopping=False, start_crop=48,
-                     warm_iterations=4, preview_every=0, preview_interval=0, **TINY)
+                     whole_plane_iterations=4, preview_every=0, preview_interval=0, **TINY)
     for event in run:
         if event.iteration == 3:
             run.stop()

@@ -345,8 +345,10 @@ class DenoiseRun:
             self._warm_flags = [warm_differs and k > 0 for k in range(len(to_compute))]
         return self._warm_flags
 
-    def expected_seconds_left(self, plane_of_run: int, iteration: int, plane_elapsed: float) -> float | None:
-        """Seconds until the run ends, at ``iteration`` of the ``plane_of_run``-th plane it computes.
+    def expected_seconds_left(self, plane_of_run: int, iteration: int, plane_elapsed: float,
+                              plane_iterations: int | None = None) -> float | None:
+        """Seconds until the run ends, at ``iteration`` of the ``plane_of_run``-th plane it computes, whose
+        plan has ``plane_iterations`` (default: the settings' budget for its kind).
 
         Each plane is expected to run as many iterations as the finished planes of its kind (first, or
         warm-started from the plane before) ran on average, else its budget
@@ -366,7 +368,8 @@ class DenoiseRun:
         rate_here = plane_elapsed / iteration
         done_iterations = sum(iterations for _, iterations, _ in finished)
         rate_later = sum(seconds for _, _, seconds in finished) / done_iterations if done_iterations else rate_here
-        this_plane = max(min(expected(warm_flags[plane_of_run]), self.config.iterations) - iteration, 0.0) * rate_here
+        budget = plane_iterations or self.config.plane_budget(warm_flags[plane_of_run])
+        this_plane = max(min(expected(warm_flags[plane_of_run]), budget) - iteration, 0.0) * rate_here
         later = sum(expected(warm) for warm in warm_flags[plane_of_run + 1:]) * rate_later
         return this_plane + later
 
@@ -377,7 +380,7 @@ class DenoiseRun:
 
         from napari_zsdenoise.devices import is_out_of_memory, out_of_memory_as_error, out_of_memory_error
 
-        method, total = self.method, self.config.iterations
+        method = self.method
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         fitted = self._stack_scaling or IntensityScaling.fit(raw)
         # The fit normalises the raw plane, and its twin for the offset-free input maps back:
@@ -387,32 +390,44 @@ class DenoiseRun:
         with out_of_memory_as_error(self.device, raw.shape, advice=self.config.out_of_memory_advice):
             method.prepare(fitted.normalize(raw), self._plane_seed(index),
                            None if context is None else fitted.normalize(context))
+        position_in_run = len(self._finished_this_run)
+        plan = method.plane_plan(tuple(raw.shape), position_in_run > 0)
+        total = plan.iterations
         last_preview = plane_start = time.perf_counter()
         typical = sum(self._plane_seconds) / len(self._plane_seconds) if self._plane_seconds else None
-        iteration, loss = 0, float("nan")
-        for iteration in range(1, total + 1):
-            try:
-                with autocast:
-                    step = method.step()
-            except (RuntimeError, MemoryError) as error:
-                if not is_out_of_memory(error):
-                    raise
-                raise out_of_memory_error(self.device, raw.shape, advice=self.config.out_of_memory_advice) from None
-            now = time.perf_counter()
-            final = iteration == total or step.finished or self._stop.is_set()
-            due = final or (self.preview_every and iteration % self.preview_every == 0) or (
-                self.preview_interval and now - last_preview >= self.preview_interval
-            )
-            preview = scaling.denormalize(method.preview()) if due else None
-            if due:
-                last_preview = now
-            if loss_is_read(self.device.type, iteration, bool(due)):
-                loss = float(step.loss)
-            yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index,
-                                step.scores, now - plane_start, typical,
-                                self.expected_seconds_left(len(self._finished_this_run), iteration, now - plane_start))
-            if self._stop.is_set() or step.finished:
+        iteration, loss, step = 0, float("nan"), None
+        for number, phase in enumerate(plan.phases):
+            if self._stop.is_set():
                 break
+            if number:
+                with out_of_memory_as_error(self.device, raw.shape, advice=self.config.out_of_memory_advice):
+                    method.start_phase(number)
+            last_phase = number == len(plan.phases) - 1
+            for _ in range(phase.iterations):
+                iteration += 1
+                try:
+                    with autocast:
+                        step = method.step()
+                except (RuntimeError, MemoryError) as error:
+                    if not is_out_of_memory(error):
+                        raise
+                    raise out_of_memory_error(self.device, raw.shape,
+                                              advice=self.config.out_of_memory_advice) from None
+                now = time.perf_counter()
+                final = iteration == total or (step.finished and last_phase) or self._stop.is_set()
+                due = final or (self.preview_every and iteration % self.preview_every == 0) or (
+                    self.preview_interval and now - last_preview >= self.preview_interval
+                )
+                preview = scaling.denormalize(method.preview()) if due else None
+                if due:
+                    last_preview = now
+                if loss_is_read(self.device.type, iteration, bool(due)):
+                    loss = float(step.loss)
+                yield ProgressEvent(iteration, total, loss, preview, now - start, position, self.n_planes, index,
+                                    step.scores, now - plane_start, typical,
+                                    self.expected_seconds_left(position_in_run, iteration, now - plane_start, total))
+                if self._stop.is_set() or step.finished:
+                    break
         # The result first: forming it may run a last held-out check that the facts report.
         estimate = scaling.denormalize(method.result())
         bad = int(np.count_nonzero(~np.isfinite(estimate)))

@@ -6,9 +6,11 @@ A run calls, in this order::
     method.setup(device, seed, precision)  # once per run: weights loaded and hashed once
     for each plane:
         method.prepare(plane, plane_seed)
-        until finished, stopped or out of iterations:
-            record = method.step()       # StepRecord(loss, finished, scores)
-            method.preview()             # when a preview is due
+        plan = method.plane_plan(shape, warm)   # the plane's phases
+        for each phase (after the first: method.start_phase(number)):
+            until the phase's iterations are run, it reports finished, or the run is stopped:
+                record = method.step()   # StepRecord(loss, finished, scores)
+                method.preview()         # when a preview is due
         method.result(); method.plane_facts()
     method.run_facts()
 
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from napari_zsdenoise.settings import MethodSettings, describe_settings
+from napari_zsdenoise.settings import MethodSettings, PlanePlan, describe_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,9 +95,22 @@ class DenoisingMethod(ABC):
         must give the same result for a plane whatever came before it.
         """
 
+    def plane_plan(self, shape: tuple[int, int], warm: bool) -> PlanePlan:
+        """The schedule of the plane :meth:`prepare` has just started, which the engine runs: its phases,
+        each with its iterations. ``shape`` is the plane's, ``warm`` whether a plane of this run came before
+        it. By default the settings' plan; a method that decides more from the plane itself (a crop
+        refused on correlated noise, crops for a memory budget) reports what it decided."""
+        return self.config.plan(shape, warm)
+
+    def start_phase(self, number: int) -> None:
+        """Go on to phase ``number`` (1 for the second) of :meth:`plane_plan`, once the phase before has
+        run its iterations or reported finished. Only a method whose plans have several phases is asked."""
+        raise NotImplementedError(f"{type(self).__name__} plans a single phase per plane")
+
     @abstractmethod
     def step(self) -> StepRecord:
-        """Run one optimisation iteration on the current plane."""
+        """Run one optimisation iteration of the current phase; ``finished`` ends the phase (the plane,
+        in its last phase)."""
 
     @abstractmethod
     def preview(self) -> np.ndarray:

@@ -12,6 +12,8 @@ which lets a loader map their state dicts onto this module position by position.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,6 +133,7 @@ class SkipHourglass(nn.Module):
         return self.head(self.body(torch.cat([masked_image, mask], dim=1)))
 
 
+@functools.lru_cache(maxsize=16)
 def training_bytes_per_pixel(width: int, scales: int, image_channels: int = 1, mask_channels: int = 1) -> float:
     """Bytes a training step needs per input pixel: every layer's output at 4 bytes a value.
 

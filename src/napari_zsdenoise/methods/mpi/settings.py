@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,35 +91,36 @@ class MPIConfig(EarlyStoppingSettings):
         "A plane run alone, the first plane a continued run computes, and a plane after one with spatially "
         "correlated noise start afresh.", label="continue from the previous plane", changes_step_cost=False)
     warm_iterations: int = setting(
-        0, "With warm start, the most steps of each plane after the first (0: the same as the first); with a "
-        "start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
-        low=0, advanced=True, applies_when=("warm_start", "start_crop"), changes_step_cost=False)
+        0, "With warm start, the most steps of each plane after the first (0: the same as the first).",
+        low=0, advanced=True, applies_when="warm_start", changes_step_cost=False)
     warm_learning_rate: float = setting(
         0.0, "With warm start, Adam's step size on the planes after the first, which only adapt a trained "
         "network; 0: the same as learning_rate.", label="warm learning rate", low=0.0, high=1.0, advanced=True,
         applies_when="warm_start")
     start_crop: int = setting(
         0, "Side in pixels of the crop a larger plane starts training on (its most detailed one); the network "
-        "then goes on over the whole plane for the last warm_iterations steps of the budget (at most half of it; "
-        "0: half) at learning_rate, so a plane four times larger costs "
-        "far less than four times more. Planes with spatially correlated noise, and planes continued from the "
-        "plane before, train on the whole plane from the start. 0: off.", label="start on a crop of",
+        "then goes on over the whole plane for the last whole_plane_iterations steps of the budget at "
+        "learning_rate, so a plane four times larger costs far less than four times more. Planes with "
+        "spatially correlated noise, and planes continued from the plane before, train on the whole plane "
+        "from the start. 0: off.", label="start on a crop of",
         low=0, advanced=True, changes_step_cost=False)
+    whole_plane_iterations: int = setting(
+        0, "With a start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
+        label="steps on the whole plane", low=0, advanced=True, applies_when="start_crop", changes_step_cost=False)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
 
-    def plan(self, shape: tuple[int, int], warm: bool = False) -> PlanePlan:
+    def plan(self, shape: tuple[int, int], warm: bool = False, *, correlated_noise: bool = False) -> PlanePlan:
         """A training crop caps the pixels of every step; a warm-started plane runs its own budget on the
-        whole plane; a plane larger than the start crop trains on that crop first (unless its noise turns
-        out spatially correlated, which only the plane itself can tell), then on the whole plane."""
+        whole plane; a plane larger than the start crop trains on that crop first, then on the whole plane,
+        unless its noise is spatially correlated (``correlated_noise``, which only the plane itself tells)."""
         height, width = shape
         if self.training_crop:
             height, width = min(height, self.training_crop), min(width, self.training_crop)
-        if warm and self.warm_start and self.warm_iterations:
-            phases = (Phase("warm start", self.warm_iterations, (height, width)),)
-        elif (self.start_crop and not self.training_crop and self.start_crop_whole_plane_steps
-              and (height > self.start_crop or width > self.start_crop)):
+        if warm and self.warm_start:
+            phases = (Phase("warm start", self.warm_iterations or self.iterations, (height, width)),)
+        elif self.starts_on_a_crop((height, width)) and not correlated_noise:
             steps = self.start_crop_whole_plane_steps
             crop = (min(self.start_crop, height), min(self.start_crop, width))
             phases = (Phase("start crop", self.iterations - steps, crop), Phase("whole plane", steps, (height, width)))
@@ -126,11 +128,16 @@ class MPIConfig(EarlyStoppingSettings):
             phases = (Phase("whole plane", self.iterations, (height, width)),)
         return PlanePlan(phases, can_end_sooner=self.early_stopping)
 
+    def starts_on_a_crop(self, shape: tuple[int, int]) -> bool:
+        """Whether a fresh plane of ``shape`` with pixel-independent noise starts on the start crop."""
+        return bool(self.start_crop and not self.training_crop and self.start_crop_whole_plane_steps
+                    and (shape[0] > self.start_crop or shape[1] > self.start_crop))
+
     @property
     def start_crop_whole_plane_steps(self) -> int:
-        """Steps left to the whole plane after a start crop: warm_iterations, at most half the budget."""
+        """Steps left to the whole plane after a start crop: whole_plane_iterations, at most half the budget."""
         half = self.iterations // 2
-        return min(self.warm_iterations or half, half)
+        return min(self.whole_plane_iterations or half, half)
 
     @property
     def min_size(self) -> int:
@@ -145,6 +152,12 @@ class MPIConfig(EarlyStoppingSettings):
                 "((2**scales + 1) * shuffle_factor)", "lower scales or shuffle_factor")
 
     def check(self) -> None:
+        if self.start_crop and self.warm_iterations and not self.whole_plane_iterations:
+            # warm_iterations used to set the steps on the whole plane after a start crop too.
+            warnings.warn("warm_iterations no longer sets the steps on the whole plane after a start crop; "
+                          f"whole_plane_iterations does (set to {self.warm_iterations} from warm_iterations this "
+                          "time)", FutureWarning, stacklevel=4)
+            object.__setattr__(self, "whole_plane_iterations", self.warm_iterations)
         # Crops and tiles must hold the network's downsampling. A preset's start crop can fall below what
         # larger scales need: the message leads with the scales, as the user may never have set the crop.
         # Tiles must also be large enough not to multiply the work (MIN_TILE), whatever the scales.
@@ -205,7 +218,7 @@ PRESETS = (
             "the paper's no-pre-training control", ema_beta=0.99, iterations=1000, weights=None, early_stopping=True),
     _preset("bsn-quick", "blind-spot filling with bsn's network and a shorter patience", "bsn's quality, sooner",
             ema_beta=0.99, iterations=1000,
-            weights=None, early_stopping=True, patience=50, warm_iterations=100),
+            weights=None, early_stopping=True, patience=50, warm_iterations=100, whole_plane_iterations=100),
     # Narrower than bsn-quick and blended with the noisy image; a check without progress ends a plane
     # only once the held-out error rises at two checks in a row (a plateau does not), or after 100
     # iterations without progress, and a check whose residual anti-correlates between neighbours ends
@@ -218,7 +231,7 @@ PRESETS = (
             early_stopping=True, patience=25, rising_checks=2, plateau_patience=100,
             max_residual_anticorrelation=0.02, width=48, blend_noisy=True,
             correlated_noise_iterations=100,
-            warm_start=True, warm_iterations=100, warm_learning_rate=5e-4, start_crop=256,
+            warm_start=True, warm_iterations=100, warm_learning_rate=5e-4, start_crop=256, whole_plane_iterations=100,
             recommendation="the best quality per second of computing on this project's FMD benchmark "
                            "(docs/time-to-quality.md)"),
     # A narrow network for a short budget: an ensemble this young is still noisy, so it is blended
@@ -229,5 +242,5 @@ PRESETS = (
     _preset("bsn-fast", "blind-spot filling for a first result in about a minute",
             "a first result in about a minute", ema_beta=0.9, iterations=300, weights=None, width=32,
             blend_noisy=True, early_stopping=True, patience=100, correlated_noise_iterations=100,
-            start_crop=256, warm_iterations=100),
+            start_crop=256, whole_plane_iterations=100),
 )
