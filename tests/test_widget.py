@@ -304,6 +304,39 @@ def test_closing_the_viewer_stops_a_running_worker(make_napari_viewer_proxy, qtb
     assert run._stop.is_set()
 
 
+_CLOSE_DURING_A_SPEED_PROBE = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_zsdenoise._qt.widget import DenoiseWidget
+viewer = napari.Viewer(show=False)
+viewer.add_image(np.random.default_rng(0).random((256, 256), dtype=np.float32))
+widget = DenoiseWidget(viewer)
+viewer.window.add_dock_widget(widget)
+deadline = time.monotonic() + 60
+while widget.estimate_label.value != "estimating…" and time.monotonic() < deadline:
+    QApplication.instance().processEvents()
+    time.sleep(0.01)
+print(widget.estimate_label.value)
+viewer.close()
+"""
+
+
+def test_a_program_that_closes_the_viewer_during_a_speed_probe_ends_without_an_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # No cached speed: the dock starts a probe, which the program's end must not interrupt.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("NAPARI_ZSDENOISE_CACHE_DIR", None)
+    done = subprocess.run([sys.executable, "-c", _CLOSE_DURING_A_SPEED_PROBE], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "estimating…", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 def test_weights_choice_reaches_the_engine(viewer_and_widget, tmp_path):
     _, widget, _ = viewer_and_widget
     weights, weights_file = widget.settings["weights"], widget.form.weights_file
@@ -804,13 +837,13 @@ def test_settings_that_do_not_apply_are_greyed_but_show_their_values(viewer_and_
     _, widget, _ = viewer_and_widget
     widget.method_combo.value = "bsn-quick"
     fields = widget.settings
-    warm = fields["warm_iterations"]
+    warm, whole_plane = fields["warm_iterations"], fields["whole_plane_iterations"]
     assert not fields["warm_start"].value
     assert not warm.enabled and warm.value == 100 and warm.native.text() == "100"
     fields["start_crop"].value = 256  # the steps on the whole plane after a start crop
-    assert warm.enabled
+    assert whole_plane.enabled and not warm.enabled
     fields["start_crop"].value = 0
-    assert not warm.enabled
+    assert not whole_plane.enabled
     fields["warm_start"].value = True
     assert warm.enabled and warm.value == 100
     fields["early_stopping"].value = False

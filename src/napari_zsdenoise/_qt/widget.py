@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from qtpy.QtCore import QThreadPool
 
 from napari_zsdenoise._runtime import openmp_threads_sleep_when_idle
 
@@ -39,6 +40,9 @@ __all__ = ["REGION_CHOICES", "REGION_SHAPE", "REGION_VISIBLE", "REGION_WHOLE", "
 
 if TYPE_CHECKING:
     import napari
+
+#: How long a closing dock waits for its probe and run threads to end (milliseconds).
+SHUTDOWN_WAIT_MS = 30_000
 
 
 def _run_in_worker(controller: RunController):
@@ -117,28 +121,12 @@ class DenoiseWidget(Container):
             text="compare", enabled=False,
             tooltip="Show the newest result beside its noisy source (grid view, other layers hidden); "
                     "press again to restore the view")
-        self.extend(
-            [
-                self.layer_combo,
-                self.method_combo,
-                self.settings_box,
-                self.advanced_check,
-                self.advanced_box,
-                self.training_panel,
-                self.device_combo,
-                self.precision_combo,
-                self.normalization_combo,
-                self.camera_offset_spin,
-                self.seed_spin,
-                self.current_plane_check,
-                self.region_combo,
-                self.estimate_label,
-                Container(widgets=[self.run_button, self.stop_button, self.cancel_button], layout="horizontal", labels=False),
-                self.progress_bar,
-                self.status_label,
-                self.compare_button,
-            ]
-        )
+        buttons = Container(widgets=[self.run_button, self.stop_button, self.cancel_button], layout="horizontal",
+                            labels=False)
+        self.extend([self.layer_combo, self.method_combo, self.settings_box, self.advanced_check, self.advanced_box,
+                     self.training_panel, self.device_combo, self.precision_combo, self.normalization_combo,
+                     self.camera_offset_spin, self.seed_spin, self.current_plane_check, self.region_combo,
+                     self.estimate_label, buttons, self.progress_bar, self.status_label, self.compare_button])
         wrap_lines(self.status_label, self.estimate_label)
         # Whether the run still improves or has started to fit the noise, at a glance.
         self.convergence_plot = ConvergencePlot()
@@ -187,6 +175,9 @@ class DenoiseWidget(Container):
                 state["run"].stop()
             if state["worker"] is not None:
                 state["worker"].quit()
+            # Asked to stop, the probe and the run end within a step; waiting for them keeps their threads
+            # from running on while Python shuts down (a closed viewer often ends the program).
+            QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
         self.native.destroyed.connect(_on_destroyed)
         self.estimate_line.refresh()
