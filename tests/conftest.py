@@ -9,8 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# A run's CPU thread count follows the load of other processes, and a seeded run repeats exactly only
+# with the same count: the tests fix it, as a user does with --threads, before torch is first imported.
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                             else os.cpu_count() or 1))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -340,6 +340,7 @@ class FileRequest:
     camera_offset: float = 0.0
     seed: int = 0
     plane: int | None = None
+    threads: int = 0
 
 
 @dataclass
@@ -419,7 +420,7 @@ def _denoise_locked(job: Job, request: FileRequest, key: dict[str, Any], continu
     try:
         run = DenoiseRun(image, request.method, device=request.device, precision=request.precision,
                          normalization=request.normalization, camera_offset=request.camera_offset,
-                         seed=request.seed, plane=request.plane,
+                         seed=request.seed, plane=request.plane, threads=request.threads or None,
                          preview_every=0, preview_interval=1.0, finished_planes=finished,
                          on_plane_finished=save_plane if whole else None,
                          output=writer.output_array() if whole else None, **request.overrides)

@@ -75,6 +75,7 @@ def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = Fals
     device_group.add_argument("--precision", default="auto", choices=PRECISIONS,
                               help="auto (bfloat16 where the device computes it fast and the method allows it, else "
                                    "fp32), fp32 or bf16; default auto")
+    device_group.add_argument("--threads", type=_threads, default=0, help=THREADS_HELP)
     advanced = parser.add_argument_group("advanced", "Rarely needed.") if grouped else group
     advanced.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                           help="any setting of the chosen method by its name, e.g. --set patience=100 (repeatable)")
@@ -82,6 +83,21 @@ def _add_method_options(parser: argparse.ArgumentParser, *, grouped: bool = Fals
                                                    help=f"random seed in [0, {MAX_SEED}] (default 0); the same seed "
                                                         f"on the same device reproduces a result")
     return advanced
+
+
+THREADS_HELP = ("CPU threads; 0 (default): the cores other programs leave free, looked at again every few "
+                "seconds (a core another program keeps busy would slow every step); a number fixes them, as "
+                "OMP_NUM_THREADS does")
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: automatic), got {text!r}")
+    return value
 
 
 def _argument_parser_for(info: SettingInfo):
@@ -311,7 +327,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     for job in done:
         print(f"skipped {job.source}: {job.destination} is already denoised with these settings (same input content)",
               file=sys.stderr)
-    request = FileRequest(method, overrides, device=args.device, precision=args.precision,
+    request = FileRequest(method, overrides, device=args.device, precision=args.precision, threads=args.threads,
                           normalization=args.normalization, camera_offset=args.camera_offset, seed=args.seed,
                           plane=args.plane)
     failed: list[tuple[Path, str]] = []
@@ -482,7 +498,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit,
         crop=args.crop,
         crop_origin=args.crop_origin,
-        denoise_kwargs={"device": args.device, "precision": args.precision, "seed": args.seed, **overrides},
+        denoise_kwargs={"device": args.device, "precision": args.precision, "seed": args.seed,
+                        "threads": args.threads or None, **overrides},
         on_score=report,
         per_image_dir=args.per_image_dir,
         trace_every=args.trace_every,
@@ -498,7 +515,8 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from napari_zsdenoise.evaluation import time_iterations
 
     for size in args.size:
-        figures = time_iterations(args.method, size, iterations=args.iterations, warmup=args.warmup, device=args.device)
+        figures = time_iterations(args.method, size, iterations=args.iterations, warmup=args.warmup, device=args.device,
+                                  threads=args.threads or None)
         print(
             f"{figures['method']} {size}x{size} on {figures['device']}: {figures['ms_per_iteration']:.0f} ms per iteration "
             f"(mean of {figures['iterations']} after {args.warmup} warm-up)",
@@ -745,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--iterations", type=int, default=20, help="timed iterations (default 20)")
     speed.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
     speed.add_argument("--device", default="auto")
+    speed.add_argument("--threads", type=_threads, default=0, help=THREADS_HELP)
     speed.set_defaults(func=_cmd_speed)
 
     pretrain = commands.add_parser("pretrain", help="masked pre-training of MPI weights (Ma et al. 2024)")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_zsdenoise._runtime import large_allocations_on_the_heap
+from napari_zsdenoise._runtime import CpuThreads, large_allocations_on_the_heap
 from napari_zsdenoise._validation import check_finite, check_image_array, check_seed
 from napari_zsdenoise.methods.registry import config_parameters, get_method_spec, recommended_method
 from napari_zsdenoise.normalization import NORMALIZATIONS, IntensityScaling, stack_sample, subtract_baseline
@@ -175,6 +175,12 @@ class DenoiseRun:
         A writable float32 array of :attr:`output_shape` (a memory map, a zarr array) that
         receives each plane as it is computed and becomes :attr:`result`, so that a
         stack's result need not fit in memory. By default a new numpy array.
+    threads : int, optional
+        CPU threads of a run on the CPU. None or 0: the cores other processes leave free, looked at
+        before the first step and every few seconds while the run computes (a core another program keeps
+        busy would make every step wait for it); a number fixes them, as ``OMP_NUM_THREADS`` does. Seeded
+        runs repeat exactly with the same thread count; the counts used are in the provenance
+        (``cpu_threads``).
     **overrides
         Settings of the method's config to change, e.g. ``iterations=50``.
     """
@@ -196,6 +202,7 @@ class DenoiseRun:
         finished_planes: Mapping[tuple[int, ...], tuple[np.ndarray, dict[str, Any]]] | None = None,
         on_plane_finished: Callable[[tuple[int, ...], np.ndarray, dict[str, Any]], None] | None = None,
         output: Any = None,
+        threads: int | None = None,
         **overrides: Any,
     ) -> None:
         self.spec = get_method_spec(recommended_method() if method is None else method)
@@ -218,6 +225,11 @@ class DenoiseRun:
             raise ValueError(f"output must be a float32 array of shape {self.output_shape}; got {np.dtype(output.dtype)} "
                              f"{tuple(output.shape)}")
         self._output = output
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                    or threads < 0):
+            raise ValueError(f"threads must be a whole number >= 0 (0: chosen from the free cores); got {threads!r}")
+        self.threads = int(threads) if threads else None
+        self._cpu_threads: CpuThreads | None = None
         # Every value is checked now, so that a bad one fails before any torch work rather than
         # after the planes before it were computed; a memory-mapped or lazy (dask, zarr) stack is
         # read plane by plane for it, so it is never loaded whole.
@@ -405,6 +417,8 @@ class DenoiseRun:
             last_phase = number == len(plan.phases) - 1
             for _ in range(phase.iterations):
                 iteration += 1
+                if self._cpu_threads is not None:
+                    self._cpu_threads.look(iteration)
                 try:
                     with autocast:
                         step = method.step()
@@ -444,6 +458,8 @@ class DenoiseRun:
         return estimate, facts
 
     def __iter__(self) -> Iterator[ProgressEvent]:
+        import torch
+
         from napari_zsdenoise import __version__
 
         if self._started:
@@ -458,36 +474,42 @@ class DenoiseRun:
         output = self._output if self._output is not None else np.empty(self.output_shape, dtype=np.float32)
         plane_records = []
         not_denoised: list[list[int]] = []
-        with large_allocations_on_the_heap() if self.device.type == "cpu" else contextlib.nullcontext():
-            for position, index in enumerate(self._plane_indices):
-                # Assignment, not a view: a zarr or dask-backed output returns copies when indexed.
-                where = ... if self._single_plane or not index else index
-                if index in self._finished_planes:
-                    estimate, record = self._finished_planes[index]
+        self._cpu_threads = (CpuThreads(self.threads, torch.get_num_threads, torch.set_num_threads)
+                             if self.device.type == "cpu" else None)
+        if self._cpu_threads is not None:
+            self._cpu_threads.start()
+        try:
+            with large_allocations_on_the_heap() if self.device.type == "cpu" else contextlib.nullcontext():
+                for position, index in enumerate(self._plane_indices):
+                    # Assignment, not a view: a zarr or dask-backed output returns copies when indexed.
+                    where = ... if self._single_plane or not index else index
+                    if index in self._finished_planes:
+                        estimate, record = self._finished_planes[index]
+                        output[where] = estimate
+                        plane_records.append({**record, "resumed": True})
+                        continue
+                    raw = self._load_plane(index)
+                    if self._stop.is_set():
+                        # Planes never reached keep the input values, and the metadata says so.
+                        output[where] = subtract_baseline(raw, self.camera_offset)
+                        not_denoised.append(list(index))
+                        self.stopped_early = True
+                        continue
+                    if _is_constant(raw):
+                        # Nothing to denoise, and a network would only add its own texture to it.
+                        estimate = subtract_baseline(raw, self.camera_offset)
+                        facts = {"index": list(index), "iterations_done": 0, "constant_plane": True}
+                    else:
+                        estimate, facts = yield from self._run_plane(raw, index, position, start)
                     output[where] = estimate
-                    plane_records.append({**record, "resumed": True})
-                    continue
-                raw = self._load_plane(index)
-                if self._stop.is_set():
-                    # Planes never reached keep the input values, and the metadata says so.
-                    output[where] = subtract_baseline(raw, self.camera_offset)
-                    not_denoised.append(list(index))
-                    self.stopped_early = True
-                    continue
-                if _is_constant(raw):
-                    # Nothing to denoise, and a network would only add its own texture to it.
-                    estimate = subtract_baseline(raw, self.camera_offset)
-                    facts = {"index": list(index), "iterations_done": 0, "constant_plane": True}
-                else:
-                    estimate, facts = yield from self._run_plane(raw, index, position, start)
-                output[where] = estimate
-                plane_records.append(facts)
-                if self._stop.is_set():
-                    self.stopped_early = True
-                elif self._on_plane_finished is not None:
-                    self._on_plane_finished(index, estimate, facts)
-        import torch
-
+                    plane_records.append(facts)
+                    if self._stop.is_set():
+                        self.stopped_early = True
+                    elif self._on_plane_finished is not None:
+                        self._on_plane_finished(index, estimate, facts)
+        finally:
+            threads_used = torch.get_num_threads()
+            cpu_threads = None if self._cpu_threads is None else self._cpu_threads.finish()
         self.result = output
         self.metadata = {
             "software": "napari-zsdenoise",
@@ -501,7 +523,8 @@ class DenoiseRun:
             "camera_offset": self.camera_offset,
             "torch_version": torch.__version__,
             # Seconds on a CPU depend on how many threads torch used.
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": threads_used,
+            **({} if cpu_threads is None else {"cpu_threads": cpu_threads}),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "seconds": round(time.perf_counter() - start, 3),
             "input_shape": list(self.shape),

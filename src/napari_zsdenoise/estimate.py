@@ -154,13 +154,14 @@ def probe_key(method: str, *, device: str | None = "auto", precision: str = "aut
 def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = "auto", precision: str = "auto",
                                 overrides: dict[str, Any] | None = None, iterations: int = PROBE_ITERATIONS,
                                 warmup: int = PROBE_WARMUP, cancel: threading.Event | None = None,
-                                seed: int = 0) -> float | None:
+                                seed: int = 0, threads: int | None = None) -> float | None:
     """Wall-clock seconds per iteration of ``method`` on a random ``size`` x ``size`` plane.
 
     Runs ``warmup`` untimed iterations (allocations, kernel start-up), then ``iterations``
     timed ones, with the settings in ``overrides`` that change the work of an iteration.
     Returns None when ``cancel`` is set before the end (e.g. because a real run starts and
-    would share the device with the probe, spoiling both).
+    would share the device with the probe, spoiling both). ``threads``: CPU threads, chosen as a run
+    chooses them when None.
     """
     from napari_zsdenoise.engine import DenoiseRun
 
@@ -184,7 +185,7 @@ def probe_seconds_per_iteration(method: str, size: int, *, device: str | None = 
         settings["start_crop"] = 0
     image = np.random.default_rng(seed).uniform(0.0, 1.0, (size, size)).astype(np.float32)
     run = DenoiseRun(image, spec.name, device=device, precision=precision, seed=seed, preview_every=0,
-                     preview_interval=0, iterations=warmup + iterations, **settings)
+                     preview_interval=0, iterations=warmup + iterations, threads=threads, **settings)
     stamps = []
     for event in run:
         if cancel is not None and cancel.is_set():
