@@ -78,8 +78,9 @@ def killed_at_plane(monkeypatch, arguments, plane):
     """Run the CLI with ``arguments``; the process dies (an exception no handler keeps) when the run reaches
     ``plane``."""
     import napari_zsdenoise.cli as cli
+    import napari_zsdenoise.cli_progress as cli_progress
 
-    real_progress = cli._StderrProgress.__call__
+    real_progress = cli_progress.StderrProgress.__call__
 
     def progress(self, event):
         real_progress(self, event)
@@ -87,6 +88,6 @@ def killed_at_plane(monkeypatch, arguments, plane):
             raise SystemExit("killed")
 
     with monkeypatch.context() as patched:
-        patched.setattr(cli._StderrProgress, "__call__", progress)
+        patched.setattr(cli_progress.StderrProgress, "__call__", progress)
         with pytest.raises(SystemExit):
             cli.main(arguments)

@@ -251,7 +251,7 @@ def _another_text(spec, info):
 
 @pytest.mark.parametrize("method", method_names())
 def test_every_setting_of_every_method_is_reachable_from_the_command_line(method):
-    from napari_zsdenoise.cli import _method_overrides, build_parser
+    from napari_zsdenoise.cli import method_overrides, build_parser
     from napari_zsdenoise.methods import get_method_spec
 
     spec = get_method_spec(method)
@@ -262,7 +262,7 @@ def test_every_setting_of_every_method_is_reachable_from_the_command_line(method
         by_set = ["--set", f"{info.name}={text if text is not None else str(not info.default).lower()}"]
         for words in (by_option, by_set):
             args = build_parser().parse_args(["denoise", "in.tif", "-o", "out.tif", "--method", method, *words])
-            overrides = _method_overrides(args)
+            overrides = method_overrides(args)
             config = spec.make_config(**overrides)
             assert getattr(config, info.name) != getattr(spec.default_config, info.name), (method, words)
 
@@ -326,7 +326,7 @@ TINY_MPI = ["--method", "mpi-fast", "--width", "8", "--scales", "3", "--weights"
 
 
 def test_progress_without_a_terminal_is_plain_lines_with_a_summary_per_file(tmp_path, small_noisy, capsys, monkeypatch):
-    import napari_zsdenoise.cli as cli
+    import napari_zsdenoise.cli_progress as cli_progress
 
     source = tmp_path / "stack.tif"
     tifffile.imwrite(source, np.stack([small_noisy, small_noisy]))
@@ -342,7 +342,7 @@ def test_progress_without_a_terminal_is_plain_lines_with_a_summary_per_file(tmp_
     assert len(lines) == 3
 
     # Between finished planes, a line at most every PLAIN_PROGRESS_INTERVAL seconds of the run.
-    monkeypatch.setattr(cli, "PLAIN_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(cli_progress, "PLAIN_PROGRESS_INTERVAL", 0.0)
     assert main([*command[:3], str(tmp_path / "every.tif"), *command[4:]]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(",")[1].strip() for line in lines[:3]] == ["iteration 1/3", "iteration 2/3", "iteration 3/3"]
@@ -376,10 +376,10 @@ def _events(plane, n_planes, iterations, total):
 
 @pytest.mark.parametrize("finished", [True, False])
 def test_the_bar_of_a_file_ends_full_after_early_stops_and_partial_when_stopped(finished):
-    from napari_zsdenoise.cli import _StderrProgress
+    from napari_zsdenoise.cli import StderrProgress
 
     terminal = _FakeTerminal()
-    progress = _StderrProgress("cells.tif", quiet=False, stream=terminal)
+    progress = StderrProgress("cells.tif", quiet=False, stream=terminal)
     assert progress.on_terminal
     # Both planes are stopped early by their held-out check, after 4 and 6 of 10 iterations.
     for event in [*_events(0, 2, 4, 10), *_events(1, 2, 6, 10)]:
@@ -397,11 +397,11 @@ def test_plain_lines_say_the_time_left_the_run_expects(monkeypatch):
     import io
 
     from napari_zsdenoise import ProgressEvent
-    from napari_zsdenoise.cli import _StderrProgress
+    from napari_zsdenoise.cli import StderrProgress
 
-    monkeypatch.setattr("napari_zsdenoise.cli.PLAIN_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr("napari_zsdenoise.cli_progress.PLAIN_PROGRESS_INTERVAL", 0.0)
     log = io.StringIO()
-    progress = _StderrProgress("stack.tif", quiet=False, stream=log)
+    progress = StderrProgress("stack.tif", quiet=False, stream=log)
     # Four planes; the first stopped early after 100 iterations, in 60 s; the run expects 180 s more
     # once it has started the second, and 150 s 30 s later.
     progress(ProgressEvent(100, 1000, 0.5, None, 60.0, 0, 4, (0,), {}, 60.0, None, 1500.0))
@@ -416,12 +416,12 @@ def test_the_bar_keeps_plane_iteration_loss_and_time_left_in_80_columns(monkeypa
     import io
 
     from napari_zsdenoise import ProgressEvent
-    from napari_zsdenoise.cli import _StderrProgress
+    from napari_zsdenoise.cli import StderrProgress
 
     log = io.StringIO()
-    progress = _StderrProgress("a-long-file-name-of-a-real-experiment.tif", quiet=False, stream=log)
+    progress = StderrProgress("a-long-file-name-of-a-real-experiment.tif", quiet=False, stream=log)
     progress.on_terminal = True
-    monkeypatch.setattr("napari_zsdenoise.cli._terminal_is_sized", lambda stream: False)  # 80 columns
+    monkeypatch.setattr("napari_zsdenoise.cli_progress.terminal_is_sized", lambda stream: False)  # 80 columns
     progress(ProgressEvent(640, 1000, 0.001234, None, 3725.0, 11, 12, (11,), {}, 300.0, 310.0, 3725.0))
     progress.close(finished=False)
     line = log.getvalue().replace("\r", "\n").strip().splitlines()[-1]

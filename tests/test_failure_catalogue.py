@@ -215,18 +215,18 @@ def test_a_grey_stack_of_three_or_four_planes_is_written_grey_with_its_physical_
 
 
 def test_sigterm_during_a_stack_keeps_the_finished_planes_and_no_temporary_file(tmp_path, small_noisy, monkeypatch, capsys):
-    import napari_zsdenoise.cli as cli
+    import napari_zsdenoise.cli_progress as cli_progress
 
     source, target = tmp_path / "stack.tif", tmp_path / "out.tif"
     tifffile.imwrite(source, np.stack([small_noisy] * 3), photometric="minisblack")
-    real_progress = cli._StderrProgress.__call__
+    real_progress = cli_progress.StderrProgress.__call__
 
     def progress(self, event):
         real_progress(self, event)
         if event.plane == 1 and event.iteration == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(cli._StderrProgress, "__call__", progress)
+    monkeypatch.setattr(cli_progress.StderrProgress, "__call__", progress)
     arguments = ["denoise", str(source), "-o", str(target), "--iterations", "50", "--width", "8", "--scales", "3",
                  "--weights", "none"]
     assert main(arguments) == 130
@@ -236,7 +236,7 @@ def test_sigterm_during_a_stack_keeps_the_finished_planes_and_no_temporary_file(
     assert [plane["iterations_done"] for plane in meta["planes"]] == [50, 2]
     assert _tmp_files(tmp_path) == []
     # The same command again continues from the first unfinished plane.
-    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
+    monkeypatch.setattr(cli_progress.StderrProgress, "__call__", real_progress)
     assert main(arguments) == 0
     assert "continuing" in capsys.readouterr().err
     meta = read_tiff_metadata(target)
@@ -354,13 +354,13 @@ def test_a_plane_that_cannot_be_saved_as_it_finishes_is_written_at_the_end(tmp_p
 
 def test_ctrl_c_in_a_folder_batch_keeps_the_finished_files_and_the_same_command_continues(tmp_path, small_noisy,
                                                                                           monkeypatch, capsys):
-    import napari_zsdenoise.cli as cli
+    import napari_zsdenoise.cli_progress as cli_progress
 
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     for name in ("a", "b", "c"):
         tifffile.imwrite(folder / f"{name}.tif", small_noisy)
-    real_progress, seen = cli._StderrProgress.__call__, []
+    real_progress, seen = cli_progress.StderrProgress.__call__, []
 
     def progress(self, event):
         real_progress(self, event)
@@ -368,12 +368,12 @@ def test_ctrl_c_in_a_folder_batch_keeps_the_finished_files_and_the_same_command_
         if len({id(p) for p in seen}) == 2:  # the second file has started
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(cli._StderrProgress, "__call__", progress)
+    monkeypatch.setattr(cli_progress.StderrProgress, "__call__", progress)
     arguments = ["denoise", str(folder), "-o", str(out), *FAST]
     assert main(arguments) == 130
     assert "interrupted: 1 of 3 file(s) finished and kept" in capsys.readouterr().err
     assert not read_tiff_metadata(out / "a.tif")["stopped_early"]
-    monkeypatch.setattr(cli._StderrProgress, "__call__", real_progress)
+    monkeypatch.setattr(cli_progress.StderrProgress, "__call__", real_progress)
     assert main(_loud(arguments)) == 0
     err = capsys.readouterr().err
     assert f"skipped {folder / 'a.tif'}" in err and f"continuing {folder / 'b.tif'}" in err

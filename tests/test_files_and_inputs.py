@@ -313,10 +313,10 @@ def test_a_non_finite_result_is_refused_and_nothing_is_written(tmp_path, small_n
 # --- 5. every check before computing ----------------------------------------------------------------------
 
 def test_a_setting_is_parsed_with_the_chosen_methods_own_range(tmp_path, capsys):
-    from napari_zsdenoise.cli import _method_overrides, build_parser
+    from napari_zsdenoise.cli import method_overrides, build_parser
 
     args = build_parser().parse_args(["denoise", "in.tif", "-o", "o.tif", "--method", "mid", "--mask-ratio", "0"])
-    assert _method_overrides(args) == {"mask_ratio": 0.0}
+    assert method_overrides(args) == {"mask_ratio": 0.0}
     with pytest.raises(SystemExit):
         main(["denoise", "in.tif", "-o", "o.tif", "--method", "mpi", "--mask-ratio", "0"])
     assert "mask_ratio must be in (0, 1)" in capsys.readouterr().err

@@ -119,7 +119,8 @@ class MPIConfig(EarlyStoppingSettings):
         if self.training_crop:
             height, width = min(height, self.training_crop), min(width, self.training_crop)
         if warm and self.warm_start:
-            phases = (Phase("warm start", self.warm_iterations or self.iterations, (height, width)),)
+            phases = (Phase("warm start", min(self.warm_iterations or self.iterations, self.iterations),
+                            (height, width)),)
         elif self.starts_on_a_crop((height, width)) and not correlated_noise:
             steps = self.start_crop_whole_plane_steps
             crop = (min(self.start_crop, height), min(self.start_crop, width))
