@@ -30,6 +30,10 @@ PAPERS = (
 )
 
 
+#: Images whose seconds were taken while other work shared the CPU (the run then used one thread).
+SHARED_CPU = {("bsn-balanced", "Confocal_FISH_1"), ("bsn-balanced", "Confocal_MICE_1")}
+
+
 def _records() -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(RECORDS.glob("*.json"))]
 
@@ -45,8 +49,9 @@ def lines() -> list[str]:
            "`benchmarks/results/fmd-512-full/` (commands in the script's docstring). Images: the FMD test set",
            "(`../shared/data/fmd-test`), whole 512² planes, no crop; PSNR and SSIM against the ground truth as",
            "`zsdenoise bench` scores them (the data README's scoring, the papers' data range). Seconds: this",
-           "project's 2-core development CPU, 2 threads, one image at a time, nothing else running; the papers'",
-           "seconds are on their GPUs.", "",
+           "project's 2-core development CPU (an AMD EPYC without bf16 instructions, so the runs compute in fp32),",
+           "2 threads chosen by the run, one image at a time; the papers' seconds are on their GPUs. The first",
+           "records cover the `*_1` frames only (the tuning split); a full 48-image run belongs on a GPU.", "",
            "## The papers' rows (all 48 images, as printed)", "",
            "| method | source | PSNR / SSIM | seconds per image |", "|---|---|---|---|"]
     out += [f"| {name} | {source} | {scores} | {seconds} |" for name, source, scores, seconds in PAPERS]
@@ -62,7 +67,8 @@ def lines() -> list[str]:
         out += [f"### `{record['method']}`, {_frame(record)}", "", "| image | noisy | PSNR / SSIM | seconds |",
                 "|---|---|---|---|"]
         out += [f"| {image['name']} | {image['noisy_psnr']:.2f} | {image['psnr']:.2f} / {image['ssim']:.3f} | "
-                f"{image['seconds']:.0f} |" for image in record["images"]]
+                f"{image['seconds']:.0f}{' (CPU shared)' if (record['method'], image['name']) in SHARED_CPU else ''} |"
+                for image in record["images"]]
         out.append("")
     return out
 
