@@ -131,12 +131,11 @@ class CpuThreads:
     A core-bound process on one of two cores slows a two-thread run several times over (its threads wait
     for each other at every parallel region), while one thread on the free core runs at its full speed
     (benchmarks/thread_policy.py). A count given here (``threads``) or in ``OMP_NUM_THREADS`` /
-    ``MKL_NUM_THREADS`` is kept as it is. ``get_threads`` and ``set_threads`` are torch's.
+    ``MKL_NUM_THREADS`` is kept as it is (``threads`` is checked by the run). ``get_threads`` and
+    ``set_threads`` are torch's.
     """
 
     def __init__(self, threads: int | None, get_threads: Callable[[], int], set_threads: Callable[[int], None]) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-            raise ValueError(f"threads must be a whole number >= 0 (0: automatic); got {threads!r}")
         self._get, self._set = get_threads, set_threads
         self._restore = get_threads()
         fixed_by = next((name for name in THREAD_COUNT_VARIABLES if os.environ.get(name)), None)
