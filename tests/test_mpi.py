@@ -8,7 +8,6 @@ import torch
 
 from napari_zsdenoise.config import MPIConfig
 from napari_zsdenoise.methods._ensemble import masked_ema_update
-from napari_zsdenoise.methods._tiling import orient, unorient
 from napari_zsdenoise.methods.mpi import MPIMethod, merge_subimages, split_subimages
 from napari_zsdenoise.networks.hourglass import ReflectionPad, SkipHourglass
 
@@ -55,56 +54,6 @@ def test_pixel_shuffle_split_and_merge_are_inverse(factor):
     if factor == 2:
         torch.testing.assert_close(sub[1, 0], plane[0, 0, 0::2, 1::2])  # phase (0, 1)
     torch.testing.assert_close(merge_subimages(sub, factor), plane)
-
-
-def test_the_eight_orientations_differ_and_each_is_undone():
-    plane = torch.arange(2 * 1 * 5 * 7, dtype=torch.float32).reshape(2, 1, 5, 7)
-    turned = [orient(plane, orientation) for orientation in range(8)]
-    assert len({tuple(t.flatten().tolist()) + tuple(t.shape) for t in turned}) == 8
-    assert {tuple(t.shape[-2:]) for t in turned} == {(5, 7), (7, 5)}
-    for orientation, t in enumerate(turned):
-        torch.testing.assert_close(unorient(t, orientation), plane)
-    with pytest.raises(ValueError, match="orientation"):
-        orient(plane, 8)
-
-
-class _HiddenMarker(torch.nn.Module):
-    """Outputs the masked plane with 1 wherever the mask hides a pixel, and records the shapes it is shown."""
-
-    image_channels = mask_channels = 1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unused = torch.nn.Parameter(torch.zeros(()))
-        self.shapes: list[tuple[int, int]] = []
-
-    def forward(self, masked: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(masked.shape[-2:]))
-        return masked + (1 - keep) + 0 * self.unused
-
-
-@pytest.mark.parametrize("training_crop", [0, 33])
-def test_random_orientation_shows_the_network_turned_planes_and_turns_its_output_back(training_crop):
-    marker = _HiddenMarker()
-
-    class Marked(MPIMethod):
-        def _fresh_network(self, seed):
-            return marker
-
-    fed = []
-    image = np.random.default_rng(3).uniform(0.2, 0.6, (40, 56)).astype(np.float32)
-    method = Marked(MPIConfig(**{**TINY, "random_orientation": True, "training_crop": training_crop}))
-    method.setup(torch.device("cpu"), 7)
-    method.prepare(image, 7)
-    fold = method.fold_in
-    method.fold_in = lambda prediction, hidden, region=None: fed.append((prediction, hidden)) or fold(
-        prediction, hidden, region)
-    for _ in range(12):
-        method.step()
-    # Had the output not been turned back, the hidden pixels would receive the noisy values of other pixels.
-    assert all(torch.equal(prediction[hidden], torch.ones_like(prediction[hidden])) for prediction, hidden in fed)
-    side = training_crop or None
-    assert set(marker.shapes) == ({(40, 56), (56, 40)} if side is None else {(side, side)})
 
 
 @pytest.mark.parametrize("shape", [(33, 33), (45, 37), (64, 96)])

@@ -12,11 +12,7 @@ import torch
 
 from napari_zsdenoise.methods._ensemble import Region
 
-__all__ = ["ORIENTATIONS", "fill_tiles", "merge_subimages", "most_structured_crop", "orient", "split_subimages",
-           "subimage_region", "unorient"]
-
-# The eight flips and quarter turns of a rectangle (the dihedral group of the square).
-ORIENTATIONS = 8
+__all__ = ["fill_tiles", "merge_subimages", "most_structured_crop", "split_subimages", "subimage_region"]
 
 
 def split_subimages(plane: torch.Tensor, factor: int) -> torch.Tensor:
@@ -26,23 +22,6 @@ def split_subimages(plane: torch.Tensor, factor: int) -> torch.Tensor:
     _, channels, height, width = plane.shape
     phases = plane.reshape(channels, height // factor, factor, width // factor, factor)
     return phases.permute(2, 4, 0, 1, 3).reshape(factor * factor, channels, height // factor, width // factor)
-
-
-def orient(tensor: torch.Tensor, orientation: int) -> torch.Tensor:
-    """``tensor`` (..., H, W) turned by ``orientation % 4`` quarter turns, then mirrored left-right when
-    ``orientation >= 4``; :func:`unorient` undoes it."""
-    if not 0 <= orientation < ORIENTATIONS:
-        raise ValueError(f"orientation must be 0..{ORIENTATIONS - 1}, got {orientation}")
-    turned = torch.rot90(tensor, orientation % 4, dims=(-2, -1))
-    return turned.flip(-1) if orientation >= 4 else turned
-
-
-def unorient(tensor: torch.Tensor, orientation: int) -> torch.Tensor:
-    """Inverse of :func:`orient`."""
-    if not 0 <= orientation < ORIENTATIONS:
-        raise ValueError(f"orientation must be 0..{ORIENTATIONS - 1}, got {orientation}")
-    mirrored = tensor.flip(-1) if orientation >= 4 else tensor
-    return torch.rot90(mirrored, -(orientation % 4), dims=(-2, -1))
 
 
 def merge_subimages(subimages: torch.Tensor, factor: int) -> torch.Tensor:

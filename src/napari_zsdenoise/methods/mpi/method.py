@@ -36,13 +36,10 @@ from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_res
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane
 from napari_zsdenoise.methods._tiling import (
     fill_tiles,
-    ORIENTATIONS,
     merge_subimages,
     most_structured_crop,
-    orient,
     split_subimages,
     subimage_region,
-    unorient,
 )
 from napari_zsdenoise.methods.base import StepRecord
 from napari_zsdenoise.methods.mpi.settings import MPIConfig
@@ -54,8 +51,6 @@ from napari_zsdenoise.networks.hourglass import SkipHourglass
 
 # Offset of the crop positions' seed from the plane's seed: their own random stream.
 CROP_SEED_OFFSET = 104729
-# Offset of the orientations' seed (random_orientation): a stream apart from the masks' and crops'.
-ORIENTATION_SEED_OFFSET = 130363
 # Steps between whole-plane fills when the memory budget, not the user, chose crops.
 AUTOMATIC_FILL_EVERY = 4
 
@@ -253,8 +248,6 @@ class MPIMethod(EnsembleOutputMethod):
         # Crop positions come from the CPU so that drawing them never waits for the device.
         self._crop_generator = torch.Generator(device="cpu")
         self._crop_generator.manual_seed(seed + CROP_SEED_OFFSET)
-        self._orientation_generator = torch.Generator(device="cpu")
-        self._orientation_generator.manual_seed(seed + ORIENTATION_SEED_OFFSET)
         self._crop_size = self._training_crop_size()
         self._fill_every = self.config.fill_every
         self._fill_tile = self.config.fill_tile // factor or None
@@ -372,14 +365,7 @@ class MPIMethod(EnsembleOutputMethod):
             masked = torch.cat([network_input[:, :1] * keep, network_input[:, 1:]], dim=1)
         else:
             masked = network_input * keep
-        if not self.config.random_orientation:
-            return self.network(masked, mask_input), keep
-        # Drawn on the CPU, so that choosing never waits for the device.
-        orientation = int(torch.randint(ORIENTATIONS, (1,), generator=self._orientation_generator))
-        layout = self.memory_format()
-        output = self.network(orient(masked, orientation).contiguous(memory_format=layout),
-                              orient(mask_input, orientation).contiguous(memory_format=layout))
-        return unorient(output, orientation), keep
+        return self.network(masked, mask_input), keep
 
     def step(self) -> StepRecord:
         """One training step; when the device runs out of memory, retried on crops half as large."""

@@ -107,10 +107,6 @@ class MPIConfig(EarlyStoppingSettings):
     whole_plane_iterations: int = setting(
         0, "With a start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
         label="steps on the whole plane", low=0, advanced=True, applies_when="start_crop", changes_step_cost=False)
-    random_orientation: bool = setting(
-        False, "Show the network each step's input in one of the eight flips and quarter turns, drawn at random, "
-        "and turn its output back: the ensemble then averages predictions of eight orientations at no extra "
-        "cost per step.", label="random orientation each step", advanced=True, changes_step_cost=False)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
