@@ -13,10 +13,12 @@ Usage: python benchmarks/make_full_size_doc.py
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "fmd-512-full"
+MOSAICS = ROOT / "benchmarks" / "results" / "mosaics"
 DOC = ROOT / "docs" / "fmd-full-size.md"
 
 #: The papers' FMD rows (all 48 test images at 512², their hardware), as printed in the papers.
@@ -62,6 +64,15 @@ def lines() -> list[str]:
         out.append(f"| `{record['method']}` | {record['count']} ({_frame(record)}) | {record['mean_noisy_psnr']:.2f} | "
                    f"{record['mean_psnr']:.2f} / {record['mean_ssim']:.3f} | {record['mean_seconds']:.0f} "
                    f"({min(seconds):.0f}–{max(seconds):.0f}) |")
+    if MOSAICS.is_dir() and any(MOSAICS.glob("*.json")):
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from mosaics import table as mosaic_table
+
+        out += ["", "## Larger planes: mosaics of these images", "",
+                "`python benchmarks/mosaics.py run --out benchmarks/results/mosaics --side 2` (`--side 4`: 2048²):",
+                "2×2 (1024²) or 4×4 (2048²) whole FMD images side by side, denoised as one plane by the",
+                "preset as it ships, each part then scored alone; beside it the same images denoised alone above.", "",
+                *mosaic_table(MOSAICS, RECORDS)]
     out += ["", "## Per image", ""]
     for record in _records():
         out += [f"### `{record['method']}`, {_frame(record)}", "", "| image | noisy | PSNR / SSIM | seconds |",
