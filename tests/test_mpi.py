@@ -548,18 +548,16 @@ def test_start_crop_trains_on_the_crop_then_continues_on_the_whole_plane():
     noisy, _ = _phantom_in_one_corner()
     run = DenoiseRun(noisy, "bsn", device="cpu", seed=0, iterations=30, early_stopping=False, start_crop=48,
                      whole_plane_iterations=10, warm_learning_rate=1e-4, learning_rate=3e-3, preview_every=1,
-                     preview_interval=0, ema_beta=0.99, whole_plane_ema_beta=0.8, **TINY)
+                     preview_interval=0, **TINY)
     previews = {}
     for event in run:
         previews[event.iteration] = event.preview
         assert event.total == 30
         if event.iteration == 21:
-            # The whole plane goes on at the plane's learning rate: the warm one is for a stack's next plane;
-            # its ensemble forgets at its own rate.
+            # The whole plane goes on at the plane's learning rate: the warm one is for a stack's next plane.
             assert run.method.warm_started and run.method.optimizer.param_groups[0]["lr"] == 3e-3
-            assert run.method._ensemble.beta == 0.8
         elif event.iteration <= 20:
-            assert not run.method.warm_started and run.method._ensemble.beta == 0.99
+            assert not run.method.warm_started
     plane = run.metadata["planes"][0]
     assert plane["iterations_done"] == 30
     top, left, height, width = plane["start_crop"]

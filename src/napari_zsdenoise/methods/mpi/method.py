@@ -187,10 +187,10 @@ class MPIMethod(EnsembleOutputMethod):
 
     def _start(self, plane: np.ndarray, seed: int, context: np.ndarray | None, *, warm: bool,
                previous_best: dict[str, torch.Tensor] | None, learning_rate: float = 0.0,
-               within: tuple[tuple[int, int], Region] | None = None, ema_beta: float = 0.0) -> None:
+               within: tuple[tuple[int, int], Region] | None = None) -> None:
         """Start training on ``plane`` (the whole plane, or with ``within`` a crop of a plane of that shape),
-        from a fresh network or (``warm``) the current one at ``previous_best``; a ``learning_rate`` or
-        ``ema_beta`` of 0 is the configured one."""
+        from a fresh network or (``warm``) the current one at ``previous_best``; a ``learning_rate`` of 0
+        is the configured one."""
         device = self.device
         factor = self.config.shuffle_factor
         self._height, self._width = plane.shape
@@ -202,7 +202,7 @@ class MPIMethod(EnsembleOutputMethod):
         # validation need an ensemble of predictions only: a noisy start would match the
         # noisy values at held-out pixels by construction.
         start = "zero" if blend or validate else "noisy"
-        self._ensemble = MaskedEnsemble(self.noisy, ema_beta or self.config.ema_beta, start=start)
+        self._ensemble = MaskedEnsemble(self.noisy, self.config.ema_beta, start=start)
         self._noise_response = split_subimages(noise_response(tensor), factor) if blend else None
         self._pixel_independent_noise = not looks_spatially_correlated(plane)
         self.blend_weight = None
@@ -280,8 +280,7 @@ class MPIMethod(EnsembleOutputMethod):
         self._whole_plane = None
         # As after a plane of a stack, correlated noise starts afresh. Unlike the next plane of a stack,
         # the whole plane holds much that the crop did not show: the full learning rate, not the warm one.
-        self._start(plane, seed, context, warm=not correlated, previous_best=kept,
-                    ema_beta=self.config.whole_plane_ema_beta)
+        self._start(plane, seed, context, warm=not correlated, previous_best=kept)
 
     def _start_crop_record(self) -> dict[str, Any]:
         """Where the start crop lies ([top, left, height, width]) and the steps it has had."""

@@ -107,11 +107,6 @@ class MPIConfig(EarlyStoppingSettings):
     whole_plane_iterations: int = setting(
         0, "With a start crop, the steps on the whole plane after the crop (at most half the budget; 0: half).",
         label="steps on the whole plane", low=0, advanced=True, applies_when="start_crop", changes_step_cost=False)
-    whole_plane_ema_beta: float = setting(
-        0.0, "With a start crop, the EMA beta of the ensemble on the whole plane after the crop: its network, "
-        "moved from the crop to the whole plane, improves fast in those few steps, so an ensemble that forgets "
-        "its first predictions sooner scores higher. 0: the same as ema_beta.", label="EMA beta on the whole plane",
-        low=0.0, high=1.0, high_open=True, advanced=True, applies_when="start_crop", changes_step_cost=False)
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
