@@ -72,7 +72,11 @@ def lines() -> list[str]:
                 "`python benchmarks/mosaics.py run --out benchmarks/results/mosaics --side 2` (`--side 4`: 2048²):",
                 "2×2 (1024²) or 4×4 (2048²) whole FMD images side by side, denoised as one plane by the",
                 "preset as it ships, each part then scored alone; beside it the same images denoised alone above.", "",
-                *mosaic_table(MOSAICS, RECORDS)]
+                *mosaic_table(MOSAICS, RECORDS), "",
+                "The 1024² `bsn-balanced` run shared the CPU with a test run and a page build for about 4 of its",
+                "19 minutes, so its seconds are a little high. Alone, each image trains on a 256² start crop, a",
+                "quarter of its plane, before 100 steps on the whole plane; in the mosaic the same crop is a",
+                "sixteenth of the plane and lies in one of the four images (the run's facts above)."]
     out += ["", "## Per image", ""]
     for record in _records():
         out += [f"### `{record['method']}`, {_frame(record)}", "", "| image | noisy | PSNR / SSIM | seconds |",
