@@ -76,7 +76,11 @@ def lines() -> list[str]:
                 "The 1024² `bsn-balanced` run shared the CPU with a test run and a page build for about 4 of its",
                 "19 minutes, so its seconds are a little high. Alone, each image trains on a 256² start crop, a",
                 "quarter of its plane, before 100 steps on the whole plane; in the mosaic the same crop is a",
-                "sixteenth of the plane and lies in one of the four images (the run's facts above)."]
+                "sixteenth of the plane and lies in one of the four images (the run's facts above). A row with",
+                "`blend_noisy=false` is the same run without the blend with the noisy image: that blend's weights",
+                "are set per intensity band over the whole plane, which here mixes four images' noise levels, and",
+                "the mosaic's noise as a whole looks pixel-independent, so the widefield part (spatially correlated",
+                "noise, which alone skips the blend) is blended too."]
     out += ["", "## Per image", ""]
     for record in _records():
         out += [f"### `{record['method']}`, {_frame(record)}", "", "| image | noisy | PSNR / SSIM | seconds |",

@@ -11,7 +11,7 @@ the parts compares with the same images denoised alone (``zsdenoise bench`` reco
 FMD has twelve configurations, so a 4×4 mosaic repeats four fields; the record names every part.
 
 Usage:
-    python benchmarks/mosaics.py run --out benchmarks/results/mosaics --side 2 [--method bsn-balanced]
+    python benchmarks/mosaics.py run --out benchmarks/results/mosaics --side 2 [--method bsn-balanced] [--set blend_noisy=false]
         [--names Confocal_FISH_1 ...] [--threads 2]
     python benchmarks/mosaics.py table --out benchmarks/results/mosaics [--alone benchmarks/results/fmd-512-full]
 """
@@ -57,6 +57,14 @@ def build_mosaic(pairs_dir: Path, names: list[str], side: int) -> tuple[np.ndarr
     return noisy, clean
 
 
+def parsed_settings(method: str, items: list[str]) -> dict:
+    """``["blend_noisy=false"]`` -> ``{"blend_noisy": False}``, parsed by the method's own declarations."""
+    from napari_zsdenoise.methods import get_method_spec
+
+    infos = {info.name: info for info in get_method_spec(method).settings()}
+    return {key: infos[key].parse(value) for key, _, value in (item.partition("=") for item in items)}
+
+
 def one_mosaic(args) -> dict:
     import torch
 
@@ -68,7 +76,7 @@ def one_mosaic(args) -> dict:
     noisy, clean = build_mosaic(Path(args.pairs), names, args.side)
     started = time.perf_counter()
     run = DenoiseRun(noisy, args.method, device="cpu", seed=args.seed, threads=args.threads, preview_every=0,
-                     preview_interval=0)
+                     preview_interval=0, **parsed_settings(args.method, args.set))
     for _ in run:
         pass
     seconds = time.perf_counter() - started
@@ -80,7 +88,7 @@ def one_mosaic(args) -> dict:
         noisy_psnr, _ = score(noisy[rows, columns], clean[rows, columns])
         parts.append({"name": name, "psnr": psnr, "ssim": ssim, "noisy_psnr": noisy_psnr})
     plane = run.metadata["planes"][0]
-    return {"side": args.side, "pixels": int(noisy.size), "method": args.method, "seed": args.seed,
+    return {"side": args.side, "pixels": int(noisy.size), "method": args.method, "settings": args.set, "seed": args.seed,
             "threads": args.threads, "precision": run.metadata["precision"], "seconds": seconds,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # kilobytes on Linux
             "parts": parts, "plane": {key: value for key, value in plane.items() if not isinstance(value, (list, dict))
@@ -90,12 +98,13 @@ def one_mosaic(args) -> dict:
 def run_mosaics(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{args.method}-{args.side * PART}.json"
+    path = out / f"{args.method}{''.join('-' + item.replace('=', '-') for item in args.set)}-{args.side * PART}.json"
     if path.exists():
         print(f"{path} exists")
         return
     command = [sys.executable, __file__, "one", "--side", str(args.side), "--method", args.method, "--threads",
-               str(args.threads), "--seed", str(args.seed), "--pairs", str(args.pairs), "--names", *args.names]
+               str(args.threads), "--seed", str(args.seed), "--pairs", str(args.pairs), "--names", *args.names,
+               *[f"--set={item}" for item in args.set]]
     printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     path.write_text(json.dumps(json.loads(printed.strip().splitlines()[-1]), indent=1) + "\n")
     print(f"wrote {path}", flush=True)
@@ -125,14 +134,15 @@ def table(out: Path, alone: Path | None = None) -> list[str]:
         apart_speed = (np.mean([single[part["name"]]["seconds"] for part in known]) / (PART * PART / 1e6)
                        if known else float("nan"))
         side = record["side"] * PART
-        lines.append(f"| {side}² | `{record['method']}` | {len(record['parts'])} ({len(known)} with a 512² record) | "
+        label = " ".join([record["method"], *record.get("settings", [])])
+        lines.append(f"| {side}² | `{label}` | {len(record['parts'])} ({len(known)} with a 512² record) | "
                      f"{inside:.2f} | {apart:.2f} | {inside - apart:+.2f} | {record['seconds']:.0f} | "
                      f"{record['seconds'] / (record['pixels'] / 1e6):.0f} ({apart_speed:.0f}) | "
                      f"{record['peak_rss_bytes'] / 2**30:.2f} GiB |")
         per_part = ", ".join(f"{part['name']} {part['psnr']:.2f}"
                              + (f" ({single[part['name']]['psnr']:.2f})" if part["name"] in single else "")
                              for part in record["parts"])
-        notes.append(f"- {side}², `{record['method']}`: {per_part} dB in the mosaic (alone); the plane's run: "
+        notes.append(f"- {side}², `{label}`: {per_part} dB in the mosaic (alone); the plane's run: "
                      + ", ".join(f"{key} {_fact(record['plane'][key])}" for key in PLANE_FACTS if key in record["plane"]) + ".")
     return lines + ["", *notes]
 
@@ -146,6 +156,8 @@ def main() -> None:
         command.add_argument("--threads", type=int, default=2)
         command.add_argument("--seed", type=int, default=0)
         command.add_argument("--pairs", default=str(PAIRS))
+        command.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                             help="a setting of the preset, e.g. blend_noisy=false (repeatable)")
     table_parser = commands.choices["table"]
     table_parser.add_argument("--alone", help="folder of the 512² records (default: fmd-512-full beside --out)")
     args = parser.parse_args()
