@@ -58,11 +58,10 @@ def build_mosaic(pairs_dir: Path, names: list[str], side: int) -> tuple[np.ndarr
 
 
 def parsed_settings(method: str, items: list[str]) -> dict:
-    """``["blend_noisy=false"]`` -> ``{"blend_noisy": False}``, parsed by the method's own declarations."""
-    from napari_zsdenoise.methods import get_method_spec
+    """``["blend_noisy=false"]`` -> ``{"blend_noisy": False}``, parsed as time_to_quality.py parses its labels."""
+    from time_to_quality import parse_method
 
-    infos = {info.name: info for info in get_method_spec(method).settings()}
-    return {key: infos[key].parse(value) for key, _, value in (item.partition("=") for item in items)}
+    return parse_method(f"{method}:{','.join(items)}")[1]
 
 
 def one_mosaic(args) -> dict:
@@ -112,8 +111,8 @@ def run_mosaics(args) -> None:
 
 def alone_scores(folder: Path, method: str) -> dict[str, dict]:
     """{image: score} of the images denoised alone (``zsdenoise bench --per-image-dir`` records)."""
-    return {json.loads(p.read_text())["score"]["name"]: json.loads(p.read_text())["score"]
-            for p in sorted((folder / f"{method}-images").glob("*.json"))}
+    scores = [json.loads(path.read_text())["score"] for path in sorted((folder / f"{method}-images").glob("*.json"))]
+    return {score["name"]: score for score in scores}
 
 
 def _fact(value) -> str:
