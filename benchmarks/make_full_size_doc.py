@@ -81,6 +81,19 @@ def lines() -> list[str]:
                 "are set per intensity band over the whole plane, which here mixes four images' noise levels, and",
                 "the mosaic's noise as a whole looks pixel-independent, so the widefield part (spatially correlated",
                 "noise, which alone skips the blend) is blended too."]
+    out += ["", "## The README's times, and how they were obtained", "",
+            "- One 512² plane: the `*_1` records above (`bsn-balanced` 3–7 min, `bsn-fast` 78–145 s).",
+            "- One 2048² plane, estimated: the start crop as on a 512² plane (≈ 4 min for `bsn-balanced`, ≈ 1 min for",
+            "  `bsn-fast`) plus 100 whole-plane steps at `zsdenoise speed --method P --size 512 2048 --iterations 3",
+            "  --warmup 1 --threads 2`: 27.6 s (`bsn-balanced`) and 22.1 s (`bsn-fast`) per step (1.81 s and 1.03 s at",
+            "  512²). On this 24 GB machine `bsn-balanced`, and `bsn-fast` when less memory is free, train such a plane",
+            "  on crops of 1500–1900² chosen to fit half the free memory (`memory_budget_mb`).",
+            "- A 50-plane 512² stack, estimated from a measured 4-frame FMD stack (`python benchmarks/warm_start.py run",
+            "  --out benchmarks/results/warm-start/fmd-512-balanced-two-threads --variants bsn-balanced --names",
+            "  Confocal_FISH --crop 512 --threads 2`, in `docs/time-to-quality.md`): 314 s for the first plane, then",
+            "  138 s for each warm-started one, so 314 + 49 × 138 s ≈ 2 h; `bsn-fast` has no warm start: 50 planes ×",
+            "  ≈ 2 min.",
+            "- A GPU is far faster: the MPI paper reports 37.2 s per 512² image for its 1000-step preset on an RTX 3090."]
     out += ["", "## Per image", ""]
     for record in _records():
         out += [f"### `{record['method']}`, {_frame(record)}", "", "| image | noisy | PSNR / SSIM | seconds |",
