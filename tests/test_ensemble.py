@@ -14,6 +14,8 @@ from napari_zsdenoise.methods._ensemble import (
     masked_ema_update,
     noise_response,
     residual_correlation,
+    tile_grid,
+    tiled_blend_weights,
 )
 
 
@@ -164,3 +166,66 @@ def test_an_over_smooth_estimate_of_pixel_independent_noise_is_blended_and_gains
         return float(np.mean((image[0, 0].numpy() - clean) ** 2))
 
     assert error(blended) < 0.8 * min(error(gated), float(np.mean((noisy - clean) ** 2))), (error(blended), error(gated))
+
+
+def test_tile_grid_covers_the_plane_with_tiles_near_the_asked_side():
+    counts, tiles = tile_grid((600, 1000), 256)
+    assert counts == (2, 4)
+    covered = np.zeros((600, 1000), dtype=int)
+    for rows, columns in tiles:
+        covered[rows, columns] += 1
+        assert 200 <= rows.stop - rows.start <= 320 and 200 <= columns.stop - columns.start <= 320
+    assert (covered == 1).all()
+    assert tile_grid((300, 300), 256) == ((1, 1), [(slice(0, 300), slice(0, 300))])
+
+
+def _two_noise_levels(seed: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth plane whose left half is four times less noisy than its right half, and an estimate
+    of it with an independent error: the best blend weight is 0.5 on the left, 0.06 on the right."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:384, 0:768] / 384
+    clean = 0.4 + 0.2 * np.sin(5 * columns) * np.cos(3 * rows)
+    sigma = np.where(columns < 1.0, 0.04, 0.16)
+    return clean, clean + sigma * rng.standard_normal(clean.shape), clean + 0.04 * rng.standard_normal(clean.shape)
+
+
+def test_tiled_blend_weights_follow_a_noise_level_that_changes_across_the_plane():
+    clean, noisy, estimate = _two_noise_levels()
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    response = noise_response(as_tensor(noisy))
+    whole = blend_weights(as_tensor(noisy), as_tensor(estimate), response)[0, 0].numpy()
+    tiled = tiled_blend_weights(as_tensor(noisy), as_tensor(estimate), response, tile=128,
+                                independent_blocks=[True] * 72)[0, 0].numpy()
+    # One weight per band for the whole plane lands between the two halves' best weights.
+    assert abs(whole[:, :256].mean() - whole[:, -256:].mean()) < 0.1
+    assert tiled[:, :256].mean() == pytest.approx(0.5, abs=0.08)
+    assert tiled[:, -256:].mean() == pytest.approx(1 / 17, abs=0.05)
+
+    def error(weights: np.ndarray) -> float:
+        return float(np.mean((estimate + weights * (noisy - estimate) - clean) ** 2))
+
+    assert error(tiled) < 0.9 * error(whole)
+    # Interpolated between tiles' centres: the mean weight of a column changes in small steps, no seam.
+    assert np.abs(np.diff(tiled.mean(axis=0))).max() < 0.03
+
+
+def test_blocks_of_correlated_noise_blend_nothing_while_the_rest_of_the_plane_blends():
+    from scipy.ndimage import gaussian_filter
+
+    from napari_zsdenoise.methods._early_stopping import looks_spatially_correlated, pixel_independent_blocks
+
+    clean, noisy, estimate = _two_noise_levels(5)
+    rng = np.random.default_rng(6)
+    # Camera-like noise on the right, from a column that is no tile's edge: one 384² tile straddles both kinds.
+    noisy[:, 448:] = clean[:, 448:] + gaussian_filter(rng.normal(0.0, 0.3, (384, 320)), 0.8)
+    independent = pixel_independent_blocks(noisy)
+    assert independent == [column < 7 for _ in range(6) for column in range(12)]  # blocks of 64
+    as_tensor = lambda a: torch.from_numpy(a.astype(np.float32))[None, None]  # noqa: E731
+    weights = tiled_blend_weights(as_tensor(noisy), as_tensor(estimate), noise_response(as_tensor(noisy)), tile=384,
+                                  independent_blocks=independent)[0, 0].numpy()
+    assert weights[:, :448].mean() > 0.3
+    assert weights[:, 448:].max() == 0.0
+    # The whole plane looks pixel-independent, so one set of weights for it blends the camera part too.
+    whole = blend_weights(as_tensor(noisy), as_tensor(estimate), noise_response(as_tensor(noisy)),
+                          pixel_independent=not looks_spatially_correlated(noisy))[0, 0].numpy()
+    assert whole[:, 448:].mean() > 0.3

@@ -659,3 +659,24 @@ def test_start_crop_with_context_planes_and_a_stop_during_the_crop():
     outside = np.ones(noisy.shape, dtype=bool)
     outside[top:top + height, left:left + width] = False
     np.testing.assert_allclose(run.result[outside], noisy[outside], rtol=1e-5, atol=1e-3)
+
+
+def test_the_blend_judges_each_tile_of_a_plane_on_its_own_noise():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(12)
+    rows, columns = np.mgrid[0:96, 0:192] / 96
+    image = 0.4 + 0.2 * np.sin(4 * columns) * np.cos(3 * rows)
+    image[:, :128] += 0.05 * rng.standard_normal((96, 128))
+    # Camera-like noise on the right third, inside the second of two tiles.
+    image[:, 128:] += gaussian_filter(rng.normal(0.0, 0.2, (96, 64)), 0.8)
+    method = _prepared(image, blend_noisy=True, blend_tile=96)
+    assert method._blend_independent == [column < 2 for _ in range(2) for column in range(3)]  # blocks of 64
+    for _ in range(4):
+        method.step()
+    result = method.result()
+    ensemble = method._ensemble.mean()[0, 0].numpy()
+    # The camera-like blocks keep the ensemble; the rest is blended with the noisy plane.
+    assert np.array_equal(result[:, 128:], ensemble[:, 128:])
+    assert not np.allclose(result[:, :24], ensemble[:, :24])
+    assert method.plane_facts()["blend_weight"] > 0.0

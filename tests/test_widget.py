@@ -117,6 +117,9 @@ def _another_value(info):
     return info.default * 0.5 if info.default else 0.5
 
 
+# Setting every field one by one passes through warm_iterations with a start crop and no
+# whole_plane_iterations yet: the old meaning, which warns (that warning is tested in test_mpi.py).
+@pytest.mark.filterwarnings("ignore:warm_iterations no longer sets:FutureWarning")
 def test_every_setting_of_every_method_is_reachable_from_the_widget(viewer_and_widget, mid_model_file):
     from napari_zsdenoise.methods import get_method_spec, method_names
 

@@ -45,9 +45,11 @@ from napari_zsdenoise.run_record import (
 )
 from napari_zsdenoise.methods._ensemble import (
     MAX_RESIDUAL_CORRELATION,
+    NOISE_BLOCK,
     MaskedEnsemble,
     estimate_noise_variance,
     residual_correlation,
+    tile_grid,
 )
 
 # How many checks the residual correlation must stay high to call the noise correlated
@@ -83,6 +85,17 @@ def binning_noise_ratio(plane: np.ndarray | torch.Tensor) -> float:
 def looks_spatially_correlated(plane: np.ndarray | torch.Tensor) -> bool:
     """Whether the noise of a 2-D ``plane`` is spatially correlated (camera-like, FMD widefield)."""
     return binning_noise_ratio(plane) > MAX_PIXEL_INDEPENDENT_BINNING_RATIO
+
+
+def pixel_independent_blocks(plane: np.ndarray | torch.Tensor, factor: int = 1) -> list[bool]:
+    """Per block of :data:`NOISE_BLOCK` pixels of ``plane``'s sub-images (``factor`` a side, as the
+    shuffle splits it), :func:`tile_grid`'s order: whether its part of the plane does not look
+    spatially correlated."""
+    height, width = plane.shape[-2:]
+    _, blocks = tile_grid((-(-height // factor), -(-width // factor)), NOISE_BLOCK)
+    return [not looks_spatially_correlated(plane[..., rows.start * factor: rows.stop * factor,
+                                                 columns.start * factor: columns.stop * factor])
+            for rows, columns in blocks]
 
 
 def is_correlated_noise(correlations: list[float]) -> bool | None:

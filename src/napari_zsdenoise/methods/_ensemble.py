@@ -91,6 +91,20 @@ def blend_weight(noisy: torch.Tensor, estimate: torch.Tensor, noise_variance: fl
     return float(min(max(1.0 - noise_variance / residual, 0.0), 1.0))
 
 
+def intensity_bands(estimate: torch.Tensor, bands: int) -> torch.Tensor:
+    """Index (0 .. ``bands`` - 1) of each pixel's band among ``bands`` equally populated bands of ``estimate``."""
+    ordered = torch.sort(estimate.flatten()).values
+    positions = [round((ordered.numel() - 1) * i / bands) for i in range(1, bands)]
+    return torch.bucketize(estimate, ordered[positions].contiguous())
+
+
+def band_blend_weight(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor,
+                      members: torch.Tensor) -> float:
+    """:func:`blend_weight` of the ``members`` pixels, with the noise variance from their ``response``."""
+    variance = float((_RESPONSE_TO_SIGMA * response[members].mean()) ** 2)
+    return blend_weight(noisy[members], estimate[members], variance)
+
+
 def blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor, bands: int = 8,
                   pixel_independent: bool = False) -> torch.Tensor:
     """Per-pixel share of the noisy values, from the noise and residual of its intensity band.
@@ -105,16 +119,81 @@ def blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.T
     weights = torch.zeros_like(estimate)
     if not pixel_independent and residual_correlation(noisy, estimate) > MAX_RESIDUAL_CORRELATION:
         return weights
-    ordered = torch.sort(estimate.flatten()).values
-    positions = [round((ordered.numel() - 1) * i / bands) for i in range(1, bands)]
-    band = torch.bucketize(estimate, ordered[positions].contiguous())
+    band = intensity_bands(estimate, bands)
     for index in range(bands):
         members = band == index
-        if not bool(members.any()):
-            continue
-        variance = float((_RESPONSE_TO_SIGMA * response[members].mean()) ** 2)
-        weights[members] = blend_weight(noisy[members], estimate[members], variance)
+        if bool(members.any()):
+            weights[members] = band_blend_weight(noisy, estimate, response, members)
     return weights
+
+
+def tile_grid(shape: tuple[int, int], tile: int) -> tuple[tuple[int, int], list[Region]]:
+    """The (rows, columns) of a grid of tiles of about ``tile`` pixels a side over ``shape``, and the
+    tiles, row by row; a side shorter than one and a half tiles is one tile."""
+    counts = tuple(max(1, round(length / tile)) for length in shape)
+    edges = [[round(length * i / count) for i in range(count + 1)] for length, count in zip(shape, counts)]
+    regions = [(slice(top, bottom), slice(left, right))
+               for top, bottom in zip(edges[0], edges[0][1:]) for left, right in zip(edges[1], edges[1][1:])]
+    return counts, regions
+
+
+# A band with fewer pixels in a tile takes the band's weight over the whole plane: a
+# ratio of two means over so few pixels is too noisy to trust.
+MIN_TILE_BAND_PIXELS = 512
+# Side of the blocks whose noise is judged one by one (pixel-independent or not) for the
+# tiled blend: much smaller than a tile, so that a tile over fields of both kinds blends
+# only the right ones, and still large enough for the binning test, which told every
+# block of 48² and more of the FMD test images as it tells the whole image.
+NOISE_BLOCK = 64
+
+
+def blendable_pixels(noisy: torch.Tensor, estimate: torch.Tensor, independent_blocks: list[bool]) -> torch.Tensor:
+    """Pixels that may take some of their noisy value: all but those of the blocks (of
+    :data:`NOISE_BLOCK`, :func:`tile_grid`'s order) not known to be pixel-independent whose
+    residual is spatially correlated (see ``MAX_RESIDUAL_CORRELATION``)."""
+    _, blocks = tile_grid(tuple(estimate.shape[-2:]), NOISE_BLOCK)
+    if len(blocks) != len(independent_blocks):
+        raise ValueError(f"{len(independent_blocks)} block flags for a plane of {len(blocks)} blocks")
+    blendable = torch.ones_like(estimate, dtype=torch.bool)
+    for independent, (rows, columns) in zip(independent_blocks, blocks):
+        if not independent and residual_correlation(noisy[..., rows, columns],
+                                                    estimate[..., rows, columns]) > MAX_RESIDUAL_CORRELATION:
+            blendable[..., rows, columns] = False
+    return blendable
+
+
+def tiled_blend_weights(noisy: torch.Tensor, estimate: torch.Tensor, response: torch.Tensor, tile: int,
+                        independent_blocks: list[bool], bands: int = 8) -> torch.Tensor:
+    """:func:`blend_weights` estimated tile by tile and interpolated between the tiles' centres.
+
+    The weight of a band depends on the noise and on how good the ensemble is, and both change
+    across a large plane (illumination, structure, parts trained longer than others, fields of
+    different noise side by side), which one weight per band for the whole plane averages away.
+    The bands are the whole plane's, so that the weights of neighbouring tiles describe the same
+    intensities and can be interpolated (bilinearly, no seams). Spatially correlated noise is
+    judged per block (``independent_blocks``, see :func:`blendable_pixels`): its pixels blend
+    nothing and take no part in the tiles' weights.
+    """
+    counts, regions = tile_grid(tuple(estimate.shape[-2:]), tile)
+    blendable = blendable_pixels(noisy, estimate, independent_blocks)
+    band = intensity_bands(estimate, bands)
+    plane_weights = []
+    for index in range(bands):
+        members = (band == index) & blendable
+        plane_weights.append(band_blend_weight(noisy, estimate, response, members) if bool(members.any()) else 0.0)
+    grid = torch.zeros(bands, len(regions), dtype=torch.float32)
+    for number, (rows, columns) in enumerate(regions):
+        part = (noisy[..., rows, columns], estimate[..., rows, columns], response[..., rows, columns])
+        tile_band, tile_blendable = band[..., rows, columns], blendable[..., rows, columns]
+        for index in range(bands):
+            members = (tile_band == index) & tile_blendable
+            grid[index, number] = (band_blend_weight(*part, members) if int(members.sum()) >= MIN_TILE_BAND_PIXELS
+                                   else plane_weights[index])
+    maps = F.interpolate(grid.reshape(1, bands, *counts), size=tuple(estimate.shape[-2:]), mode="bilinear",
+                         align_corners=False)[0].to(device=estimate.device, dtype=estimate.dtype)
+    leading = band.reshape(-1, *band.shape[-2:])
+    weights = maps.expand(leading.shape[0], *maps.shape).gather(1, leading[:, None]).reshape(estimate.shape)
+    return torch.where(blendable, weights, torch.zeros_like(weights))
 
 
 class MaskedEnsemble:
@@ -165,13 +244,18 @@ class MaskedEnsemble:
         return torch.where(seen, self.average / torch.where(seen, self.weight, torch.ones_like(self.weight)), self.noisy)
 
     def blended(self, response: torch.Tensor, estimate: torch.Tensor | None = None, *,
-                pixel_independent: bool = False) -> tuple[torch.Tensor, float]:
-        """The estimate combined with the noisy plane by :func:`blend_weights`, and the mean weight.
+                pixel_independent: bool | list[bool] = False, tile: int = 0) -> tuple[torch.Tensor, float]:
+        """The estimate combined with the noisy plane, and the mean weight.
 
         ``response`` is :func:`noise_response` of the noisy plane; ``estimate`` defaults
-        to :meth:`mean` (pass an earlier snapshot of it to blend that instead);
-        ``pixel_independent``: see :func:`blend_weights`.
+        to :meth:`mean` (pass an earlier snapshot of it to blend that instead). ``tile`` 0:
+        one set of weights for the whole plane (:func:`blend_weights`; ``pixel_independent``
+        a flag for the plane); otherwise :func:`tiled_blend_weights` (``pixel_independent``
+        a flag per block of :data:`NOISE_BLOCK`).
         """
         estimate = self.mean() if estimate is None else estimate
-        weights = blend_weights(self.noisy, estimate, response, pixel_independent=pixel_independent)
+        if tile:
+            weights = tiled_blend_weights(self.noisy, estimate, response, tile, list(pixel_independent))
+        else:
+            weights = blend_weights(self.noisy, estimate, response, pixel_independent=bool(pixel_independent))
         return estimate + weights * (self.noisy - estimate), float(weights.mean())

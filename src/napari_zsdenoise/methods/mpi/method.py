@@ -30,6 +30,7 @@ from napari_zsdenoise.methods._early_stopping import (
     EnsembleOutputMethod,
     HoldoutEarlyStopping,
     looks_spatially_correlated,
+    pixel_independent_blocks,
     make_stopping_rule,
 )
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_response
@@ -205,6 +206,10 @@ class MPIMethod(EnsembleOutputMethod):
         self._ensemble = MaskedEnsemble(self.noisy, self.config.ema_beta, start=start)
         self._noise_response = split_subimages(noise_response(tensor), factor) if blend else None
         self._pixel_independent_noise = not looks_spatially_correlated(plane)
+        # Blended tile by tile, the noise judged block by block: a plane can hold fields of both kinds.
+        self._blend_independent: bool | list[bool] = (
+            pixel_independent_blocks(plane, factor) if blend and self.config.blend_tile
+            else self._pixel_independent_noise)
         self.blend_weight = None
         self.early_stopping = None
         self._loss_weight: torch.Tensor | None = None
@@ -439,7 +444,8 @@ class MPIMethod(EnsembleOutputMethod):
     def _to_plane(self, estimate: torch.Tensor) -> np.ndarray:
         if self._noise_response is not None:
             estimate, self.blend_weight = self._ensemble.blended(self._noise_response, estimate,
-                                                                 pixel_independent=self._pixel_independent_noise)
+                                                                 pixel_independent=self._blend_independent,
+                                                                 tile=self.config.blend_tile)
         return tensor_to_plane(merge_subimages(estimate, self.config.shuffle_factor), self._height, self._width)
 
     def preview(self) -> np.ndarray:

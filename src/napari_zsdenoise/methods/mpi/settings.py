@@ -110,6 +110,11 @@ class MPIConfig(EarlyStoppingSettings):
     blend_noisy: bool = setting(
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
+    blend_tile: int = setting(
+        0, "Estimate the blend's weights per tile of about this many pixels a side, interpolated between "
+        "tiles, so that noise and quality that change across a large plane get their own weights; a plane "
+        "under one and a half tiles a side keeps one set of weights. 0: one set for the whole plane.",
+        label="blend weights per tile of", low=0, advanced=True, applies_when="blend_noisy", changes_step_cost=False)
 
     def plan(self, shape: tuple[int, int], warm: bool = False, *, correlated_noise: bool = False) -> PlanePlan:
         """A training crop caps the pixels of every step; a warm-started plane runs its own budget on the
