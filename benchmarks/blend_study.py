@@ -123,24 +123,36 @@ def score_rules(args) -> None:
     print(f"wrote {record}")
 
 
+def rule_label(rule: str) -> str:
+    if rule.startswith("tiles-"):
+        return f"tiles of {rule.split('-')[1]}"
+    return {"none": "no blend", "plane": "whole plane (before)"}[rule]
+
+
 def table(out: Path) -> list[str]:
+    """Per preset: mean PSNR of each group of 512² images (alone: every image and the mosaics' parts; in the
+    mosaics) under each rule."""
     lines = []
     for path in sorted(out.glob("*.json")):
-        record = json.loads(path.read_text())
-        rows = record["rows"]
+        rows = json.loads(path.read_text())["rows"]
         rules = list(dict.fromkeys(row["rule"] for row in rows))
-        groups = {}
-        for row in rows:
-            plane = f"{row['side'] * PART}²"
-            frame = "mosaic" if row["side"] > 1 else "alone"
-            groups.setdefault((plane, frame, "*_" + row["name"].rsplit("_", 1)[1]), []).append(row)
-        lines += [f"`{record['method']}`, mean PSNR (dB) of the 512² parts by blend rule:", "",
-                  "| plane | frames | parts | " + " | ".join(f"`{rule}`" for rule in rules) + " |",
-                  "|---|---|---|" + "---|" * len(rules)]
-        for (plane, frame, frames), members in sorted(groups.items()):
-            means = [np.mean([row["psnr"] for row in members if row["rule"] == rule]) for rule in rules]
-            count = len(members) // len(rules)
-            lines.append(f"| {plane} ({frame}) | {frames} | {count} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+        psnr = {(row["side"], row["name"], row["rule"]): row["psnr"] for row in rows}
+        weight = {(row["side"], row["name"], row["rule"]): row["mean_weight"] for row in rows}
+        lines += [f"`{path.stem}`, mean PSNR (dB) of 512² images by blend rule (mean blend weight of the planes):", "",
+                  "| images | count | " + " | ".join(rule_label(rule) for rule in rules) + " |",
+                  "|---|---|" + "---|" * len(rules)]
+        for frame in sorted({row["name"].rsplit("_", 1)[1] for row in rows}):
+            alone = sorted({name for side, name, _ in psnr if side == 1 and name.endswith("_" + frame)})
+            parts = sorted({name for side, name, _ in psnr if side > 1 and name.endswith("_" + frame)})
+            groups = [(f"`*_{frame}` alone", 1, alone), (f"the mosaics' `*_{frame}` parts, alone", 1,
+                                                         [name for name in parts if name in alone]),
+                      (f"the same parts in 1024² mosaics", 2, parts)]
+            for label, side, names in groups:
+                if not names:
+                    continue
+                cells = [f"{np.mean([psnr[side, name, rule] for name in names]):.2f} "
+                         f"({np.mean([weight[side, name, rule] for name in names]):.2f})" for rule in rules]
+                lines.append(f"| {label} | {len(names)} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 

@@ -111,7 +111,7 @@ class MPIConfig(EarlyStoppingSettings):
         False, "Combine the ensemble with the noisy image by an estimated weight (skipped for spatially "
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
     blend_tile: int = setting(
-        0, "Estimate the blend's weights per tile of about this many pixels a side, interpolated between "
+        256, "Estimate the blend's weights per tile of about this many pixels a side, interpolated between "
         "tiles, so that noise and quality that change across a large plane get their own weights; a plane "
         "under one and a half tiles a side keeps one set of weights. 0: one set for the whole plane.",
         label="blend weights per tile of", low=0, advanced=True, applies_when="blend_noisy", changes_step_cost=False)
