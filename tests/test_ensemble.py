@@ -229,3 +229,13 @@ def test_blocks_of_correlated_noise_blend_nothing_while_the_rest_of_the_plane_bl
     whole = blend_weights(as_tensor(noisy), as_tensor(estimate), noise_response(as_tensor(noisy)),
                           pixel_independent=not looks_spatially_correlated(noisy))[0, 0].numpy()
     assert whole[:, 448:].mean() > 0.3
+
+
+def test_a_blend_tile_holds_a_noise_block_at_least():
+    from napari_zsdenoise.methods._ensemble import NOISE_BLOCK
+    from napari_zsdenoise.methods.mpi.settings import MIN_BLEND_TILE, MPIConfig
+
+    assert MIN_BLEND_TILE == NOISE_BLOCK
+    with pytest.raises(ValueError, match="blend_tile must be 0 .* or at least 64 pixels; got 16"):
+        MPIConfig(blend_tile=16)
+    assert MPIConfig(blend_tile=0).blend_tile == 0

@@ -30,8 +30,8 @@ from napari_zsdenoise.methods._early_stopping import (
     EnsembleOutputMethod,
     HoldoutEarlyStopping,
     looks_spatially_correlated,
-    pixel_independent_blocks,
     make_stopping_rule,
+    pixel_independent_blocks,
 )
 from napari_zsdenoise.methods._ensemble import MaskedEnsemble, Region, noise_response
 from napari_zsdenoise.methods._planes import plane_to_tensor, tensor_to_plane

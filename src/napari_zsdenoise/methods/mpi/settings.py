@@ -16,6 +16,8 @@ from napari_zsdenoise.methods._shared_settings import (
 from napari_zsdenoise.methods.base import MethodSpec
 from napari_zsdenoise.settings import Phase, PlanePlan, setting
 
+# The blend judges the noise in blocks of this side (methods/_ensemble.py, NOISE_BLOCK): a tile holds one at least.
+MIN_BLEND_TILE = 64
 CITATION = ("Ma, Wei, Jin, Ling, Liu, Wang, Dai, Chen: Masked Pre-training Enables Universal Zero-shot "
             "Denoiser. NeurIPS 2024 (Algorithm 1, Eq. 8)")
 
@@ -112,8 +114,9 @@ class MPIConfig(EarlyStoppingSettings):
         "correlated noise).", label="blend with the noisy image", advanced=True, changes_step_cost=False)
     blend_tile: int = setting(
         256, "Estimate the blend's weights per tile of about this many pixels a side, interpolated between "
-        "tiles, so that noise and quality that change across a large plane get their own weights; a plane "
-        "under one and a half tiles a side keeps one set of weights. 0: one set for the whole plane.",
+        "tiles, so that noise and quality that change across a large plane get their own weights (a side under "
+        "one and a half tiles is one tile), and judge spatially correlated noise per 64² block. 0: one set of "
+        "weights for the whole plane, the noise judged on the whole plane.",
         label="blend weights per tile of", low=0, advanced=True, applies_when="blend_noisy", changes_step_cost=False)
 
     def plan(self, shape: tuple[int, int], warm: bool = False, *, correlated_noise: bool = False) -> PlanePlan:
@@ -175,6 +178,7 @@ class MPIConfig(EarlyStoppingSettings):
                 raise ValueError(f"{needs} {what} of at least {self.min_size} pixels {formula}, but {name} is {value}: "
                                  f"{lower}, or set {name} to 0 ({zero_means}) or at least {self.min_size}")
         zero_or_at_least("fill_tile", self.fill_tile, MIN_TILE, "the whole plane")
+        zero_or_at_least("blend_tile", self.blend_tile, MIN_BLEND_TILE, "one set of weights for the whole plane")
 
     @property
     def out_of_memory_advice(self) -> str:
